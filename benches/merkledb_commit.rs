@@ -1,0 +1,107 @@
+//! Guards the write path: committing random 32-byte keys with 32-byte values in batches of 10k
+//! (issue #2 targets ≥ 500k keys/s into RocksDB on a 2-core machine).
+//!
+//! Baselines measured in the same run:
+//! * `rocksdb_values_only`: the same key-values written as raw RocksDB batches through our store
+//!   (no trie, no history): the floor our commit path stands on.
+//! * `memory_store`: the full commit path on the in-memory store (CPU cost of trie + hashing).
+//!
+//! Run: `cargo bench --profile release --bench merkledb_commit`
+//! (`ARBOR_BENCH_KEYS` overrides the default 1,000,000 keys.)
+
+#![expect(
+    missing_docs,
+    reason = "criterion's macros generate undocumented items"
+)]
+
+use std::time::{Duration, Instant};
+
+use arbor_merkledb::{
+    Config, Db,
+    store::{Batch, Durability, RocksConfig, RocksStore, Space, Store},
+    test_utils::SeededRng,
+};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const BATCH: usize = 10_000;
+
+fn keys() -> usize {
+    std::env::var("ARBOR_BENCH_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn data(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut rng = SeededRng::new(42);
+    (0..n).map(|_| (rng.bytes(32), rng.bytes(32))).collect()
+}
+
+fn commit_all(db: &Db, kvs: &[(Vec<u8>, Vec<u8>)]) {
+    for chunk in kvs.chunks(BATCH) {
+        let ops = chunk.iter().map(|(k, v)| (k.clone(), Some(v.clone())));
+        db.propose(ops).expect("propose").commit().expect("commit");
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let n = keys();
+    let kvs = data(n);
+    let mut group = c.benchmark_group("commit_random_kvs");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(30))
+        .throughput(Throughput::Elements(n as u64));
+
+    group.bench_function("rocksdb_merkledb", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let db = Db::open(dir.path(), Config::default()).expect("open");
+                let start = Instant::now();
+                commit_all(&db, &kvs);
+                db.close().expect("close");
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+
+    group.bench_function("rocksdb_values_only", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
+                let start = Instant::now();
+                for chunk in kvs.chunks(BATCH) {
+                    let mut batch = Batch::default();
+                    for (k, v) in chunk {
+                        batch.put(Space::Values, k.clone(), v.clone());
+                    }
+                    store.write(batch, Durability::Process).expect("write");
+                }
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+
+    group.bench_function("memory_store", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let db = Db::open_memory(Config::default()).expect("open");
+                let start = Instant::now();
+                commit_all(&db, &kvs);
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

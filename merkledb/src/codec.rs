@@ -1,0 +1,208 @@
+//! The storage codec of AvalancheGo's merkledb (`codec.go`), used for nodes on disk.
+//!
+//! ```text
+//! node  := maybe_bytes(value) ‖ uvarint(n children ≤ 256) ‖ child*      (strictly increasing index)
+//! child := uvarint(index ≤ 255) ‖ key(compressed) ‖ id (32 bytes) ‖ bool(has_value)
+//! key   := uvarint(bit length) ‖ ceil(bits / 8) bytes, padding bits zero
+//! maybe_bytes := 0x00 | 0x01 ‖ uvarint(len) ‖ bytes
+//! ```
+//!
+//! Decoding is canonical: non-minimal varints, non-zero key padding, bools other than 0/1,
+//! unsorted or duplicate children, truncation and trailing bytes are all errors. No length read
+//! from the input is used to allocate before the bytes it announces are known to be present.
+//!
+//! We store a node's value *digest* in the `value` slot (the value itself lives in the values
+//! column); the codec does not care which bytes it carries.
+
+use thiserror::Error;
+
+use crate::{
+    hash::{Hash, put_uvarint},
+    key::Key,
+    node::Child,
+};
+
+/// Why bytes failed to decode.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The input ended early.
+    #[error("unexpected end of input")]
+    UnexpectedEof,
+    /// A varint had a redundant trailing zero group.
+    #[error("varint with leading zeroes")]
+    LeadingZeroes,
+    /// A varint overflowed 64 bits.
+    #[error("varint overflows 64 bits")]
+    VarintOverflow,
+    /// Bytes remained after the value.
+    #[error("{0} trailing bytes")]
+    ExtraSpace(usize),
+    /// A boolean byte other than 0 or 1.
+    #[error("invalid bool byte {0:#04x}")]
+    InvalidBool(u8),
+    /// More than 256 children.
+    #[error("too many children: {0}")]
+    TooManyChildren(u64),
+    /// A child index above 255, or not above the previous one.
+    #[error("child index {0} too large or out of order")]
+    ChildIndex(u64),
+    /// A key whose padding bits are not zero.
+    #[error("non-zero key padding")]
+    NonZeroKeyPadding,
+}
+
+/// A decoding cursor over untrusted bytes.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    pub(crate) fn finish(&self) -> Result<(), CodecError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(CodecError::ExtraSpace(self.bytes.len()))
+        }
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, CodecError> {
+        let (&b, rest) = self.bytes.split_first().ok_or(CodecError::UnexpectedEof)?;
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if self.bytes.len() < n {
+            return Err(CodecError::UnexpectedEof);
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    pub(crate) fn uvarint(&mut self) -> Result<u64, CodecError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            if i == 9 && b > 1 {
+                return Err(CodecError::VarintOverflow);
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                if i > 0 && b == 0 {
+                    return Err(CodecError::LeadingZeroes);
+                }
+                return Ok(value);
+            }
+        }
+        Err(CodecError::VarintOverflow)
+    }
+
+    fn bool(&mut self) -> Result<bool, CodecError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(CodecError::InvalidBool(b)),
+        }
+    }
+
+    pub(crate) fn key(&mut self) -> Result<Key, CodecError> {
+        let bits = self.uvarint()?;
+        // The byte count is checked against the remaining input before anything is allocated.
+        let byte_len = usize::try_from(bits.div_ceil(8)).map_err(|_| CodecError::UnexpectedEof)?;
+        let bytes = self.take(byte_len)?;
+        let bits = bits as usize;
+        let rem = bits % 8;
+        if rem != 0 && bytes[byte_len - 1] & (0xff >> rem) != 0 {
+            return Err(CodecError::NonZeroKeyPadding);
+        }
+        Key::from_bits(bytes, bits).ok_or(CodecError::UnexpectedEof)
+    }
+
+    fn maybe_bytes(&mut self) -> Result<Option<&'a [u8]>, CodecError> {
+        if !self.bool()? {
+            return Ok(None);
+        }
+        let len = self.uvarint()?;
+        let len = usize::try_from(len).map_err(|_| CodecError::UnexpectedEof)?;
+        Ok(Some(self.take(len)?))
+    }
+}
+
+/// Appends the encoding of `key`.
+pub fn encode_key(out: &mut Vec<u8>, key: &Key) {
+    put_uvarint(out, key.bit_len() as u64);
+    out.extend_from_slice(key.as_bytes());
+}
+
+/// Decodes a whole buffer holding one key.
+pub fn decode_key(bytes: &[u8]) -> Result<Key, CodecError> {
+    let mut r = Reader::new(bytes);
+    let key = r.key()?;
+    r.finish()?;
+    Ok(key)
+}
+
+/// Encodes a node as AvalancheGo's `encodeDBNode`.
+pub fn encode_node(value: Option<&[u8]>, children: &[(u8, Child)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + value.map_or(0, <[u8]>::len) + children.len() * 40);
+    match value {
+        Some(v) => {
+            out.push(1);
+            put_uvarint(&mut out, v.len() as u64);
+            out.extend_from_slice(v);
+        }
+        None => out.push(0),
+    }
+    put_uvarint(&mut out, children.len() as u64);
+    for (index, child) in children {
+        put_uvarint(&mut out, u64::from(*index));
+        encode_key(&mut out, &child.compressed);
+        out.extend_from_slice(child.id.as_bytes());
+        out.push(u8::from(child.has_value));
+    }
+    out
+}
+
+/// A decoded node: its value slot and children.
+pub type DecodedNode = (Option<Vec<u8>>, Vec<(u8, Child)>);
+
+/// Decodes AvalancheGo's `decodeDBNode`, canonically.
+pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
+    let mut r = Reader::new(bytes);
+    let value = r.maybe_bytes()?.map(<[u8]>::to_vec);
+    let count = r.uvarint()?;
+    if count > 256 {
+        return Err(CodecError::TooManyChildren(count));
+    }
+    let mut children = Vec::with_capacity(count as usize);
+    let mut previous: Option<u64> = None;
+    for _ in 0..count {
+        let index = r.uvarint()?;
+        if index > 255 || previous.is_some_and(|p| index <= p) {
+            return Err(CodecError::ChildIndex(index));
+        }
+        previous = Some(index);
+        let compressed = r.key()?;
+        let id = Hash::from_slice(r.take(32)?).ok_or(CodecError::UnexpectedEof)?;
+        let has_value = r.bool()?;
+        children.push((
+            index as u8,
+            Child {
+                compressed,
+                id,
+                has_value,
+            },
+        ));
+    }
+    r.finish()?;
+    Ok((value, children))
+}
+
+#[cfg(test)]
+mod tests;

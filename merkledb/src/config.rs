@@ -1,0 +1,60 @@
+//! Database configuration.
+
+use crate::{key::BranchFactor, store::RocksConfig};
+
+/// How a [`Db`](crate::Db) is set up. Build with [`Config::default`] and the `with_*` methods.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The trie's branch factor. Fixed at creation; reopening with another one is an error.
+    pub branch_factor: BranchFactor,
+    /// How many commits of history to keep (each lets proofs be served at one older root).
+    pub history_len: usize,
+    /// Bound on the clean-node cache, in nodes.
+    pub node_cache_nodes: usize,
+    /// Changed inner nodes kept in memory before they are written to the nodes space.
+    pub dirty_node_budget: usize,
+    /// RocksDB tuning (ignored by the in-memory store).
+    pub rocks: RocksConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            branch_factor: BranchFactor::Sixteen,
+            history_len: 128,
+            node_cache_nodes: 400_000,
+            dirty_node_budget: 400_000,
+            rocks: RocksConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Sets the branch factor.
+    #[must_use]
+    pub fn with_branch_factor(mut self, branch_factor: BranchFactor) -> Self {
+        self.branch_factor = branch_factor;
+        self
+    }
+
+    /// Sets how many commits of history are kept.
+    #[must_use]
+    pub fn with_history_len(mut self, history_len: usize) -> Self {
+        self.history_len = history_len;
+        self
+    }
+
+    /// Sets the clean-node cache bound.
+    #[must_use]
+    pub fn with_node_cache_nodes(mut self, nodes: usize) -> Self {
+        self.node_cache_nodes = nodes;
+        self
+    }
+
+    /// Sets the dirty-node budget.
+    #[must_use]
+    pub fn with_dirty_node_budget(mut self, nodes: usize) -> Self {
+        self.dirty_node_budget = nodes;
+        self
+    }
+}

@@ -1,0 +1,494 @@
+//! The database: committed state, commit protocol, write-back of inner nodes, recovery.
+//!
+//! # Commit protocol
+//!
+//! A commit is **one** atomic store batch holding: the value puts and deletes, the new [`Head`]
+//! (sequence number, key count, root) and the commit's history records. Inner nodes are *not* in
+//! it: they are derived data, kept in an in-memory dirty map and written to the nodes space
+//! lazily (when the map exceeds its budget, and on close).
+//!
+//! # Invariants
+//!
+//! * The values space and the head always describe the same committed state (one batch writes
+//!   both).
+//! * When the `clean` marker is `1`, the nodes space holds exactly the inner nodes (nodes with
+//!   children) of the trie of the values space, and nothing else. Leaves are never stored as
+//!   nodes: a leaf is its value record.
+//! * While a database is open the marker is `0`. Opening a database whose marker is not `1`
+//!   (a crash) discards the nodes space and rebuilds it from the values, then checks that the
+//!   rebuilt root equals the head's root.
+//!
+//! So a process killed at any moment reopens at the state of the last completed commit batch,
+//! never a mix, with no manual repair.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    path::Path,
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use crate::{
+    codec::decode_node,
+    config::Config,
+    error::{CorruptionError, Error, Result, StoreError},
+    hash::{Hash, ValueDigest},
+    key::{BranchFactor, Key},
+    layout::{HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, node_storage_key},
+    node::{Node, SubRoot},
+    store::{Batch, Durability, MemoryStore, RocksStore, ScanIter, Space, Store},
+    trie::{Applied, Change, NodeSource, apply},
+};
+
+/// One retained commit: its sequence number and the roots before and after it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HistoryEntry {
+    pub seq: u64,
+    pub before: Hash,
+    pub after: Hash,
+}
+
+/// The mutable state, behind the database lock.
+pub(crate) struct State {
+    /// The committed head.
+    pub head: Head,
+    /// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the
+    /// stored record. Consulted before the cache and the store.
+    pub dirty: HashMap<Key, Option<Arc<Node>>>,
+    /// Retained commits, oldest first.
+    pub history: VecDeque<HistoryEntry>,
+    /// Set by `close`.
+    pub closed: bool,
+}
+
+/// Shared internals of a [`Db`].
+pub(crate) struct DbInner {
+    pub store: Box<dyn Store>,
+    pub config: Config,
+    pub state: RwLock<State>,
+    /// Clean nodes read from the store, bounded by `config.node_cache_nodes`.
+    pub cache: quick_cache::sync::Cache<Key, Arc<Node>>,
+}
+
+/// A Merkle key-value database. Cheap to clone (a handle).
+///
+/// ```
+/// use arbor_merkledb::{Config, Db, Hash};
+/// let db = Db::open_memory(Config::default()).unwrap();
+/// assert_eq!(db.root().unwrap(), Hash::EMPTY_ROOT);
+/// let proposal = db.propose(vec![(b"key".to_vec(), Some(b"value".to_vec()))]).unwrap();
+/// let root = proposal.root();
+/// proposal.commit().unwrap();
+/// assert_eq!(db.root().unwrap(), root);
+/// assert_eq!(db.get(b"key").unwrap(), Some(b"value".to_vec()));
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("branch_factor", &self.inner.config.branch_factor)
+            .finish()
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) a RocksDB-backed database in directory `path`.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self> {
+        let store = RocksStore::open(path.as_ref(), &config.rocks)?;
+        Self::open_with_store(Box::new(store), config)
+    }
+
+    /// A new, empty in-memory database.
+    pub fn open_memory(config: Config) -> Result<Self> {
+        Self::open_with_store(Box::new(MemoryStore::new()), config)
+    }
+
+    /// Opens a database on any [`Store`].
+    pub fn open_with_store(store: Box<dyn Store>, config: Config) -> Result<Self> {
+        let children = config.branch_factor.children();
+        match store.get(Space::Meta, META_BRANCH_FACTOR)? {
+            Some(bytes) => {
+                let stored = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| CorruptionError::Malformed {
+                        what: "branch factor",
+                        key: META_BRANCH_FACTOR.to_vec(),
+                    })?;
+                if stored != children {
+                    return Err(Error::BranchFactorMismatch {
+                        stored,
+                        requested: children,
+                    });
+                }
+            }
+            None => {
+                let mut batch = Batch::default();
+                batch.put(
+                    Space::Meta,
+                    META_BRANCH_FACTOR.to_vec(),
+                    children.to_be_bytes().to_vec(),
+                );
+                batch.put(Space::Meta, META_CLEAN.to_vec(), vec![1]);
+                store.write(batch, Durability::Machine)?;
+            }
+        }
+        let head = match store.get(Space::Meta, META_HEAD)? {
+            Some(bytes) => Head::decode(&bytes)?,
+            None => Head::default(),
+        };
+        let clean = store.get(Space::Meta, META_CLEAN)?.as_deref() == Some(&[1]);
+        let history = load_history(store.as_ref())?;
+        let cache = quick_cache::sync::Cache::new(config.node_cache_nodes.max(16));
+        let inner = DbInner {
+            store,
+            config,
+            state: RwLock::new(State {
+                head,
+                dirty: HashMap::new(),
+                history,
+                closed: false,
+            }),
+            cache,
+        };
+        if !clean {
+            tracing::warn!("database was not closed cleanly; rebuilding inner nodes from values");
+            inner.rebuild()?;
+        }
+        let mut batch = Batch::default();
+        batch.put(Space::Meta, META_CLEAN.to_vec(), vec![0]);
+        inner.store.write(batch, Durability::Machine)?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The branch factor.
+    pub fn branch_factor(&self) -> BranchFactor {
+        self.inner.config.branch_factor
+    }
+
+    /// The current root hash ([`Hash::EMPTY_ROOT`] when empty).
+    pub fn root(&self) -> Result<Hash> {
+        Ok(root_hash(&self.inner.read()?.head.root))
+    }
+
+    /// The number of keys.
+    pub fn key_count(&self) -> Result<u64> {
+        Ok(self.inner.read()?.head.count)
+    }
+
+    /// The number of commits since creation.
+    pub fn commit_seq(&self) -> Result<u64> {
+        Ok(self.inner.read()?.head.seq)
+    }
+
+    /// The committed value at `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _state = self.inner.read()?;
+        Ok(self.inner.store.get(Space::Values, key)?)
+    }
+
+    /// The roots proofs can be served at: the retained history, oldest first, ending with the
+    /// current root.
+    pub fn retained_roots(&self) -> Result<Vec<Hash>> {
+        let state = self.inner.read()?;
+        let mut roots: Vec<Hash> = state
+            .history
+            .front()
+            .map(|e| e.before)
+            .into_iter()
+            .collect();
+        roots.extend(state.history.iter().map(|e| e.after));
+        if roots.is_empty() {
+            roots.push(root_hash(&state.head.root));
+        }
+        Ok(roots)
+    }
+
+    /// Writes every dirty inner node to the store.
+    pub fn flush(&self) -> Result<()> {
+        let mut state = self.inner.write()?;
+        self.inner.flush(&mut state)
+    }
+
+    /// Flushes and marks the database cleanly closed. Further use fails with [`Error::Closed`].
+    /// Dropping the last handle closes too, ignoring errors.
+    pub fn close(&self) -> Result<()> {
+        let mut state = self.inner.write()?;
+        self.inner.close(&mut state)
+    }
+}
+
+/// The root hash of a subtrie reference.
+pub(crate) fn root_hash(root: &Option<SubRoot>) -> Hash {
+    root.as_ref().map_or(Hash::EMPTY_ROOT, |r| r.id)
+}
+
+fn load_history(store: &dyn Store) -> Result<VecDeque<HistoryEntry>> {
+    let mut out = VecDeque::new();
+    for item in ScanIter::new(
+        store,
+        Space::History,
+        &[HISTORY_INDEX],
+        Some(&[
+            HISTORY_INDEX,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ]),
+    ) {
+        let (key, value) = item?;
+        let malformed = || CorruptionError::Malformed {
+            what: "history index",
+            key: key.clone(),
+        };
+        let seq = <[u8; 8]>::try_from(&key[1..])
+            .map(u64::from_be_bytes)
+            .map_err(|_| malformed())?;
+        if value.len() != 64 {
+            return Err(malformed().into());
+        }
+        let before = Hash::from_slice(&value[..32]).ok_or_else(malformed)?;
+        let after = Hash::from_slice(&value[32..]).ok_or_else(malformed)?;
+        out.push_back(HistoryEntry { seq, before, after });
+    }
+    Ok(out)
+}
+
+impl DbInner {
+    pub(crate) fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        let guard = self.state.read().map_err(|_| StoreError::Poisoned)?;
+        if guard.closed {
+            return Err(Error::Closed);
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        let guard = self.state.write().map_err(|_| StoreError::Poisoned)?;
+        if guard.closed {
+            return Err(Error::Closed);
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn token_bits(&self) -> usize {
+        self.config.branch_factor.token_bits()
+    }
+
+    /// Moves the nodes changed by a commit into the dirty map (and out of the clean cache).
+    pub(crate) fn absorb_nodes<'a>(
+        &self,
+        state: &mut State,
+        nodes: impl Iterator<Item = (&'a Key, &'a Option<Arc<Node>>, bool)>,
+    ) {
+        for (key, node, was_stored) in nodes {
+            self.cache.remove(key);
+            match node {
+                Some(n) if !n.children.is_empty() => {
+                    state.dirty.insert(key.clone(), Some(n.clone()));
+                }
+                _ if was_stored => {
+                    state.dirty.insert(key.clone(), None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes the dirty map to the nodes space and moves it into the clean cache.
+    pub(crate) fn flush(&self, state: &mut State) -> Result<()> {
+        if state.dirty.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for (key, node) in &state.dirty {
+            let skey = node_storage_key(key);
+            match node {
+                Some(n) => batch.put(
+                    Space::Nodes,
+                    skey,
+                    crate::codec::encode_node(
+                        n.value.as_ref().map(ValueDigest::as_bytes),
+                        &n.children,
+                    ),
+                ),
+                None => batch.delete(Space::Nodes, skey),
+            }
+        }
+        self.store.write(batch, Durability::Process)?;
+        for (key, node) in state.dirty.drain() {
+            match node {
+                Some(n) => self.cache.insert(key, n),
+                None => {
+                    self.cache.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&self, state: &mut State) -> Result<()> {
+        self.flush(state)?;
+        let mut batch = Batch::default();
+        batch.put(Space::Meta, META_CLEAN.to_vec(), vec![1]);
+        self.store.write(batch, Durability::Machine)?;
+        state.closed = true;
+        Ok(())
+    }
+
+    /// Rebuilds the nodes space from the values space (after an unclean shutdown) and checks the
+    /// result against the committed head.
+    fn rebuild(&self) -> Result<()> {
+        let mut state = self.state.write().map_err(|_| StoreError::Poisoned)?;
+        self.store.clear(Space::Nodes)?;
+        self.cache.clear();
+        state.dirty.clear();
+        let expected = state.head.clone();
+        let mut root: Option<SubRoot> = None;
+        let mut count = 0u64;
+        let mut iter = ScanIter::new(self.store.as_ref(), Space::Values, &[], None);
+        loop {
+            let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(65536);
+            for item in iter.by_ref() {
+                chunk.push(item?);
+                if chunk.len() == 65536 {
+                    break;
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            count += chunk.len() as u64;
+            let changes: Vec<Change<'_>> = chunk
+                .iter()
+                .map(|(k, v)| Change {
+                    key: Key::from_bytes(k),
+                    value: Some(v.as_slice()),
+                })
+                .collect();
+            let mut applied = Applied::default();
+            root = {
+                let source = CommittedNodes {
+                    inner: self,
+                    state: &state,
+                };
+                apply(&source, self.token_bits(), root, &changes, &mut applied)?
+            };
+            self.absorb_nodes(
+                &mut state,
+                applied
+                    .nodes
+                    .iter()
+                    .map(|c| (&c.key, &c.node, c.was_stored)),
+            );
+            if state.dirty.len() > self.config.dirty_node_budget {
+                self.flush(&mut state)?;
+            }
+        }
+        self.flush(&mut state)?;
+        let actual = root_hash(&root);
+        if actual != root_hash(&expected.root) || count != expected.count {
+            return Err(CorruptionError::RootMismatch {
+                expected: root_hash(&expected.root),
+                actual,
+            }
+            .into());
+        }
+        tracing::info!(keys = count, root = %actual, "rebuilt inner nodes");
+        Ok(())
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.state.write() {
+            if !state.closed {
+                if let Err(e) = self.close(&mut state) {
+                    tracing::error!(error = %e, "closing database on drop failed");
+                }
+            }
+        }
+    }
+}
+
+/// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come
+/// from the values space.
+pub(crate) struct CommittedNodes<'a> {
+    pub inner: &'a DbInner,
+    pub state: &'a State,
+}
+
+impl NodeSource for CommittedNodes<'_> {
+    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
+        let stored = match self.state.dirty.get(key) {
+            Some(Some(node)) => return Ok(node.clone()),
+            Some(None) => None,
+            None => {
+                if let Some(node) = self.inner.cache.get(key) {
+                    return Ok(node);
+                }
+                let skey = node_storage_key(key);
+                self.inner
+                    .store
+                    .get(Space::Nodes, &skey)?
+                    .map(|bytes| (skey, bytes))
+            }
+        };
+        let node = match stored {
+            Some((skey, bytes)) => {
+                let (value, children) =
+                    decode_node(&bytes).map_err(|source| CorruptionError::Decode {
+                        what: "node",
+                        key: skey.clone(),
+                        source,
+                    })?;
+                let value = match value {
+                    None => None,
+                    Some(v) => Some(ValueDigest::from_digest_bytes(&v).ok_or(
+                        CorruptionError::Malformed {
+                            what: "node digest",
+                            key: skey,
+                        },
+                    )?),
+                };
+                Node {
+                    key: key.clone(),
+                    value,
+                    children,
+                }
+            }
+            None => {
+                if !has_value || !key.is_whole_bytes() {
+                    return Err(CorruptionError::MissingNode(key.clone()).into());
+                }
+                let value = self
+                    .inner
+                    .store
+                    .get(Space::Values, key.as_bytes())?
+                    .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
+                Node::leaf(key.clone(), ValueDigest::of(&value))
+            }
+        };
+        let actual = node.id();
+        if actual != *id {
+            return Err(CorruptionError::NodeHashMismatch {
+                key: key.clone(),
+                expected: *id,
+                actual,
+            }
+            .into());
+        }
+        let node = Arc::new(node);
+        self.inner.cache.insert(key.clone(), node.clone());
+        Ok(node)
+    }
+}

@@ -1,0 +1,300 @@
+//! Bit-string keys and branch factors.
+//!
+//! A [`Key`] is a string of bits, stored MSB-first in `ceil(bits / 8)` bytes whose unused low bits
+//! are always zero. User keys are whole bytes; keys of inner trie nodes may end inside a byte
+//! (an odd number of nibbles at branch factor 16, any bit count at branch factor 2).
+//!
+//! Ordering (as AvalancheGo's `Key.Compare`): compare the padded bytes, then the bit length, so a
+//! key sorts immediately before all of its extensions.
+
+use std::{cmp::Ordering, fmt};
+
+/// The number of children a trie node may have: 2, 4, 16 or 256.
+///
+/// It fixes the token size (1, 2, 4 or 8 bits) by which keys are split into child indices. Roots
+/// differ between branch factors, so both ends of a sync must use the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum BranchFactor {
+    /// Tokens of 1 bit.
+    Two,
+    /// Tokens of 2 bits.
+    Four,
+    /// Tokens of 4 bits (nibbles); the default, as in AvalancheGo.
+    #[default]
+    Sixteen,
+    /// Tokens of 8 bits (bytes).
+    TwoFiftySix,
+}
+
+impl BranchFactor {
+    /// Every supported branch factor, smallest first.
+    pub const ALL: [BranchFactor; 4] = [Self::Two, Self::Four, Self::Sixteen, Self::TwoFiftySix];
+
+    /// The branch factor with `n` children, if `n` is 2, 4, 16 or 256.
+    pub fn from_children(n: u32) -> Option<Self> {
+        match n {
+            2 => Some(Self::Two),
+            4 => Some(Self::Four),
+            16 => Some(Self::Sixteen),
+            256 => Some(Self::TwoFiftySix),
+            _ => None,
+        }
+    }
+
+    /// The number of children a node may have.
+    pub fn children(self) -> u32 {
+        1 << self.token_bits()
+    }
+
+    /// The size of one token in bits: 1, 2, 4 or 8.
+    pub fn token_bits(self) -> usize {
+        match self {
+            Self::Two => 1,
+            Self::Four => 2,
+            Self::Sixteen => 4,
+            Self::TwoFiftySix => 8,
+        }
+    }
+}
+
+/// A bit string. Invariant: `bytes.len() == bit_len.div_ceil(8)` and the padding bits of the
+/// last byte are zero.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Key {
+    bit_len: usize,
+    bytes: Vec<u8>,
+}
+
+impl Key {
+    /// The empty key (zero bits).
+    pub const fn empty() -> Self {
+        Self {
+            bit_len: 0,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// A whole-byte key holding `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self {
+            bit_len: bytes.len() * 8,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// A whole-byte key taking ownership of `bytes`.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Self {
+            bit_len: bytes.len() * 8,
+            bytes,
+        }
+    }
+
+    /// The first `bit_len` bits of `bytes` (padding bits are cleared). Returns `None` when `bytes`
+    /// is not exactly `ceil(bit_len / 8)` long.
+    pub fn from_bits(bytes: &[u8], bit_len: usize) -> Option<Self> {
+        if bytes.len() != bit_len.div_ceil(8) {
+            return None;
+        }
+        let mut key = Self {
+            bit_len,
+            bytes: bytes.to_vec(),
+        };
+        key.clear_padding();
+        Some(key)
+    }
+
+    /// The length in bits.
+    pub fn bit_len(&self) -> usize {
+        self.bit_len
+    }
+
+    /// True for the zero-bit key.
+    pub fn is_empty(&self) -> bool {
+        self.bit_len == 0
+    }
+
+    /// The padded bytes (`ceil(bit_len / 8)` of them).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Consumes the key, returning its padded bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// True when the key is a whole number of bytes (only such keys may hold values).
+    pub fn is_whole_bytes(&self) -> bool {
+        self.bit_len % 8 == 0
+    }
+
+    /// The bit at `index` (0 = most significant bit of the first byte).
+    fn bit(&self, index: usize) -> u8 {
+        (self.bytes[index / 8] >> (7 - index % 8)) & 1
+    }
+
+    /// The `token_bits`-wide token starting at bit `bit_index`. Tokens never straddle a byte,
+    /// because token sizes divide 8 and `bit_index` is a multiple of the token size.
+    ///
+    /// # Panics
+    /// If the token does not lie inside the key (an internal invariant, never peer input).
+    pub fn token(&self, bit_index: usize, token_bits: usize) -> u8 {
+        debug_assert!(bit_index + token_bits <= self.bit_len);
+        debug_assert_eq!(bit_index % token_bits, 0);
+        let byte = self.bytes[bit_index / 8];
+        let shift = 8 - token_bits - bit_index % 8;
+        (byte >> shift) & (((1u16 << token_bits) - 1) as u8)
+    }
+
+    /// The first `bits` bits.
+    pub fn take(&self, bits: usize) -> Key {
+        let bits = bits.min(self.bit_len);
+        let mut key = Key {
+            bit_len: bits,
+            bytes: self.bytes[..bits.div_ceil(8)].to_vec(),
+        };
+        key.clear_padding();
+        key
+    }
+
+    /// The key without its first `bits` bits.
+    pub fn skip(&self, bits: usize) -> Key {
+        let bits = bits.min(self.bit_len);
+        let mut out = Key::empty();
+        out.append_bits_from(self, bits, self.bit_len - bits);
+        out
+    }
+
+    /// `self ‖ token ‖ suffix`, where `token` is `token_bits` wide.
+    pub fn join(&self, token: u8, token_bits: usize, suffix: &Key) -> Key {
+        let mut out = Key {
+            bit_len: self.bit_len,
+            bytes: Vec::with_capacity((self.bit_len + token_bits + suffix.bit_len).div_ceil(8)),
+        };
+        out.bytes.extend_from_slice(&self.bytes);
+        out.push_token(token, token_bits);
+        out.append_bits_from(suffix, 0, suffix.bit_len);
+        out
+    }
+
+    /// `self ‖ token`.
+    pub fn child(&self, token: u8, token_bits: usize) -> Key {
+        let mut out = self.clone();
+        out.push_token(token, token_bits);
+        out
+    }
+
+    fn push_token(&mut self, token: u8, token_bits: usize) {
+        let offset = self.bit_len % 8;
+        if offset == 0 {
+            self.bytes.push(token << (8 - token_bits));
+        } else {
+            let last = self.bytes.len() - 1;
+            self.bytes[last] |= token << (8 - token_bits - offset);
+        }
+        self.bit_len += token_bits;
+    }
+
+    /// Appends `count` bits of `src` starting at bit `from`.
+    fn append_bits_from(&mut self, src: &Key, from: usize, count: usize) {
+        if count == 0 {
+            return;
+        }
+        if self.bit_len % 8 == 0 && from % 8 == 0 {
+            let start = from / 8;
+            let end = (from + count).div_ceil(8);
+            self.bytes.extend_from_slice(&src.bytes[start..end]);
+            self.bit_len += count;
+            self.clear_padding();
+            return;
+        }
+        for i in from..from + count {
+            let bit = src.bit(i);
+            if self.bit_len % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if bit == 1 {
+                let last = self.bytes.len() - 1;
+                self.bytes[last] |= 1 << (7 - self.bit_len % 8);
+            }
+            self.bit_len += 1;
+        }
+    }
+
+    fn clear_padding(&mut self) {
+        let rem = self.bit_len % 8;
+        if rem != 0 {
+            if let Some(last) = self.bytes.last_mut() {
+                *last &= 0xffu8 << (8 - rem);
+            }
+        }
+    }
+
+    /// True when `prefix` is a (not necessarily strict) prefix of `self`, bit-exactly.
+    pub fn has_prefix(&self, prefix: &Key) -> bool {
+        if prefix.bit_len > self.bit_len {
+            return false;
+        }
+        let whole = prefix.bit_len / 8;
+        if self.bytes[..whole] != prefix.bytes[..whole] {
+            return false;
+        }
+        let rem = prefix.bit_len % 8;
+        if rem == 0 {
+            return true;
+        }
+        let mask = 0xffu8 << (8 - rem);
+        self.bytes[whole] & mask == prefix.bytes[whole]
+    }
+
+    /// True when `prefix` is a strict prefix of `self`.
+    pub fn has_strict_prefix(&self, prefix: &Key) -> bool {
+        prefix.bit_len < self.bit_len && self.has_prefix(prefix)
+    }
+
+    /// The number of leading bits `self` and `other` share.
+    pub fn common_prefix_bits(&self, other: &Key) -> usize {
+        let max = self.bit_len.min(other.bit_len);
+        let mut bits = 0;
+        for (a, b) in self.bytes.iter().zip(&other.bytes) {
+            if a == b {
+                bits += 8;
+                if bits >= max {
+                    return max;
+                }
+            } else {
+                bits += (a ^ b).leading_zeros() as usize;
+                return bits.min(max);
+            }
+        }
+        bits.min(max)
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bytes
+            .cmp(&other.bytes)
+            .then(self.bit_len.cmp(&other.bit_len))
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({}b:", self.bit_len)?;
+        for b in &self.bytes {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The storage layout: how keys and records are encoded in each [`Space`](crate::store::Space).
+//! `ARCHITECTURE.md` and `docs/design/storage.md` describe the same layout; keep them in sync.
+
+use crate::{
+    codec::{CodecError, Reader, encode_key},
+    error::CorruptionError,
+    hash::{Hash, put_uvarint},
+    key::Key,
+    node::SubRoot,
+};
+
+/// Meta record: the branch factor (u32 BE, number of children).
+pub(crate) const META_BRANCH_FACTOR: &[u8] = b"branch_factor";
+/// Meta record: the head of the database (see [`Head`]).
+pub(crate) const META_HEAD: &[u8] = b"head";
+/// Meta record: `1` after a clean close, `0` while open.
+pub(crate) const META_CLEAN: &[u8] = b"clean";
+
+/// History record prefix: `i ‖ seq` → root before ‖ root after (64 bytes).
+pub(crate) const HISTORY_INDEX: u8 = b'i';
+/// History record prefix: `u ‖ seq` → the commit's undo list.
+pub(crate) const HISTORY_UNDO: u8 = b'u';
+
+/// The storage key of the inner node at `key`: the padded key bytes followed by one byte holding
+/// `bit_len % 8`, so keys of different bit lengths never collide.
+pub(crate) fn node_storage_key(key: &Key) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.as_bytes().len() + 1);
+    out.extend_from_slice(key.as_bytes());
+    out.push((key.bit_len() % 8) as u8);
+    out
+}
+
+/// The history key for commit `seq` with record prefix `kind`.
+pub(crate) fn history_key(kind: u8, seq: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(kind);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// What the last commit left: its sequence number, the key count and the root.
+/// Written atomically with every commit's values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Number of commits since creation.
+    pub seq: u64,
+    /// Number of keys.
+    pub count: u64,
+    /// The root subtrie, `None` when empty.
+    pub root: Option<SubRoot>,
+}
+
+impl Head {
+    /// `seq (8 BE) ‖ count (8 BE) ‖ 0` or `... ‖ 1 ‖ key ‖ id ‖ has_value`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        match &self.root {
+            None => out.push(0),
+            Some(root) => {
+                out.push(1);
+                encode_key(&mut out, &root.key);
+                out.extend_from_slice(root.id.as_bytes());
+                out.push(u8::from(root.has_value));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, CorruptionError> {
+        let corrupt = |source| CorruptionError::Decode {
+            what: "head",
+            key: META_HEAD.to_vec(),
+            source,
+        };
+        let mut r = Reader::new(bytes);
+        let seq = u64::from_be_bytes(
+            r.take(8)
+                .map_err(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt(CodecError::UnexpectedEof))?,
+        );
+        let count = u64::from_be_bytes(
+            r.take(8)
+                .map_err(corrupt)?
+                .try_into()
+                .map_err(|_| corrupt(CodecError::UnexpectedEof))?,
+        );
+        let root = match r.byte().map_err(corrupt)? {
+            0 => None,
+            1 => {
+                let key = r.key().map_err(corrupt)?;
+                let id = Hash::from_slice(r.take(32).map_err(corrupt)?)
+                    .ok_or(corrupt(CodecError::UnexpectedEof))?;
+                let has_value = r.byte().map_err(corrupt)? == 1;
+                Some(SubRoot { key, id, has_value })
+            }
+            b => return Err(corrupt(CodecError::InvalidBool(b))),
+        };
+        r.finish().map_err(corrupt)?;
+        Ok(Self { seq, count, root })
+    }
+}
+
+/// Encodes a commit's undo list: `uvarint(n)`, then per key `uvarint(len) ‖ key ‖ maybe(before)`.
+pub(crate) fn encode_undo(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
+    let size: usize = entries
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8)
+        .sum();
+    let mut out = Vec::with_capacity(size + 8);
+    put_uvarint(&mut out, entries.len() as u64);
+    for (key, before) in entries {
+        put_uvarint(&mut out, key.len() as u64);
+        out.extend_from_slice(key);
+        match before {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                put_uvarint(&mut out, v.len() as u64);
+                out.extend_from_slice(v);
+            }
+        }
+    }
+    out
+}
+
+/// An undo list entry: a key and its value before the commit (`None`: absent).
+pub(crate) type UndoEntry = (Vec<u8>, Option<Vec<u8>>);
+
+/// Decodes [`encode_undo`].
+pub(crate) fn decode_undo(bytes: &[u8]) -> Result<Vec<UndoEntry>, CodecError> {
+    let mut r = Reader::new(bytes);
+    let n = r.uvarint()?;
+    // Each entry takes at least two bytes: bound the allocation by the input size.
+    let mut out = Vec::with_capacity((n as usize).min(bytes.len() / 2));
+    for _ in 0..n {
+        let len = usize::try_from(r.uvarint()?).map_err(|_| CodecError::UnexpectedEof)?;
+        let key = r.take(len)?.to_vec();
+        let before = match r.byte()? {
+            0 => None,
+            1 => {
+                let len = usize::try_from(r.uvarint()?).map_err(|_| CodecError::UnexpectedEof)?;
+                Some(r.take(len)?.to_vec())
+            }
+            b => return Err(CodecError::InvalidBool(b)),
+        };
+        out.push((key, before));
+    }
+    r.finish()?;
+    Ok(out)
+}

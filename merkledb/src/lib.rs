@@ -1,0 +1,39 @@
+//! # arbor-merkledb
+//!
+//! A Merkle key-value database whose trie shape and hashes are bit-compatible with AvalancheGo's
+//! `x/merkledb` (SHA-256, bit-string keys, branch factors 2/4/16/256, root at the longest common
+//! prefix, empty root = 32 zero bytes, values of 32 bytes or more hashed).
+//!
+//! * [`Db`]: open on RocksDB ([`Db::open`]) or in memory ([`Db::open_memory`]); read with
+//!   [`Db::get`] and views; write by [`Db::propose`] then [`Proposal::commit`].
+//! * Proposals stack ([`Proposal::propose`]) and know their root before anything is written.
+//! * History: the last [`Config::history_len`] commits are kept on disk, so [`Db::view_at`] can
+//!   rebuild the trie at an older root, across restarts.
+//! * Crash safety: see the [`db`](crate::Db) module docs and `ARCHITECTURE.md`.
+//!
+//! ## Feature flags
+//! * `test-utils`: deterministic random data helpers for tests and benchmarks.
+
+mod codec;
+mod config;
+mod db;
+mod error;
+mod hash;
+mod key;
+mod layout;
+mod node;
+mod proposal;
+pub mod store;
+mod trie;
+
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;
+
+pub use codec::{CodecError, DecodedNode, decode_key, decode_node, encode_key, encode_node};
+pub use config::Config;
+pub use db::Db;
+pub use error::{CorruptionError, Error, Result, StoreError};
+pub use hash::{Hash, ValueDigest, hash_node, sha256};
+pub use key::{BranchFactor, Key};
+pub use node::{Child, Node, SubRoot};
+pub use proposal::{BatchOp, Proposal};

@@ -1,0 +1,468 @@
+//! Proposals: a batch of changes on top of the database or of another proposal, with its root
+//! computed before anything is written.
+//!
+//! Lifecycle: `Db::propose` / `Proposal::propose` create a proposal (hashing happens there, in
+//! parallel where it pays); `Proposal::commit` applies it in one atomic store batch. Committing a
+//! proposal invalidates every proposal built on the same base that is not its descendant
+//! ([`Error::Invalid`]); children of a committed proposal become committable in turn.
+//!
+//! A proposal with an empty batch is a *view*: a consistent read handle on a state. Historical
+//! views (`Db::view_at`) are read-only proposals carrying the inverse of the newer commits.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use crate::{
+    db::{CommittedNodes, Db, DbInner, HistoryEntry, State, root_hash},
+    error::{CorruptionError, Error, Result},
+    hash::Hash,
+    key::Key,
+    layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, decode_undo, encode_undo, history_key},
+    node::{Node, SubRoot},
+    store::{Batch, Durability, Space},
+    trie::{Applied, Change, NodeSource, apply},
+};
+
+/// A batch operation: a key and its new value (`None` deletes).
+pub type BatchOp = (Vec<u8>, Option<Vec<u8>>);
+
+pub(crate) struct ProposalInner {
+    db: Arc<DbInner>,
+    parent: Option<Arc<ProposalInner>>,
+    /// The database commit sequence this proposal applies on top of.
+    base_seq: u64,
+    /// The batch, sorted, last write per key.
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Nodes this proposal changed: `None` = no node at that key any more. The flag tells whether
+    /// the previous node there was a stored inner node.
+    nodes: HashMap<Key, (Option<Arc<Node>>, bool)>,
+    /// Values before this batch, for history (only computed for committable proposals).
+    undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    root: Option<SubRoot>,
+    count: u64,
+    read_only: bool,
+    committed: AtomicBool,
+}
+
+/// A batch of changes with its resulting root, not yet committed. Cheap to clone (a handle).
+#[derive(Clone)]
+pub struct Proposal {
+    inner: Arc<ProposalInner>,
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proposal")
+            .field("root", &self.root())
+            .field("changes", &self.inner.changes.len())
+            .field("read_only", &self.inner.read_only)
+            .finish()
+    }
+}
+
+impl ProposalInner {
+    fn is_committed(&self) -> bool {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Whether reads through this proposal see the state it was built on.
+    fn check_valid(&self, state: &State) -> Result<()> {
+        if self.is_committed() {
+            return Err(Error::AlreadyCommitted);
+        }
+        let mut current = self;
+        loop {
+            match &current.parent {
+                None => break,
+                Some(parent) if parent.is_committed() => break,
+                Some(parent) => current = parent,
+            }
+        }
+        if state.head.seq == current.base_seq {
+            Ok(())
+        } else {
+            Err(Error::Invalid)
+        }
+    }
+
+    /// The uncommitted proposals from this one down to the database, nearest first.
+    fn chain(&self) -> Vec<&ProposalInner> {
+        let mut out = vec![self];
+        let mut current = self;
+        while let Some(parent) = &current.parent {
+            if parent.is_committed() {
+                break;
+            }
+            out.push(parent);
+            current = parent;
+        }
+        out
+    }
+}
+
+/// Nodes as seen through a chain of proposals over the committed trie.
+struct ChainNodes<'a> {
+    chain: &'a [&'a ProposalInner],
+    committed: CommittedNodes<'a>,
+}
+
+impl NodeSource for ChainNodes<'_> {
+    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
+        for p in self.chain {
+            if let Some((node, _)) = p.nodes.get(key) {
+                return node
+                    .clone()
+                    .ok_or_else(|| CorruptionError::MissingNode(key.clone()).into());
+            }
+        }
+        self.committed.load(key, id, has_value)
+    }
+}
+
+/// Where a new proposal sits.
+struct Base<'a> {
+    chain: Vec<&'a ProposalInner>,
+    parent: Option<Arc<ProposalInner>>,
+    root: Option<SubRoot>,
+    count: u64,
+    base_seq: u64,
+}
+
+impl Db {
+    /// Proposes `ops` on top of the committed state. Later ops on the same key win.
+    pub fn propose(&self, ops: impl IntoIterator<Item = BatchOp>) -> Result<Proposal> {
+        let state = self.inner.read()?;
+        let base = Base {
+            chain: Vec::new(),
+            parent: None,
+            root: state.head.root.clone(),
+            count: state.head.count,
+            base_seq: state.head.seq,
+        };
+        build(&self.inner, &state, base, ops.into_iter().collect(), false)
+    }
+
+    /// A read handle on the current committed state.
+    pub fn view(&self) -> Result<Proposal> {
+        self.propose(std::iter::empty())
+    }
+
+    /// A read-only view of the trie at `root`: the current root or one in the retained history.
+    pub fn view_at(&self, root: Hash) -> Result<Proposal> {
+        let state = self.inner.read()?;
+        if root_hash(&state.head.root) == root {
+            drop(state);
+            return self.view();
+        }
+        let target_seq = find_seq(&state.history, root).ok_or(Error::RootNotInHistory {
+            root,
+            retained: state.history.len() + 1,
+        })?;
+        let undo = self.undo_since(&state, target_seq)?;
+        let base = Base {
+            chain: Vec::new(),
+            parent: None,
+            root: state.head.root.clone(),
+            count: state.head.count,
+            base_seq: state.head.seq,
+        };
+        let view = build(&self.inner, &state, base, undo, true)?;
+        if view.root() != root {
+            return Err(CorruptionError::RootMismatch {
+                expected: root,
+                actual: view.root(),
+            }
+            .into());
+        }
+        Ok(view)
+    }
+
+    /// For every key changed by commits after `seq`, its value as of `seq` (the value before the
+    /// first such commit that touched it).
+    fn undo_since(&self, state: &State, seq: u64) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+        let mut out = BTreeMap::new();
+        for s in seq + 1..=state.head.seq {
+            let key = history_key(HISTORY_UNDO, s);
+            let bytes =
+                self.inner
+                    .store
+                    .get(Space::History, &key)?
+                    .ok_or(CorruptionError::Malformed {
+                        what: "missing history undo record",
+                        key: key.clone(),
+                    })?;
+            let entries = decode_undo(&bytes).map_err(|source| CorruptionError::Decode {
+                what: "history undo",
+                key,
+                source,
+            })?;
+            for (k, before) in entries {
+                out.entry(k).or_insert(before);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The newest sequence number whose root is `root`, within the retained history.
+fn find_seq(history: &std::collections::VecDeque<HistoryEntry>, root: Hash) -> Option<u64> {
+    if let Some(e) = history.iter().rev().find(|e| e.after == root) {
+        return Some(e.seq);
+    }
+    history
+        .front()
+        .filter(|e| e.before == root)
+        .map(|e| e.seq - 1)
+}
+
+fn build(
+    db: &Arc<DbInner>,
+    state: &State,
+    base: Base<'_>,
+    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    read_only: bool,
+) -> Result<Proposal> {
+    let batch: Vec<Change<'_>> = changes
+        .iter()
+        .map(|(k, v)| Change {
+            key: Key::from_bytes(k),
+            value: v.as_deref(),
+        })
+        .collect();
+    let mut applied = Applied::default();
+    let root = {
+        let source = ChainNodes {
+            chain: &base.chain,
+            committed: CommittedNodes { inner: db, state },
+        };
+        apply(&source, db.token_bits(), base.root, &batch, &mut applied)?
+    };
+    let existed: std::collections::HashSet<&[u8]> =
+        applied.existed.iter().map(Key::as_bytes).collect();
+    let mut count = base.count;
+    for (key, value) in &changes {
+        match (value.is_some(), existed.contains(key.as_slice())) {
+            (true, false) => count += 1,
+            (false, true) => count -= 1,
+            _ => {}
+        }
+    }
+    let undo = if read_only || db.config.history_len == 0 {
+        Vec::new()
+    } else {
+        let mut undo = Vec::with_capacity(changes.len());
+        for key in changes.keys() {
+            let before = if existed.contains(key.as_slice()) {
+                read_value(db, state, &base.chain, key)?
+            } else {
+                None
+            };
+            undo.push((key.clone(), before));
+        }
+        undo
+    };
+    let nodes = applied
+        .nodes
+        .into_iter()
+        .map(|c| (c.key, (c.node, c.was_stored)))
+        .collect();
+    Ok(Proposal {
+        inner: Arc::new(ProposalInner {
+            db: db.clone(),
+            parent: base.parent,
+            base_seq: base.base_seq,
+            changes,
+            nodes,
+            undo,
+            root,
+            count,
+            read_only,
+            committed: AtomicBool::new(false),
+        }),
+    })
+}
+
+fn read_value(
+    db: &DbInner,
+    _state: &State,
+    chain: &[&ProposalInner],
+    key: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    for p in chain {
+        if let Some(v) = p.changes.get(key) {
+            return Ok(v.clone());
+        }
+    }
+    Ok(db.store.get(Space::Values, key)?)
+}
+
+impl Proposal {
+    /// The root hash after this batch.
+    pub fn root(&self) -> Hash {
+        root_hash(&self.inner.root)
+    }
+
+    /// The number of keys after this batch.
+    pub fn key_count(&self) -> u64 {
+        self.inner.count
+    }
+
+    /// Proposes `ops` on top of this proposal.
+    pub fn propose(&self, ops: impl IntoIterator<Item = BatchOp>) -> Result<Proposal> {
+        let db = &self.inner.db;
+        let state = db.read()?;
+        self.inner.check_valid(&state)?;
+        let chain = self.inner.chain();
+        let base = Base {
+            chain,
+            parent: Some(self.inner.clone()),
+            root: self.inner.root.clone(),
+            count: self.inner.count,
+            base_seq: self.inner.base_seq + 1,
+        };
+        build(db, &state, base, ops.into_iter().collect(), false)
+    }
+
+    /// The value at `key` in this proposal's state.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let state = self.inner.db.read()?;
+        self.inner.check_valid(&state)?;
+        read_value(&self.inner.db, &state, &self.inner.chain(), key)
+    }
+
+    /// Up to `limit` key-values with `start <= key` and (if set) `key <= end`, in key order.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let state = self.inner.db.read()?;
+        self.inner.check_valid(&state)?;
+        if limit == 0 || end.is_some_and(|e| e < start) {
+            return Ok(Vec::new());
+        }
+        let chain = self.inner.chain();
+        // Overlay changes in range, nearest proposal wins.
+        let mut overlay: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+        for p in &chain {
+            let upper = match end {
+                Some(e) => std::ops::Bound::Included(e),
+                None => std::ops::Bound::Unbounded,
+            };
+            for (k, v) in p
+                .changes
+                .range::<[u8], _>((std::ops::Bound::Included(start), upper))
+            {
+                overlay.entry(k.as_slice()).or_insert(v.as_deref());
+            }
+        }
+        let mut out = Vec::new();
+        let mut overlay = overlay.into_iter().peekable();
+        let store = self.inner.db.store.as_ref();
+        let mut cursor = start.to_vec();
+        let mut store_done = false;
+        let mut buffer: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
+        while out.len() < limit {
+            if buffer.is_empty() && !store_done {
+                let chunk = store.scan(Space::Values, &cursor, end, 256)?;
+                store_done = chunk.len() < 256;
+                if let Some((last, _)) = chunk.last() {
+                    cursor = last.clone();
+                    cursor.push(0);
+                }
+                buffer.extend(chunk);
+            }
+            let next_store = buffer.front().map(|(k, _)| k.as_slice());
+            let next_overlay = overlay.peek().map(|(k, _)| *k);
+            match (next_store, next_overlay) {
+                (None, None) => break,
+                (Some(s), o) if o.is_none_or(|o| s < o) => {
+                    if let Some(item) = buffer.pop_front() {
+                        out.push(item);
+                    }
+                }
+                (s, Some(o)) => {
+                    if s == Some(o) {
+                        buffer.pop_front();
+                    }
+                    if let Some((k, Some(v))) = overlay.next() {
+                        out.push((k.to_vec(), v.to_vec()));
+                    }
+                }
+                (Some(_), None) => unreachable!("covered by the arm above"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits this proposal: one atomic batch of values, head and history.
+    pub fn commit(&self) -> Result<()> {
+        let p = &self.inner;
+        if p.read_only {
+            return Err(Error::Invalid);
+        }
+        let db = &p.db;
+        let mut state = db.write()?;
+        p.check_valid(&state)?;
+        if p.parent.as_ref().is_some_and(|q| !q.is_committed()) {
+            return Err(Error::ParentNotCommitted);
+        }
+        let seq = state.head.seq + 1;
+        let head = Head {
+            seq,
+            count: p.count,
+            root: p.root.clone(),
+        };
+        let before = root_hash(&state.head.root);
+        let after = root_hash(&p.root);
+        let mut batch = Batch::default();
+        for (key, value) in &p.changes {
+            match value {
+                Some(v) => batch.put(Space::Values, key.clone(), v.clone()),
+                None => batch.delete(Space::Values, key.clone()),
+            }
+        }
+        batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
+        let history_len = db.config.history_len as u64;
+        let mut new_entry = None;
+        if history_len > 0 {
+            let mut index = Vec::with_capacity(64);
+            index.extend_from_slice(before.as_bytes());
+            index.extend_from_slice(after.as_bytes());
+            batch.put(Space::History, history_key(HISTORY_INDEX, seq), index);
+            batch.put(
+                Space::History,
+                history_key(HISTORY_UNDO, seq),
+                encode_undo(&p.undo),
+            );
+            new_entry = Some(HistoryEntry { seq, before, after });
+        }
+        let expired: Vec<u64> = state
+            .history
+            .iter()
+            .map(|e| e.seq)
+            .filter(|&s| s + history_len <= seq)
+            .collect();
+        for s in &expired {
+            batch.delete(Space::History, history_key(HISTORY_INDEX, *s));
+            batch.delete(Space::History, history_key(HISTORY_UNDO, *s));
+        }
+        db.store.write(batch, Durability::Process)?;
+        // The batch is durable: update the in-memory state to match.
+        state.head = head;
+        state.history.retain(|e| e.seq + history_len > seq);
+        state.history.extend(new_entry);
+        db.absorb_nodes(&mut state, p.nodes.iter().map(|(k, (n, s))| (k, n, *s)));
+        p.committed.store(true, Ordering::Release);
+        if state.dirty.len() > db.config.dirty_node_budget {
+            db.flush(&mut state)?;
+        }
+        Ok(())
+    }
+}

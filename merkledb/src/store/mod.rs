@@ -1,0 +1,159 @@
+//! Storage behind one small trait, with two backends: [`RocksStore`] (embedded, the default) and
+//! [`MemoryStore`] (tests, embedding). The trie and proofs never see which one they run on.
+//!
+//! A store holds four keyspaces ([`Space`]) and applies a [`Batch`] atomically: after a crash
+//! either every operation of a batch is visible or none is.
+
+mod memory;
+mod rocks;
+
+pub use memory::MemoryStore;
+pub use rocks::{RocksConfig, RocksStore};
+
+use crate::error::StoreError;
+
+/// The keyspaces of a store (column families in RocksDB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Space {
+    /// User key → user value. The source of truth.
+    Values,
+    /// Node key (see `storage_key`) → encoded inner node. Derived data: rebuildable from
+    /// `Values`.
+    Nodes,
+    /// Database metadata: root, commit sequence, key count, clean-shutdown marker, config.
+    Meta,
+    /// Revision history: per-commit undo records and the root index.
+    History,
+}
+
+impl Space {
+    /// Every space.
+    pub const ALL: [Space; 4] = [Space::Values, Space::Nodes, Space::Meta, Space::History];
+
+    /// The space's name (its RocksDB column family).
+    pub fn name(self) -> &'static str {
+        match self {
+            Space::Values => "values",
+            Space::Nodes => "nodes",
+            Space::Meta => "meta",
+            Space::History => "history",
+        }
+    }
+}
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// One write: a put (`Some`) or a delete (`None`).
+pub type Op = (Space, Vec<u8>, Option<Vec<u8>>);
+
+/// A list of writes applied atomically by [`Store::write`].
+#[derive(Default, Debug)]
+pub struct Batch {
+    /// The writes, applied in order.
+    pub ops: Vec<Op>,
+}
+
+impl Batch {
+    /// Adds a put.
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((space, key, Some(value)));
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push((space, key, None));
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// How durable a write must be before [`Store::write`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the process (RocksDB: WAL written, not fsynced).
+    Process,
+    /// Survives a crash of the machine (RocksDB: WAL fsynced).
+    Machine,
+}
+
+/// Key-value storage for the trie.
+pub trait Store: Send + Sync + 'static {
+    /// The value at `key` in `space`.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` entries of `space` with `start <= key` and (when `end` is set) `key <= end`,
+    /// in ascending key order.
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// Applies `batch` atomically.
+    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError>;
+
+    /// Removes every entry of `space`.
+    fn clear(&self, space: Space) -> Result<(), StoreError>;
+}
+
+/// Iterates `[start, end]` of a space in chunks, so neither backend holds a lock or a snapshot for
+/// the whole walk.
+pub struct ScanIter<'a> {
+    store: &'a dyn Store,
+    space: Space,
+    next_start: Option<Vec<u8>>,
+    end: Option<Vec<u8>>,
+    buffer: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    chunk: usize,
+}
+
+impl<'a> ScanIter<'a> {
+    /// Starts a walk over `[start, end]` (`end = None` is unbounded).
+    pub fn new(store: &'a dyn Store, space: Space, start: &[u8], end: Option<&[u8]>) -> Self {
+        Self {
+            store,
+            space,
+            next_start: Some(start.to_vec()),
+            end: end.map(<[u8]>::to_vec),
+            buffer: Vec::new().into_iter(),
+            chunk: 1024,
+        }
+    }
+}
+
+impl Iterator for ScanIter<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(item) = self.buffer.next() {
+            return Some(Ok(item));
+        }
+        let start = self.next_start.take()?;
+        match self
+            .store
+            .scan(self.space, &start, self.end.as_deref(), self.chunk)
+        {
+            Err(e) => Some(Err(e)),
+            Ok(items) => {
+                if items.len() == self.chunk {
+                    if let Some((last, _)) = items.last() {
+                        let mut next = last.clone();
+                        next.push(0);
+                        self.next_start = Some(next);
+                    }
+                }
+                self.buffer = items.into_iter();
+                self.buffer.next().map(Ok)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

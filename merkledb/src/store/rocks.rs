@@ -1,0 +1,151 @@
+//! The RocksDB [`Store`]: one column family per [`Space`].
+//!
+//! Crash-safety argument: every [`Batch`] is one RocksDB `WriteBatch`, written to the WAL before
+//! the memtable, and RocksDB recovers a WAL up to the last complete batch. With
+//! [`Durability::Process`] the WAL is not fsynced: a killed process loses nothing that `write`
+//! returned for (the data is in the OS page cache); a machine crash may lose the newest batches but
+//! never splits one. [`Durability::Machine`] fsyncs, for the few writes that must survive power
+//! loss (the clean-shutdown marker).
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
+    Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+};
+
+use super::{Batch, Durability, KeyValue, Space, Store};
+use crate::error::StoreError;
+
+/// RocksDB tuning knobs.
+#[derive(Clone, Debug)]
+pub struct RocksConfig {
+    /// Shared block cache size in bytes.
+    pub block_cache_bytes: usize,
+    /// Memtable size per column family in bytes.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for RocksConfig {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 128 << 20,
+        }
+    }
+}
+
+/// A RocksDB-backed store.
+pub struct RocksStore {
+    db: DB,
+}
+
+fn rocks_err(op: &'static str, space: Option<Space>) -> impl Fn(rocksdb::Error) -> StoreError {
+    move |source| StoreError::Rocks {
+        op,
+        space: space.map(Space::name),
+        source,
+    }
+}
+
+impl RocksStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path, config: &RocksConfig) -> Result<Self, StoreError> {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_max_total_wal_size(512 << 20);
+        let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        let cf_opts = |space: Space| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            let mut opts = Options::default();
+            opts.set_block_based_table_factory(&table);
+            // Keys and values are mostly hashes: compression costs CPU and saves little.
+            opts.set_compression_type(DBCompressionType::None);
+            opts.set_write_buffer_size(match space {
+                Space::Values | Space::Nodes | Space::History => config.write_buffer_bytes,
+                Space::Meta => 4 << 20,
+            });
+            opts.set_max_write_buffer_number(3);
+            ColumnFamilyDescriptor::new(space.name(), opts)
+        };
+        let cfs = Space::ALL.map(cf_opts);
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks_err("open", None))?;
+        Ok(Self { db })
+    }
+
+    fn cf(&self, space: Space) -> Result<&ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(space.name())
+            .ok_or(StoreError::MissingSpace(space.name()))
+    }
+}
+
+impl Store for RocksStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .get_cf(self.cf(space)?, key)
+            .map_err(rocks_err("get", Some(space)))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(space)?,
+            IteratorMode::From(start, Direction::Forward),
+        );
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(rocks_err("scan", Some(space)))?;
+            if end.is_some_and(|e| &*k > e) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for (space, key, value) in batch.ops {
+            let cf = self.cf(space)?;
+            match value {
+                Some(v) => wb.put_cf(cf, key, v),
+                None => wb.delete_cf(cf, key),
+            }
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(durability == Durability::Machine);
+        self.db
+            .write_opt(wb, &opts)
+            .map_err(rocks_err("write", None))
+    }
+
+    fn clear(&self, space: Space) -> Result<(), StoreError> {
+        let cf = self.cf(space)?;
+        let first = self.db.iterator_cf(cf, IteratorMode::Start).next();
+        let last = self.db.iterator_cf(cf, IteratorMode::End).next();
+        if let (Some(first), Some(last)) = (first, last) {
+            let (first, _) = first.map_err(rocks_err("clear", Some(space)))?;
+            let (last, _) = last.map_err(rocks_err("clear", Some(space)))?;
+            let mut wb = WriteBatch::default();
+            wb.delete_range_cf(cf, &*first, &*last);
+            wb.delete_cf(cf, &*last);
+            self.db.write(wb).map_err(rocks_err("clear", Some(space)))?;
+        }
+        Ok(())
+    }
+}

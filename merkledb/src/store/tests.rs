@@ -1,0 +1,121 @@
+//! Conformance suite: every backend must pass the same tests.
+use super::*;
+
+fn conformance(store: &dyn Store) {
+    assert_eq!(store.get(Space::Values, b"a").expect("get"), None);
+    let mut batch = Batch::default();
+    for k in [b"a".as_slice(), b"b", b"bb", b"c", b""] {
+        batch.put(Space::Values, k.to_vec(), k.to_vec());
+    }
+    batch.put(Space::Nodes, b"a".to_vec(), b"node".to_vec());
+    store.write(batch, Durability::Process).expect("write");
+    assert_eq!(
+        store.get(Space::Values, b"bb").expect("get"),
+        Some(b"bb".to_vec())
+    );
+    assert_eq!(
+        store.get(Space::Nodes, b"a").expect("get"),
+        Some(b"node".to_vec())
+    );
+    assert_eq!(
+        store.get(Space::Meta, b"a").expect("get"),
+        None,
+        "spaces are separate"
+    );
+
+    let keys =
+        |items: Vec<(Vec<u8>, Vec<u8>)>| items.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+    let all = store.scan(Space::Values, b"", None, 100).expect("scan");
+    assert_eq!(
+        keys(all),
+        vec![
+            b"".to_vec(),
+            b"a".to_vec(),
+            b"b".to_vec(),
+            b"bb".to_vec(),
+            b"c".to_vec()
+        ]
+    );
+    // Both bounds inclusive.
+    let mid = store
+        .scan(Space::Values, b"a", Some(b"bb"), 100)
+        .expect("scan");
+    assert_eq!(
+        keys(mid),
+        vec![b"a".to_vec(), b"b".to_vec(), b"bb".to_vec()]
+    );
+    assert_eq!(
+        store
+            .scan(Space::Values, b"a", Some(b"b"), 1)
+            .expect("scan")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .scan(Space::Values, b"c", Some(b"a"), 10)
+            .expect("scan")
+            .is_empty()
+    );
+    let walked: Vec<_> = ScanIter::new(store, Space::Values, b"a", None)
+        .map(|r| r.expect("iter").0)
+        .collect();
+    assert_eq!(walked.len(), 4);
+
+    let mut batch = Batch::default();
+    batch.delete(Space::Values, b"b".to_vec());
+    batch.put(Space::Values, b"d".to_vec(), vec![]);
+    store.write(batch, Durability::Machine).expect("write");
+    assert_eq!(store.get(Space::Values, b"b").expect("get"), None);
+    assert_eq!(store.get(Space::Values, b"d").expect("get"), Some(vec![]));
+
+    store.clear(Space::Values).expect("clear");
+    assert!(
+        store
+            .scan(Space::Values, b"", None, 10)
+            .expect("scan")
+            .is_empty()
+    );
+    assert_eq!(
+        store.get(Space::Nodes, b"a").expect("get"),
+        Some(b"node".to_vec())
+    );
+}
+
+fn chunked_iteration(store: &dyn Store) {
+    let mut batch = Batch::default();
+    for i in 0u32..3000 {
+        batch.put(Space::History, i.to_be_bytes().to_vec(), vec![1]);
+    }
+    store.write(batch, Durability::Process).expect("write");
+    let walked: Vec<_> = ScanIter::new(store, Space::History, &[], Some(&2999u32.to_be_bytes()))
+        .map(|r| r.expect("iter").0)
+        .collect();
+    assert_eq!(walked.len(), 3000);
+    assert!(walked.windows(2).all(|w| w[0] < w[1]));
+}
+
+macro_rules! store_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn conformance() {
+                let (_guard, store) = $make;
+                super::conformance(&store);
+            }
+            #[test]
+            fn chunked_iteration() {
+                let (_guard, store) = $make;
+                super::chunked_iteration(&store);
+            }
+        }
+    };
+}
+
+store_suite!(memory, ((), MemoryStore::new()));
+store_suite!(rocks, {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
+    (dir, store)
+});

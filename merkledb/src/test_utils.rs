@@ -1,0 +1,127 @@
+//! Test and benchmark helpers: seeded randomness and an independent reference trie hasher.
+//!
+//! [`SeededRng`] reads its seed from `ARBOR_TEST_SEED` when set, and [`SeedReporter`] prints the
+//! seed if the test panics, so every random failure can be replayed.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    hash::{Hash, ValueDigest, hash_node},
+    key::{BranchFactor, Key},
+};
+
+/// A small, fast, deterministic generator (SplitMix64). Not for cryptography.
+#[derive(Clone, Debug)]
+pub struct SeededRng {
+    state: u64,
+}
+
+impl SeededRng {
+    /// A generator with this seed.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The seed from `ARBOR_TEST_SEED`, or `default` (tests pass a fixed or time-based one).
+    pub fn seed_from_env(default: u64) -> u64 {
+        std::env::var("ARBOR_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Fills `out` with random bytes.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        self.fill(&mut out);
+        out
+    }
+}
+
+/// Prints the seed when dropped during a panic (a failing test).
+pub struct SeedReporter {
+    /// The seed to report.
+    pub seed: u64,
+}
+
+impl Drop for SeedReporter {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "test failed with seed {0}; replay with ARBOR_TEST_SEED={0}",
+                self.seed
+            );
+        }
+    }
+}
+
+/// The root of the trie holding exactly `model`, computed from scratch by a deliberately naive
+/// recursive construction that shares no code with the database's batch algorithm.
+pub fn reference_root(model: &BTreeMap<Vec<u8>, Vec<u8>>, bf: BranchFactor) -> Hash {
+    let entries: Vec<(Key, &[u8])> = model
+        .iter()
+        .map(|(k, v)| (Key::from_bytes(k), v.as_slice()))
+        .collect();
+    match subtrie(&entries, bf.token_bits()) {
+        Some((_, id)) => id,
+        None => Hash::EMPTY_ROOT,
+    }
+}
+
+/// Returns the key and ID of the node rooting the (sorted, non-empty) `entries`.
+fn subtrie(entries: &[(Key, &[u8])], tb: usize) -> Option<(Key, Hash)> {
+    let (first, last) = (entries.first()?, entries.last()?);
+    if entries.len() == 1 {
+        let digest = ValueDigest::of(first.1);
+        let id = hash_node(&first.0, Some(&digest), std::iter::empty());
+        return Some((first.0.clone(), id));
+    }
+    let lcp = first.0.common_prefix_bits(&last.0) / tb * tb;
+    let key = first.0.take(lcp);
+    let mut rest = entries;
+    let mut value = None;
+    if first.0 == key {
+        value = Some(ValueDigest::of(first.1));
+        rest = &entries[1..];
+    }
+    let mut children: Vec<(u8, Hash)> = Vec::new();
+    let mut start = 0;
+    while start < rest.len() {
+        let token = rest[start].0.token(lcp, tb);
+        let mut end = start;
+        while end < rest.len() && rest[end].0.token(lcp, tb) == token {
+            end += 1;
+        }
+        let (_, id) = subtrie(&rest[start..end], tb)?;
+        children.push((token, id));
+        start = end;
+    }
+    if value.is_none() && children.len() == 1 {
+        // Cannot happen: `lcp` is the longest common prefix of at least two keys.
+        return None;
+    }
+    let id = hash_node(&key, value.as_ref(), children.iter().map(|(t, h)| (*t, h)));
+    Some((key, id))
+}

@@ -1,0 +1,295 @@
+//! Applying a sorted batch of changes to a trie.
+//!
+//! The recursion works on *subtries*: a position in the trie, the subtrie currently there (a
+//! [`SubRoot`], or nothing) and the changes whose keys fall under it. Untouched subtries are never
+//! loaded: a parent keeps their child pointer as is. At each level:
+//!
+//! * no changes → the subtrie is unchanged;
+//! * no existing subtrie → build one from the puts (deletes of absent keys are no-ops);
+//! * every change lies under the existing subtrie's top node → load that node, update its value,
+//!   recurse into each child token that has changes, then *normalise*;
+//! * some put lies outside it → a new branch node at the longest common prefix of the existing top
+//!   key and those puts, with the existing subtrie as one of its children.
+//!
+//! Normalising keeps the trie canonical: a node with no value and no children disappears; a node
+//! with no value and one child is replaced by that child (whose key, hence ID, is unchanged).
+//! So the result depends only on the final key-value set, never on batching or order.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::NodeSource;
+use crate::{
+    error::Result,
+    hash::ValueDigest,
+    key::Key,
+    node::{Node, SubRoot},
+};
+
+/// Below this many changes a level is processed on the calling thread.
+const PARALLEL_THRESHOLD: usize = 2048;
+
+/// One change of a batch. Batches are sorted by key with no duplicates.
+pub(crate) struct Change<'a> {
+    /// The (whole-byte) key.
+    pub key: Key,
+    /// The new value; `None` deletes.
+    pub value: Option<&'a [u8]>,
+}
+
+/// A node written or removed by a batch.
+pub(crate) struct NodeChange {
+    /// The node's key.
+    pub key: Key,
+    /// The new node; `None` when no node remains at `key`.
+    pub node: Option<Arc<Node>>,
+    /// True when the node that was at `key` before had children (so it is persisted in the nodes
+    /// space and a removal must be written there).
+    pub was_stored: bool,
+}
+
+/// What applying a batch produced.
+#[derive(Default)]
+pub(crate) struct Applied {
+    /// Every node created, changed or removed.
+    pub nodes: Vec<NodeChange>,
+    /// The keys of the batch that held a value before it.
+    pub existed: Vec<Key>,
+}
+
+impl Applied {
+    fn merge(&mut self, other: Applied) {
+        self.nodes.extend(other.nodes);
+        self.existed.extend(other.existed);
+    }
+}
+
+/// Where a node being updated came from.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// Created by this batch (a new branch point or leaf).
+    Fresh,
+    /// Loaded from the trie; `stored` when it had children.
+    Loaded { stored: bool },
+}
+
+/// Applies `changes` (sorted, unique, all under the trie position of `at`) to the subtrie `at`.
+/// Returns the new subtrie there.
+pub(crate) fn apply(
+    src: &dyn NodeSource,
+    token_bits: usize,
+    at: Option<SubRoot>,
+    changes: &[Change<'_>],
+    out: &mut Applied,
+) -> Result<Option<SubRoot>> {
+    let Some(existing) = at else {
+        return build(src, token_bits, changes, out);
+    };
+    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+        return Ok(Some(existing));
+    };
+    // Keys under `existing.key` are contiguous in sorted order, so checking the ends suffices.
+    if first.key.has_prefix(&existing.key) && last.key.has_prefix(&existing.key) {
+        let node = src.load(&existing.key, &existing.id, existing.has_value)?;
+        let stored = !node.children.is_empty();
+        return update(
+            (*node).clone(),
+            Origin::Loaded { stored },
+            src,
+            token_bits,
+            changes,
+            out,
+        );
+    }
+    // The branch point: the longest common token-aligned prefix of the existing key and every
+    // put outside the existing subtrie. Deletes outside it are no-ops.
+    let mut branch_bits = usize::MAX;
+    for change in changes {
+        if change.value.is_some() && !change.key.has_prefix(&existing.key) {
+            branch_bits = branch_bits.min(change.key.common_prefix_bits(&existing.key));
+        }
+    }
+    if branch_bits == usize::MAX {
+        let inside: Vec<usize> = (0..changes.len())
+            .filter(|&i| changes[i].key.has_prefix(&existing.key))
+            .collect();
+        return match (inside.first(), inside.last()) {
+            (Some(&a), Some(&b)) => apply(src, token_bits, Some(existing), &changes[a..=b], out),
+            _ => Ok(Some(existing)),
+        };
+    }
+    let branch_bits = branch_bits / token_bits * token_bits;
+    let branch_key = existing.key.take(branch_bits);
+    let token = existing.key.token(branch_bits, token_bits);
+    let mut node = Node {
+        key: branch_key,
+        value: None,
+        children: Vec::new(),
+    };
+    node.set_child(token, Some(existing.to_child(branch_bits + token_bits)));
+    // Every change is under `branch_key`: puts by construction, inside changes through
+    // `existing.key`, and outside deletes are skipped by `update` when they find nothing.
+    update(node, Origin::Fresh, src, token_bits, changes, out)
+}
+
+/// Builds a subtrie from the puts of `changes` where nothing exists yet.
+fn build(
+    src: &dyn NodeSource,
+    token_bits: usize,
+    changes: &[Change<'_>],
+    out: &mut Applied,
+) -> Result<Option<SubRoot>> {
+    let first = changes.iter().position(|c| c.value.is_some());
+    let last = changes.iter().rposition(|c| c.value.is_some());
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(None);
+    };
+    if first == last {
+        let change = &changes[first];
+        let value = change.value.map(ValueDigest::of);
+        let node = Node {
+            key: change.key.clone(),
+            value,
+            children: Vec::new(),
+        };
+        return Ok(finalize(node, Origin::Fresh, token_bits, out));
+    }
+    let common = changes[first].key.common_prefix_bits(&changes[last].key);
+    let key = changes[first].key.take(common / token_bits * token_bits);
+    let node = Node {
+        key,
+        value: None,
+        children: Vec::new(),
+    };
+    update(
+        node,
+        Origin::Fresh,
+        src,
+        token_bits,
+        &changes[first..=last],
+        out,
+    )
+}
+
+/// Applies `changes` (all with `node.key` as prefix, except outside deletes in the branch case,
+/// which are ignored) to `node` and its children.
+fn update(
+    mut node: Node,
+    origin: Origin,
+    src: &dyn NodeSource,
+    token_bits: usize,
+    changes: &[Change<'_>],
+    out: &mut Applied,
+) -> Result<Option<SubRoot>> {
+    let mut rest = changes;
+    // Changes sorting before `node.key` or outside it can only be deletes of absent keys.
+    while let Some(change) = rest.first() {
+        if change.key.has_prefix(&node.key) {
+            break;
+        }
+        rest = &rest[1..];
+    }
+    while let Some(change) = rest.last() {
+        if change.key.has_prefix(&node.key) {
+            break;
+        }
+        rest = &rest[..rest.len() - 1];
+    }
+    if let Some(change) = rest.first() {
+        if change.key == node.key {
+            if node.value.is_some() {
+                out.existed.push(node.key.clone());
+            }
+            node.value = change.value.map(ValueDigest::of);
+            rest = &rest[1..];
+        }
+    }
+    let depth = node.key.bit_len();
+    // Group the remaining changes by the token that follows `node.key`.
+    let mut groups: Vec<(u8, &[Change<'_>])> = Vec::new();
+    let mut start = 0;
+    while start < rest.len() {
+        let token = rest[start].key.token(depth, token_bits);
+        let mut end = start + 1;
+        while end < rest.len() && rest[end].key.token(depth, token_bits) == token {
+            end += 1;
+        }
+        groups.push((token, &rest[start..end]));
+        start = end;
+    }
+    // The existing child under each token that has changes.
+    let work: Vec<(u8, Option<SubRoot>, &[Change<'_>])> = groups
+        .into_iter()
+        .map(|(token, group)| {
+            let at = node.child(token).map(|c| SubRoot {
+                key: node.key.join(token, token_bits, &c.compressed),
+                id: c.id,
+                has_value: c.has_value,
+            });
+            (token, at, group)
+        })
+        .collect();
+    let offset = depth + token_bits;
+    if rest.len() >= PARALLEL_THRESHOLD && work.len() > 1 {
+        let results = work
+            .into_par_iter()
+            .map(|(token, at, group)| {
+                let mut local = Applied::default();
+                let sub = apply(src, token_bits, at, group, &mut local)?;
+                Ok((token, sub, local))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (token, sub, local) in results {
+            out.merge(local);
+            node.set_child(token, sub.map(|s| s.to_child(offset)));
+        }
+    } else {
+        for (token, at, group) in work {
+            let sub = apply(src, token_bits, at, group, out)?;
+            node.set_child(token, sub.map(|s| s.to_child(offset)));
+        }
+    }
+    Ok(finalize(node, origin, token_bits, out))
+}
+
+/// Records `node` (or its disappearance) and returns the subtrie now at its position.
+fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) -> Option<SubRoot> {
+    let was_stored = matches!(origin, Origin::Loaded { stored: true });
+    let removed = |key: Key, out: &mut Applied| {
+        if matches!(origin, Origin::Loaded { .. }) {
+            out.nodes.push(NodeChange {
+                key,
+                node: None,
+                was_stored,
+            });
+        }
+    };
+    if node.value.is_none() {
+        match node.children.len() {
+            0 => {
+                removed(node.key, out);
+                return None;
+            }
+            1 => {
+                let (token, child) = &node.children[0];
+                let sub = SubRoot {
+                    key: node.key.join(*token, token_bits, &child.compressed),
+                    id: child.id,
+                    has_value: child.has_value,
+                };
+                removed(node.key, out);
+                return Some(sub);
+            }
+            _ => {}
+        }
+    }
+    let id = node.id();
+    let sub = SubRoot::of(&node, id);
+    out.nodes.push(NodeChange {
+        key: node.key.clone(),
+        node: Some(Arc::new(node)),
+        was_stored,
+    });
+    Some(sub)
+}

@@ -1,0 +1,129 @@
+//! Proposal lifecycle, reads through stacked proposals, history views.
+
+use arbor_merkledb::{Config, Error, test_utils::reference_root};
+
+use crate::backends::{Harness, MakeHarness};
+
+fn put(k: &[u8], v: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    (k.to_vec(), Some(v.to_vec()))
+}
+
+fn del(k: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    (k.to_vec(), None)
+}
+
+fn stacked_proposals_commit_in_order(make: &MakeHarness) {
+    let h: Harness = make(Config::default());
+    let p1 =
+        h.db.propose([put(b"a", b"1"), put(b"b", b"2")])
+            .expect("p1");
+    let p2 = p1.propose([del(b"a"), put(b"c", b"3")]).expect("p2");
+    assert_eq!(p2.get(b"a").expect("get"), None);
+    assert_eq!(p2.get(b"b").expect("get"), Some(b"2".to_vec()));
+    assert_eq!(p2.key_count(), 2);
+    assert_eq!(
+        h.db.get(b"b").expect("get"),
+        None,
+        "nothing written before commit"
+    );
+    assert!(matches!(p2.commit(), Err(Error::ParentNotCommitted)));
+    let root2 = p2.root();
+    p1.commit().expect("commit p1");
+    p2.commit().expect("commit p2");
+    assert_eq!(h.db.root().expect("root"), root2);
+    assert!(matches!(p2.commit(), Err(Error::AlreadyCommitted)));
+    let model = [
+        (b"b".to_vec(), b"2".to_vec()),
+        (b"c".to_vec(), b"3".to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(root2, reference_root(&model, h.db.branch_factor()));
+}
+
+fn committing_invalidates_siblings(make: &MakeHarness) {
+    let h = make(Config::default());
+    let a = h.db.propose([put(b"x", b"1")]).expect("a");
+    let b = h.db.propose([put(b"y", b"1")]).expect("b");
+    let b_child = b.propose([put(b"z", b"1")]).expect("b child");
+    a.commit().expect("commit a");
+    assert!(matches!(b.commit(), Err(Error::Invalid)));
+    assert!(matches!(b.get(b"y"), Err(Error::Invalid)));
+    assert!(matches!(b_child.get(b"z"), Err(Error::Invalid)));
+    assert!(matches!(
+        b_child.propose([put(b"q", b"")]),
+        Err(Error::Invalid)
+    ));
+}
+
+fn range_reads_merge_overlay_and_store(make: &MakeHarness) {
+    let h = make(Config::default());
+    h.db.propose((0u8..50).map(|i| put(&[i], &[i])))
+        .expect("p")
+        .commit()
+        .expect("commit");
+    let p =
+        h.db.propose([del(&[10]), put(&[10, 0], b"new"), put(&[60], b"x")])
+            .expect("p");
+    let got = p.range(&[9], Some(&[11]), 100).expect("range");
+    let keys: Vec<_> = got.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![vec![9], vec![10, 0], vec![11]],
+        "inclusive bounds, overlay merged"
+    );
+    assert_eq!(p.range(&[], None, 3).expect("range").len(), 3);
+    assert_eq!(p.range(&[], None, 1000).expect("range").len(), 51);
+    assert!(p.range(&[5], Some(&[4]), 10).expect("range").is_empty());
+}
+
+fn history_views_survive_reopen(make: &MakeHarness) {
+    let mut h = make(Config::default().with_history_len(4));
+    let mut roots = vec![h.db.root().expect("root")];
+    let mut states = vec![std::collections::BTreeMap::new()];
+    for round in 0u8..6 {
+        let mut model = states.last().cloned().expect("state");
+        let mut ops = vec![put(&[round], &[round; 40]), put(&[1, round], b"v")];
+        if round > 1 {
+            ops.push(del(&[round - 2]));
+        }
+        for (k, v) in &ops {
+            match v {
+                Some(v) => model.insert(k.clone(), v.clone()),
+                None => model.remove(k),
+            };
+        }
+        h.db.propose(ops)
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        roots.push(h.db.root().expect("root"));
+        states.push(model);
+    }
+    h.reopen();
+    let retained = h.db.retained_roots().expect("retained");
+    assert_eq!(retained, roots[2..].to_vec(), "history of 4 keeps 5 roots");
+    for (root, model) in roots.iter().zip(&states).skip(2) {
+        let view = h.db.view_at(*root).expect("view at");
+        assert_eq!(view.root(), *root);
+        let all = view.range(&[], None, usize::MAX).expect("range");
+        assert_eq!(
+            all,
+            model
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        );
+    }
+    assert!(matches!(
+        h.db.view_at(roots[1]),
+        Err(Error::RootNotInHistory { .. })
+    ));
+}
+
+crate::for_each_backend!(
+    stacked_proposals_commit_in_order,
+    committing_invalidates_siblings,
+    range_reads_merge_overlay_and_store,
+    history_views_survive_reopen,
+);

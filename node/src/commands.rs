@@ -1,0 +1,123 @@
+//! The local database commands: load, root, import, export.
+
+use std::{
+    io::{BufRead, BufWriter, Write},
+    path::Path,
+    time::Instant,
+};
+
+use anyhow::{Context, bail};
+use arbor_merkledb::{Config, Db, test_utils::SeededRng};
+
+use crate::hexline::{format_field, parse_line};
+
+fn open(path: &Path) -> anyhow::Result<Db> {
+    Db::open(path, Config::default())
+        .with_context(|| format!("opening database {}", path.display()))
+}
+
+fn print_root(db: &Db) -> anyhow::Result<()> {
+    println!("{}", db.root()?);
+    println!("{}", db.key_count()?);
+    Ok(())
+}
+
+/// The `i`-th key-value of the deterministic load stream.
+pub(crate) fn load_stream(
+    seed: u64,
+    value_size: usize,
+) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
+    let mut rng = SeededRng::new(seed);
+    std::iter::from_fn(move || Some((rng.bytes(32), rng.bytes(value_size))))
+}
+
+pub(crate) fn load(
+    path: &Path,
+    keys: u64,
+    seed: u64,
+    value_size: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
+    if batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let db = open(path)?;
+    let started = Instant::now();
+    let mut stream = load_stream(seed, value_size);
+    let mut left = keys;
+    while left > 0 {
+        let n = left.min(batch as u64);
+        let ops: Vec<_> = stream
+            .by_ref()
+            .take(n as usize)
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        db.propose(ops)?.commit()?;
+        left -= n;
+    }
+    db.close()?;
+    let secs = started.elapsed().as_secs_f64();
+    let db = open(path)?;
+    print_root(&db)?;
+    eprintln!(
+        "loaded {keys} keys in {secs:.2} s ({:.0} keys/s)",
+        keys as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+pub(crate) fn root(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    print_root(&open(path)?)
+}
+
+pub(crate) fn import(path: &Path, file: Option<&Path>) -> anyhow::Result<()> {
+    let input: Box<dyn BufRead> = match file {
+        Some(f) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    // Parse everything first: a malformed line aborts the import before anything is written.
+    let mut ops = Vec::new();
+    for (number, line) in input.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", number + 1))?;
+        match parse_line(&line) {
+            Ok(Some(op)) => ops.push(op),
+            Ok(None) => {}
+            Err(e) => bail!("line {}: {e}; nothing was imported", number + 1),
+        }
+    }
+    let db = open(path)?;
+    db.propose(ops)?.commit()?;
+    print_root(&db)
+}
+
+pub(crate) fn export(path: &Path, start: Option<&str>, end: Option<&str>) -> anyhow::Result<()> {
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    let parse = |s: &str| crate::hexline::parse_field(s).map_err(anyhow::Error::msg);
+    let mut cursor = start.map(parse).transpose()?.unwrap_or_default();
+    let end = end.map(parse).transpose()?;
+    let db = open(path)?;
+    let view = db.view()?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    loop {
+        let chunk = view.range(&cursor, end.as_deref(), 4096)?;
+        for (k, v) in &chunk {
+            writeln!(out, "{} {}", format_field(k), format_field(v))?;
+        }
+        match chunk.last() {
+            Some((k, _)) if chunk.len() == 4096 => {
+                cursor = k.clone();
+                cursor.push(0);
+            }
+            _ => break,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

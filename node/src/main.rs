@@ -1,0 +1,89 @@
+//! `arbor`: the command-line program (see `arbor --help` and the product brief).
+
+mod commands;
+mod hexline;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Arbor: a Merkle key-value database with verified state sync.
+#[derive(Parser)]
+#[command(name = "arbor", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Add N deterministic random key-values (32-byte keys) in commits of K; print the root.
+    Load {
+        /// Database directory (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Number of key-values to add.
+        #[arg(long)]
+        keys: u64,
+        /// Seed of the deterministic generator.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 32)]
+        value_size: usize,
+        /// Key-values per commit.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+    },
+    /// Print the root (64 lowercase hex characters), then the key count.
+    Root {
+        /// Database directory.
+        #[arg(long)]
+        db: PathBuf,
+    },
+    /// Apply a batch from FILE or stdin ("HEXKEY HEXVALUE" puts, "HEXKEY" deletes; "-" is the
+    /// empty string) in one commit; print the root.
+    Import {
+        /// Database directory (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Input file; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
+    Export {
+        /// Database directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// First key (inclusive), hex.
+        #[arg(long)]
+        start: Option<String>,
+        /// Last key (inclusive), hex.
+        #[arg(long)]
+        end: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Load {
+            db,
+            keys,
+            seed,
+            value_size,
+            batch,
+        } => commands::load(&db, keys, seed, value_size, batch),
+        Command::Root { db } => commands::root(&db),
+        Command::Import { db, file } => commands::import(&db, file.as_deref()),
+        Command::Export { db, start, end } => {
+            commands::export(&db, start.as_deref(), end.as_deref())
+        }
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, unit + integration + doc tests.
+# Everything builds with the release profile: one optimised build of RocksDB serves all steps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (-D warnings)"
+cargo clippy --release --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --release --workspace --lib --bins --tests --locked
+echo "== doc tests"
+cargo test --release --workspace --doc --locked
+echo "all tests passed"
