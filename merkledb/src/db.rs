@@ -36,7 +36,7 @@ use crate::{
     layout::{HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, node_storage_key},
     node::{Node, SubRoot},
     store::{Batch, Durability, MemoryStore, RocksStore, ScanIter, Space, Store},
-    trie::{Applied, Change, NodeSource, apply},
+    trie::{Applied, Change, NodeChange, NodeSource, apply},
 };
 
 /// One retained commit: its sequence number and the roots before and after it.
@@ -53,7 +53,7 @@ pub(crate) struct State {
     pub head: Head,
     /// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the
     /// stored record. Consulted before the cache and the store.
-    pub dirty: HashMap<Key, Option<Arc<Node>>>,
+    pub dirty: HashMap<Key, Option<Arc<Node>>, foldhash::fast::RandomState>,
     /// Retained commits, oldest first.
     pub history: VecDeque<HistoryEntry>,
     /// Set by `close`.
@@ -147,7 +147,7 @@ impl Db {
             config,
             state: RwLock::new(State {
                 head,
-                dirty: HashMap::new(),
+                dirty: HashMap::default(),
                 history,
                 closed: false,
             }),
@@ -288,16 +288,19 @@ impl DbInner {
     pub(crate) fn absorb_nodes<'a>(
         &self,
         state: &mut State,
-        nodes: impl Iterator<Item = (&'a Key, &'a Option<Arc<Node>>, bool)>,
+        nodes: impl Iterator<Item = &'a NodeChange>,
     ) {
-        for (key, node, was_stored) in nodes {
-            self.cache.remove(key);
-            match node {
+        for change in nodes {
+            // Only a node that existed can have a (now stale) cached copy.
+            if change.replaced {
+                self.cache.remove(&change.key);
+            }
+            match &change.node {
                 Some(n) if !n.children.is_empty() => {
-                    state.dirty.insert(key.clone(), Some(n.clone()));
+                    state.dirty.insert(change.key.clone(), Some(n.clone()));
                 }
-                _ if was_stored => {
-                    state.dirty.insert(key.clone(), None);
+                _ if change.was_stored => {
+                    state.dirty.insert(change.key.clone(), None);
                 }
                 _ => {}
             }
@@ -383,13 +386,7 @@ impl DbInner {
                 };
                 apply(&source, self.token_bits(), root, &changes, &mut applied)?
             };
-            self.absorb_nodes(
-                &mut state,
-                applied
-                    .nodes
-                    .iter()
-                    .map(|c| (&c.key, &c.node, c.was_stored)),
-            );
+            self.absorb_nodes(&mut state, applied.nodes.iter());
             if state.dirty.len() > self.config.dirty_node_budget {
                 self.flush(&mut state)?;
             }

@@ -9,6 +9,11 @@
 
 use std::{cmp::Ordering, fmt};
 
+use smallvec::SmallVec;
+
+/// Key bytes: inline up to 32 bytes (every hash-sized key), so cloning a key rarely allocates.
+type KeyBytes = SmallVec<[u8; 32]>;
+
 /// The number of children a trie node may have: 2, 4, 16 or 256.
 ///
 /// It fixes the token size (1, 2, 4 or 8 bits) by which keys are split into child indices. Roots
@@ -62,7 +67,7 @@ impl BranchFactor {
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Key {
     bit_len: usize,
-    bytes: Vec<u8>,
+    bytes: KeyBytes,
 }
 
 impl Key {
@@ -70,7 +75,7 @@ impl Key {
     pub const fn empty() -> Self {
         Self {
             bit_len: 0,
-            bytes: Vec::new(),
+            bytes: SmallVec::new_const(),
         }
     }
 
@@ -78,7 +83,7 @@ impl Key {
     pub fn from_bytes(bytes: &[u8]) -> Self {
         Self {
             bit_len: bytes.len() * 8,
-            bytes: bytes.to_vec(),
+            bytes: SmallVec::from_slice(bytes),
         }
     }
 
@@ -86,7 +91,7 @@ impl Key {
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         Self {
             bit_len: bytes.len() * 8,
-            bytes,
+            bytes: SmallVec::from_vec(bytes),
         }
     }
 
@@ -98,7 +103,7 @@ impl Key {
         }
         let mut key = Self {
             bit_len,
-            bytes: bytes.to_vec(),
+            bytes: SmallVec::from_slice(bytes),
         };
         key.clear_padding();
         Some(key)
@@ -121,17 +126,12 @@ impl Key {
 
     /// Consumes the key, returning its padded bytes.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        self.bytes.into_vec()
     }
 
     /// True when the key is a whole number of bytes (only such keys may hold values).
     pub fn is_whole_bytes(&self) -> bool {
         self.bit_len % 8 == 0
-    }
-
-    /// The bit at `index` (0 = most significant bit of the first byte).
-    fn bit(&self, index: usize) -> u8 {
-        (self.bytes[index / 8] >> (7 - index % 8)) & 1
     }
 
     /// The `token_bits`-wide token starting at bit `bit_index`. Tokens never straddle a byte,
@@ -152,7 +152,7 @@ impl Key {
         let bits = bits.min(self.bit_len);
         let mut key = Key {
             bit_len: bits,
-            bytes: self.bytes[..bits.div_ceil(8)].to_vec(),
+            bytes: SmallVec::from_slice(&self.bytes[..bits.div_ceil(8)]),
         };
         key.clear_padding();
         key
@@ -170,7 +170,9 @@ impl Key {
     pub fn join(&self, token: u8, token_bits: usize, suffix: &Key) -> Key {
         let mut out = Key {
             bit_len: self.bit_len,
-            bytes: Vec::with_capacity((self.bit_len + token_bits + suffix.bit_len).div_ceil(8)),
+            bytes: SmallVec::with_capacity(
+                (self.bit_len + token_bits + suffix.bit_len).div_ceil(8),
+            ),
         };
         out.bytes.extend_from_slice(&self.bytes);
         out.push_token(token, token_bits);
@@ -196,30 +198,40 @@ impl Key {
         self.bit_len += token_bits;
     }
 
-    /// Appends `count` bits of `src` starting at bit `from`.
+    /// Appends `count` bits of `src` starting at bit `from`, a byte at a time.
     fn append_bits_from(&mut self, src: &Key, from: usize, count: usize) {
         if count == 0 {
             return;
         }
-        if self.bit_len % 8 == 0 && from % 8 == 0 {
-            let start = from / 8;
-            let end = (from + count).div_ceil(8);
-            self.bytes.extend_from_slice(&src.bytes[start..end]);
-            self.bit_len += count;
-            self.clear_padding();
-            return;
-        }
-        for i in from..from + count {
-            let bit = src.bit(i);
-            if self.bit_len % 8 == 0 {
-                self.bytes.push(0);
+        let src_bytes = &src.bytes;
+        let first = from / 8;
+        let len = count.div_ceil(8);
+        let shift = from % 8;
+        let offset = self.bit_len % 8;
+        if offset == 0 && shift == 0 {
+            self.bytes.extend_from_slice(&src_bytes[first..first + len]);
+        } else {
+            self.bytes.reserve(len + 1);
+            for i in 0..len {
+                // The next 8 source bits, aligned to the top of the byte.
+                let hi = src_bytes[first + i] << shift;
+                let lo = match src_bytes.get(first + i + 1) {
+                    Some(b) if shift > 0 => b >> (8 - shift),
+                    _ => 0,
+                };
+                let byte = hi | lo;
+                if offset == 0 {
+                    self.bytes.push(byte);
+                } else {
+                    let last = self.bytes.len() - 1;
+                    self.bytes[last] |= byte >> offset;
+                    self.bytes.push(byte << (8 - offset));
+                }
             }
-            if bit == 1 {
-                let last = self.bytes.len() - 1;
-                self.bytes[last] |= 1 << (7 - self.bit_len % 8);
-            }
-            self.bit_len += 1;
         }
+        self.bit_len += count;
+        self.bytes.truncate(self.bit_len.div_ceil(8));
+        self.clear_padding();
     }
 
     fn clear_padding(&mut self) {

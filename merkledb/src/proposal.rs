@@ -12,7 +12,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -25,7 +25,7 @@ use crate::{
     layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, decode_undo, encode_undo, history_key},
     node::{Node, SubRoot},
     store::{Batch, Durability, Space},
-    trie::{Applied, Change, NodeSource, apply},
+    trie::{Applied, Change, NodeChange, NodeSource, apply},
 };
 
 /// A batch operation: a key and its new value (`None` deletes).
@@ -38,9 +38,10 @@ pub(crate) struct ProposalInner {
     base_seq: u64,
     /// The batch, sorted, last write per key.
     changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Nodes this proposal changed: `None` = no node at that key any more. The flag tells whether
-    /// the previous node there was a stored inner node.
-    nodes: HashMap<Key, (Option<Arc<Node>>, bool)>,
+    /// Nodes this proposal changed (`node: None` = no node at that key any more).
+    nodes: Vec<NodeChange>,
+    /// `nodes` by key, built on first use: a proposal committed straight away never needs it.
+    node_index: OnceLock<HashMap<Key, usize, foldhash::fast::RandomState>>,
     /// Values before this batch, for history (only computed for committable proposals).
     undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     root: Option<SubRoot>,
@@ -66,6 +67,19 @@ impl std::fmt::Debug for Proposal {
 }
 
 impl ProposalInner {
+    /// The node this proposal set at `key`: `None` if it did not touch `key`, `Some(None)` if it
+    /// removed the node there.
+    fn node(&self, key: &Key) -> Option<Option<&Arc<Node>>> {
+        let index = self.node_index.get_or_init(|| {
+            self.nodes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.key.clone(), i))
+                .collect()
+        });
+        index.get(key).map(|&i| self.nodes[i].node.as_ref())
+    }
+
     fn is_committed(&self) -> bool {
         self.committed.load(Ordering::Acquire)
     }
@@ -114,9 +128,9 @@ struct ChainNodes<'a> {
 impl NodeSource for ChainNodes<'_> {
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
         for p in self.chain {
-            if let Some((node, _)) = p.nodes.get(key) {
+            if let Some(node) = p.node(key) {
                 return node
-                    .clone()
+                    .cloned()
                     .ok_or_else(|| CorruptionError::MissingNode(key.clone()).into());
             }
         }
@@ -266,11 +280,7 @@ fn build(
         }
         undo
     };
-    let nodes = applied
-        .nodes
-        .into_iter()
-        .map(|c| (c.key, (c.node, c.was_stored)))
-        .collect();
+    let nodes = applied.nodes;
     Ok(Proposal {
         inner: Arc::new(ProposalInner {
             db: db.clone(),
@@ -278,6 +288,7 @@ fn build(
             base_seq: base.base_seq,
             changes,
             nodes,
+            node_index: OnceLock::new(),
             undo,
             root,
             count,
@@ -458,7 +469,7 @@ impl Proposal {
         state.head = head;
         state.history.retain(|e| e.seq + history_len > seq);
         state.history.extend(new_entry);
-        db.absorb_nodes(&mut state, p.nodes.iter().map(|(k, (n, s))| (k, n, *s)));
+        db.absorb_nodes(&mut state, p.nodes.iter());
         p.committed.store(true, Ordering::Release);
         if state.dirty.len() > db.config.dirty_node_budget {
             db.flush(&mut state)?;

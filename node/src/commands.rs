@@ -16,6 +16,12 @@ fn open(path: &Path) -> anyhow::Result<Db> {
         .with_context(|| format!("opening database {}", path.display()))
 }
 
+/// Reopens a closed database (dropping the old handle first: RocksDB allows one opener).
+fn db_after_close(db: Db, path: &Path) -> anyhow::Result<Db> {
+    drop(db);
+    open(path)
+}
+
 fn print_root(db: &Db) -> anyhow::Result<()> {
     println!("{}", db.root()?);
     println!("{}", db.key_count()?);
@@ -45,6 +51,8 @@ pub(crate) fn load(
     let started = Instant::now();
     let mut stream = load_stream(seed, value_size);
     let mut left = keys;
+    let (mut propose_time, mut commit_time) =
+        (std::time::Duration::ZERO, std::time::Duration::ZERO);
     while left > 0 {
         let n = left.min(batch as u64);
         let ops: Vec<_> = stream
@@ -52,13 +60,19 @@ pub(crate) fn load(
             .take(n as usize)
             .map(|(k, v)| (k, Some(v)))
             .collect();
-        db.propose(ops)?.commit()?;
+        let t0 = Instant::now();
+        let proposal = db.propose(ops)?;
+        let t1 = Instant::now();
+        proposal.commit()?;
+        propose_time += t1 - t0;
+        commit_time += t1.elapsed();
         left -= n;
     }
+    let t_close = Instant::now();
     db.close()?;
+    tracing::info!(?propose_time, ?commit_time, close_time = ?t_close.elapsed(), "load phases");
     let secs = started.elapsed().as_secs_f64();
-    let db = open(path)?;
-    print_root(&db)?;
+    print_root(&db_after_close(db, path)?)?;
     eprintln!(
         "loaded {keys} keys in {secs:.2} s ({:.0} keys/s)",
         keys as f64 / secs.max(1e-9)

@@ -75,3 +75,31 @@ fn branch_factor_sizes() {
     assert_eq!(BranchFactor::from_children(16), Some(BranchFactor::Sixteen));
     assert_eq!(BranchFactor::from_children(8), None);
 }
+
+proptest::proptest! {
+    #[test]
+    fn skip_take_join_match_a_bit_model(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..12), a in 0usize..100, b in 0usize..100) {
+        let bits: Vec<u8> = bytes.iter().flat_map(|x| (0..8).rev().map(move |i| (x >> i) & 1)).collect();
+        let key = Key::from_bytes(&bytes);
+        let from_bits = |bits: &[u8]| {
+            let mut out = vec![0u8; bits.len().div_ceil(8)];
+            for (i, bit) in bits.iter().enumerate() {
+                out[i / 8] |= bit << (7 - i % 8);
+            }
+            Key::from_bits(&out, bits.len()).expect("key")
+        };
+        let a = a.min(bits.len());
+        let b = b.min(bits.len() - a);
+        proptest::prop_assert_eq!(key.skip(a), from_bits(&bits[a..]));
+        proptest::prop_assert_eq!(key.take(a), from_bits(&bits[..a]));
+        let mid = key.skip(a).take(b);
+        proptest::prop_assert_eq!(&mid, &from_bits(&bits[a..a + b]));
+        // join(head, token, tail) with a 1-bit token rebuilds the key.
+        if a < bits.len() {
+            let head = key.take(a);
+            let joined = head.join(key.token(a, 1), 1, &key.skip(a + 1));
+            proptest::prop_assert_eq!(joined, key.clone());
+        }
+        proptest::prop_assert_eq!(key.common_prefix_bits(&from_bits(&bits[..a])), a);
+    }
+}

@@ -47,6 +47,8 @@ pub(crate) struct NodeChange {
     /// True when the node that was at `key` before had children (so it is persisted in the nodes
     /// space and a removal must be written there).
     pub was_stored: bool,
+    /// True when a node existed at `key` before the batch (so caches may hold a stale copy).
+    pub replaced: bool,
 }
 
 /// What applying a batch produced.
@@ -256,12 +258,14 @@ fn update(
 /// Records `node` (or its disappearance) and returns the subtrie now at its position.
 fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) -> Option<SubRoot> {
     let was_stored = matches!(origin, Origin::Loaded { stored: true });
+    let replaced = matches!(origin, Origin::Loaded { .. });
     let removed = |key: Key, out: &mut Applied| {
-        if matches!(origin, Origin::Loaded { .. }) {
+        if replaced {
             out.nodes.push(NodeChange {
                 key,
                 node: None,
                 was_stored,
+                replaced,
             });
         }
     };
@@ -290,6 +294,7 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
         key: node.key.clone(),
         node: Some(Arc::new(node)),
         was_stored,
+        replaced,
     });
     Some(sub)
 }

@@ -6,7 +6,7 @@
 
 mod apply;
 
-pub(crate) use apply::{Applied, Change, apply};
+pub(crate) use apply::{Applied, Change, NodeChange, apply};
 
 use std::sync::Arc;
 
