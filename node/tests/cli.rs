@@ -15,14 +15,23 @@ fn arbor(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("spawn arbor");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("wait")
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "arbor failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "arbor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8")
 }
 
@@ -34,17 +43,27 @@ fn db_arg(dir: &Path) -> String {
 fn import_export_round_trip_with_empty_key_and_value() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = db_arg(dir.path());
-    let printed = ok(arbor(&["import", "--db", &db], Some("- 01\nab -\n\nAB cd\n0102 ff\n")));
+    let printed = ok(arbor(
+        &["import", "--db", &db],
+        Some("- 01\nab -\n\nAB cd\n0102 ff\n"),
+    ));
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 2, "root then key count");
     assert_eq!(lines[0].len(), 64);
-    assert!(lines[0].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    assert!(
+        lines[0]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
     assert_eq!(lines[1], "3", "ab was overwritten within the batch");
     assert_eq!(ok(arbor(&["root", "--db", &db], None)), printed);
     let export = ok(arbor(&["export", "--db", &db], None));
     assert_eq!(export, "- 01\n0102 ff\nab cd\n");
     // Bounds are inclusive.
-    let part = ok(arbor(&["export", "--db", &db, "--start", "0102", "--end", "ab"], None));
+    let part = ok(arbor(
+        &["export", "--db", &db, "--start", "0102", "--end", "ab"],
+        None,
+    ));
     assert_eq!(part, "0102 ff\nab cd\n");
     // Deleting with a lone key, including the empty key.
     ok(arbor(&["import", "--db", &db], Some("-\nab\n")));
@@ -60,7 +79,11 @@ fn malformed_import_aborts_with_line_number_and_commits_nothing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3"), "error names the line: {err}");
-    assert_eq!(ok(arbor(&["root", "--db", &db], None)), before, "nothing committed");
+    assert_eq!(
+        ok(arbor(&["root", "--db", &db], None)),
+        before,
+        "nothing committed"
+    );
 }
 
 #[test]
@@ -68,8 +91,18 @@ fn load_is_deterministic_and_matches_export_import() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a").display().to_string();
     let b = dir.path().join("b").display().to_string();
-    let root_a = ok(arbor(&["load", "--db", &a, "--keys", "3000", "--seed", "7", "--batch", "700"], None));
-    let root_b = ok(arbor(&["load", "--db", &b, "--keys", "3000", "--seed", "7", "--batch", "3000"], None));
+    let root_a = ok(arbor(
+        &[
+            "load", "--db", &a, "--keys", "3000", "--seed", "7", "--batch", "700",
+        ],
+        None,
+    ));
+    let root_b = ok(arbor(
+        &[
+            "load", "--db", &b, "--keys", "3000", "--seed", "7", "--batch", "3000",
+        ],
+        None,
+    ));
     assert_eq!(root_a, root_b, "batching does not change the root");
     assert!(root_a.ends_with("\n3000\n"));
     // Rebuild the same database from its export: same root.
