@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::{codec::CodecError, hash::Hash, key::Key};
+use crate::{codec::CodecError, hash::Hash, key::Key, proof::ProofError};
 
 /// A storage backend failure.
 #[derive(Debug, Error)]
@@ -109,6 +109,9 @@ pub enum Error {
     /// The database was closed.
     #[error("database closed")]
     Closed,
+    /// A proof was rejected or could not be generated.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
 }
 
 /// Result alias.

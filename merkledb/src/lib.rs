@@ -22,6 +22,7 @@ mod hash;
 mod key;
 mod layout;
 mod node;
+mod proof;
 mod proposal;
 pub mod store;
 mod trie;
@@ -36,4 +37,8 @@ pub use error::{CorruptionError, Error, Result, StoreError};
 pub use hash::{Hash, ValueDigest, hash_node, sha256};
 pub use key::{BranchFactor, Key};
 pub use node::{Child, Node, SubRoot};
+pub use proof::{
+    ChangeOrRangeProof, ChangeProof, KeyChange, KeyValue, MissingRoot, Proof, ProofError,
+    ProofNode, RangeProof, verify_proof, verify_range_proof,
+};
 pub use proposal::{BatchOp, Proposal};

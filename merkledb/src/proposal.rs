@@ -138,6 +138,46 @@ impl NodeSource for ChainNodes<'_> {
     }
 }
 
+/// Consistent read access to a proposal's state, for proof generation and verification.
+pub(crate) struct Reader<'a> {
+    proposal: &'a Proposal,
+    state: &'a State,
+    chain: &'a [&'a ProposalInner],
+    nodes: &'a ChainNodes<'a>,
+}
+
+impl Reader<'_> {
+    /// The trie's nodes.
+    pub(crate) fn nodes(&self) -> &dyn NodeSource {
+        self.nodes
+    }
+
+    /// The root subtrie.
+    pub(crate) fn root(&self) -> Option<&SubRoot> {
+        self.proposal.inner.root.as_ref()
+    }
+
+    /// Token size in bits.
+    pub(crate) fn token_bits(&self) -> usize {
+        self.proposal.inner.db.token_bits()
+    }
+
+    /// The value at `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        read_value(&self.proposal.inner.db, self.state, self.chain, key)
+    }
+
+    /// Up to `limit` key-values in `[start, end]`.
+    pub(crate) fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.proposal.range_locked(start, end, limit)
+    }
+}
+
 /// Where a new proposal sits.
 struct Base<'a> {
     chain: Vec<&'a ProposalInner>,
@@ -169,15 +209,20 @@ impl Db {
     /// A read-only view of the trie at `root`: the current root or one in the retained history.
     pub fn view_at(&self, root: Hash) -> Result<Proposal> {
         let state = self.inner.read()?;
-        if root_hash(&state.head.root) == root {
-            drop(state);
-            return self.view();
-        }
-        let target_seq = find_seq(&state.history, root).ok_or(Error::RootNotInHistory {
-            root,
-            retained: state.history.len() + 1,
-        })?;
-        let undo = self.undo_since(&state, target_seq)?;
+        self.view_at_locked(&state, root)
+    }
+
+    /// [`Db::view_at`] under a held read lock.
+    pub(crate) fn view_at_locked(&self, state: &State, root: Hash) -> Result<Proposal> {
+        let target_seq = if root_hash(&state.head.root) == root {
+            state.head.seq
+        } else {
+            find_seq(&state.history, root).ok_or(Error::RootNotInHistory {
+                root,
+                retained: state.history.len() + 1,
+            })?
+        };
+        let undo = self.undo_between(state, target_seq, state.head.seq)?;
         let base = Base {
             chain: Vec::new(),
             parent: None,
@@ -185,7 +230,7 @@ impl Db {
             count: state.head.count,
             base_seq: state.head.seq,
         };
-        let view = build(&self.inner, &state, base, undo, true)?;
+        let view = build(&self.inner, state, base, undo, true)?;
         if view.root() != root {
             return Err(CorruptionError::RootMismatch {
                 expected: root,
@@ -196,11 +241,17 @@ impl Db {
         Ok(view)
     }
 
-    /// For every key changed by commits after `seq`, its value as of `seq` (the value before the
-    /// first such commit that touched it).
-    fn undo_since(&self, state: &State, seq: u64) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+    /// For every key changed by commits `from + 1 ..= to`, its value as of commit `from` (the value
+    /// before the first of those commits that touched it).
+    pub(crate) fn undo_between(
+        &self,
+        state: &State,
+        from: u64,
+        to: u64,
+    ) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
+        let _ = state; // The caller holds the lock, so no commit deletes these records meanwhile.
         let mut out = BTreeMap::new();
-        for s in seq + 1..=state.head.seq {
+        for s in from + 1..=to {
             let key = history_key(HISTORY_UNDO, s);
             let bytes =
                 self.inner
@@ -224,7 +275,10 @@ impl Db {
 }
 
 /// The newest sequence number whose root is `root`, within the retained history.
-fn find_seq(history: &std::collections::VecDeque<HistoryEntry>, root: Hash) -> Option<u64> {
+pub(crate) fn find_seq(
+    history: &std::collections::VecDeque<HistoryEntry>,
+    root: Hash,
+) -> Option<u64> {
     if let Some(e) = history.iter().rev().find(|e| e.after == root) {
         return Some(e.seq);
     }
@@ -328,13 +382,26 @@ impl Proposal {
         let db = &self.inner.db;
         let state = db.read()?;
         self.inner.check_valid(&state)?;
-        let chain = self.inner.chain();
-        let base = Base {
-            chain,
-            parent: Some(self.inner.clone()),
-            root: self.inner.root.clone(),
-            count: self.inner.count,
-            base_seq: self.inner.base_seq + 1,
+        // A plain view of the database (no changes) is transparent: proposals on it sit directly
+        // on the database, so they can be committed.
+        let transparent =
+            self.inner.changes.is_empty() && self.inner.parent.is_none() && !self.inner.read_only;
+        let base = if transparent {
+            Base {
+                chain: Vec::new(),
+                parent: None,
+                root: self.inner.root.clone(),
+                count: self.inner.count,
+                base_seq: self.inner.base_seq,
+            }
+        } else {
+            Base {
+                chain: self.inner.chain(),
+                parent: Some(self.inner.clone()),
+                root: self.inner.root.clone(),
+                count: self.inner.count,
+                base_seq: self.inner.base_seq + 1,
+            }
         };
         build(db, &state, base, ops.into_iter().collect(), false)
     }
@@ -355,6 +422,16 @@ impl Proposal {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let state = self.inner.db.read()?;
         self.inner.check_valid(&state)?;
+        self.range_locked(start, end, limit)
+    }
+
+    /// [`Proposal::range`] under a held, validated read lock.
+    fn range_locked(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         if limit == 0 || end.is_some_and(|e| e < start) {
             return Ok(Vec::new());
         }
@@ -410,6 +487,27 @@ impl Proposal {
             }
         }
         Ok(out)
+    }
+
+    /// Runs `f` with a consistent reader of this proposal's state (under the database read lock).
+    pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        let db = &self.inner.db;
+        let state = db.read()?;
+        self.inner.check_valid(&state)?;
+        let chain = self.inner.chain();
+        let nodes = ChainNodes {
+            chain: &chain,
+            committed: CommittedNodes {
+                inner: db,
+                state: &state,
+            },
+        };
+        f(&Reader {
+            proposal: self,
+            state: &state,
+            chain: &chain,
+            nodes: &nodes,
+        })
     }
 
     /// Commits this proposal: one atomic batch of values, head and history.

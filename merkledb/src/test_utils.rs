@@ -52,6 +52,12 @@ impl SeededRng {
         }
     }
 
+    /// Random bytes of a random length in `min..max` (`max > min`).
+    pub fn bytes_between(&mut self, min: usize, max: usize) -> Vec<u8> {
+        let len = min + self.below((max - min) as u64) as usize;
+        self.bytes(len)
+    }
+
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
         let mut out = vec![0; len];

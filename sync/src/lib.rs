@@ -1,8 +1,12 @@
 //! # arbor-sync
 //!
 //! State sync for `arbor-merkledb`: the v1.11 protobuf messages and the `StateSync` gRPC service
-//! (generated in [`pb`]). Later modules add proto conversion, the server, clients and the sync
-//! manager.
+//! (generated in [`pb`]), and their conversion to and from the domain types of `arbor-merkledb`
+//! ([`convert`]). Later modules add the server, clients and the sync manager.
+
+pub mod convert;
+
+pub use convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest};
 
 /// Generated protobuf messages and gRPC stubs for `proto/sync/sync.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

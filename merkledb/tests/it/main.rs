@@ -4,5 +4,6 @@ mod backends;
 mod corruption;
 mod crash;
 mod model;
+mod proofs;
 mod proposals;
 mod vectors;
