@@ -5,8 +5,10 @@
 //! ([`convert`]). Later modules add the server, clients and the sync manager.
 
 pub mod convert;
+pub mod serve;
 
 pub use convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest};
+pub use serve::{ServeError, handle_request_bytes, serve_change_proof, serve_range_proof};
 
 /// Generated protobuf messages and gRPC stubs for `proto/sync/sync.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -25,7 +25,6 @@ mod commit;
 mod generate;
 mod verify;
 
-
 use std::collections::BTreeMap;
 
 pub use verify::{verify_proof, verify_range_proof};

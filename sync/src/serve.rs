@@ -1,0 +1,191 @@
+//! Answering proof requests within their limits: the server side of the wire contract, shared by
+//! the gRPC service and the `bytes in → bytes out` entry point a VM carries over its own network.
+//!
+//! Limits are clamped to 2048 keys and 2,093,056 bytes (AvalancheGo's). A response is sent only if
+//! its encoding is **strictly smaller** than the byte limit; otherwise the key limit shrinks to half
+//! the number of keys the oversized answer held, and generation is retried. When not even one
+//! key-value fits, the answer is [`ServeError::ProofTooLarge`], never silence.
+
+use arbor_merkledb::{ChangeOrRangeProof, Db, Error as DbError, MissingRoot, ProofError};
+use prost::Message;
+
+use crate::{
+    convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest},
+    pb,
+};
+
+/// Most key-values served in one proof.
+pub const MAX_KEY_LIMIT: u32 = 2048;
+/// Largest encoded proof served: 2 MiB minus 4 KiB of message overhead.
+pub const MAX_BYTES_LIMIT: u32 = 2 * 1024 * 1024 - 4096;
+
+/// Why a request could not be answered. Each maps to one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The request is malformed (`INVALID_ARGUMENT`).
+    #[error("malformed request: {0}")]
+    Malformed(#[from] ConvertError),
+    /// The request bytes are not a protobuf message (`INVALID_ARGUMENT`).
+    #[error("undecodable request: {0}")]
+    Undecodable(#[from] prost::DecodeError),
+    /// A requested root is not held (`NOT_FOUND`); `retained` lists the roots that are.
+    #[error("root {root} is not held; retained roots: {retained}")]
+    RootNotHeld {
+        /// The missing root.
+        root: arbor_merkledb::Hash,
+        /// The roots the server can serve, oldest first, comma-separated hex.
+        retained: String,
+    },
+    /// Not even one key-value fits the byte limit (`FAILED_PRECONDITION`).
+    #[error("no proof fits in {bytes_limit} bytes")]
+    ProofTooLarge {
+        /// The (clamped) byte limit.
+        bytes_limit: u32,
+    },
+    /// The request cannot be served as asked, e.g. an empty root (`INVALID_ARGUMENT`).
+    #[error("cannot serve: {0}")]
+    Unservable(ProofError),
+    /// The database failed (`INTERNAL`).
+    #[error("database error: {0}")]
+    Db(DbError),
+}
+
+impl ServeError {
+    fn from_db(db: &Db, error: DbError) -> Self {
+        let retained = || {
+            db.retained_roots()
+                .map(|roots| {
+                    roots
+                        .iter()
+                        .map(|r| r.to_hex())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        match error {
+            DbError::Proof(ProofError::InsufficientHistory { root, .. }) => {
+                ServeError::RootNotHeld {
+                    root,
+                    retained: retained(),
+                }
+            }
+            DbError::RootNotInHistory { root, .. } => ServeError::RootNotHeld {
+                root,
+                retained: retained(),
+            },
+            DbError::Proof(e) => ServeError::Unservable(e),
+            other => ServeError::Db(other),
+        }
+    }
+}
+
+/// Generates with a shrinking key limit until the encoding fits strictly under `bytes_limit`.
+fn within_limits<T>(
+    key_limit: u32,
+    bytes_limit: u32,
+    mut generate: impl FnMut(usize) -> Result<T, ServeError>,
+    keys_of: impl Fn(&T) -> usize,
+    encoded_len: impl Fn(&T) -> usize,
+) -> Result<T, ServeError> {
+    let bytes_limit = bytes_limit.min(MAX_BYTES_LIMIT);
+    let mut keys = key_limit.min(MAX_KEY_LIMIT) as usize;
+    while keys > 0 {
+        let answer = generate(keys)?;
+        if encoded_len(&answer) < bytes_limit as usize {
+            return Ok(answer);
+        }
+        keys = keys_of(&answer) / 2;
+    }
+    Err(ServeError::ProofTooLarge { bytes_limit })
+}
+
+/// Answers a range-proof request.
+pub fn serve_range_proof(db: &Db, req: &RangeProofRequest) -> Result<pb::RangeProof, ServeError> {
+    within_limits(
+        req.key_limit,
+        req.bytes_limit,
+        |keys| {
+            db.range_proof_at(req.root, req.start.as_deref(), req.end.as_deref(), keys)
+                .map(pb::RangeProof::from)
+                .map_err(|e| ServeError::from_db(db, e))
+        },
+        |p| p.key_values.len(),
+        Message::encoded_len,
+    )
+}
+
+/// Answers a change-proof request: a change proof, or, when the start root is not in history, a
+/// range proof at the end root over the same bounds.
+pub fn serve_change_proof(
+    db: &Db,
+    req: &ChangeProofRequest,
+) -> Result<pb::SyncGetChangeProofResponse, ServeError> {
+    let change = within_limits(
+        req.key_limit,
+        req.bytes_limit,
+        |keys| {
+            db.change_proof(
+                req.start_root,
+                req.end_root,
+                req.start.as_deref(),
+                req.end.as_deref(),
+                keys,
+            )
+            .map(|p| pb::SyncGetChangeProofResponse::from(ChangeOrRangeProof::Change(p)))
+            .map_err(|e| match e {
+                DbError::Proof(ProofError::InsufficientHistory {
+                    which: MissingRoot::Start,
+                    ..
+                }) => ServeError::Unservable(ProofError::InsufficientHistory {
+                    root: req.start_root,
+                    which: MissingRoot::Start,
+                }),
+                other => ServeError::from_db(db, other),
+            })
+        },
+        |r| match &r.response {
+            Some(pb::sync_get_change_proof_response::Response::ChangeProof(p)) => {
+                p.key_changes.len()
+            }
+            _ => 0,
+        },
+        Message::encoded_len,
+    );
+    match change {
+        Err(ServeError::Unservable(ProofError::InsufficientHistory {
+            which: MissingRoot::Start,
+            ..
+        })) => {
+            let fallback = RangeProofRequest {
+                root: req.end_root,
+                start: req.start.clone(),
+                end: req.end.clone(),
+                key_limit: req.key_limit,
+                bytes_limit: req.bytes_limit,
+            };
+            let range = serve_range_proof(db, &fallback)?;
+            Ok(pb::SyncGetChangeProofResponse {
+                response: Some(pb::sync_get_change_proof_response::Response::RangeProof(
+                    range,
+                )),
+            })
+        }
+        other => other,
+    }
+}
+
+/// The `bytes in → bytes out` entry point: a v1.11 `Request` in, the raw response out (a
+/// `RangeProof` for range requests, a `SyncGetChangeProofResponse` for change requests), so a VM
+/// can carry the protocol over its own network.
+pub fn handle_request_bytes(db: &Db, request: &[u8]) -> Result<Vec<u8>, ServeError> {
+    let request = SyncRequest::try_from(pb::Request::decode(request)?)?;
+    Ok(match request {
+        SyncRequest::Range(req) => serve_range_proof(db, &req)?.encode_to_vec(),
+        SyncRequest::Change(req) => serve_change_proof(db, &req)?.encode_to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
