@@ -652,3 +652,131 @@ fn change_proof_errors_tell_missing_start_from_missing_end() {
         ProofError::InvalidMaxLength
     );
 }
+
+#[test]
+fn exclusion_proof_checks_of_v1_13() {
+    let bf = BranchFactor::TwoFiftySix;
+    let keys: [&[u8]; 4] = [&[1], &[1, 2], &[1, 2, 3], &[1, 2, 3, 4]];
+    let kvs: Vec<_> = keys.iter().map(|k| kv(k, k)).collect();
+    let db = db_with(bf, &kvs);
+    let root = db.root().expect("root");
+    let view = db.view().expect("view");
+    let err = |r: Result<(), Error>| match r {
+        Err(Error::Proof(e)) => e,
+        other => panic!("expected a proof error, got {other:?}"),
+    };
+    // Happy paths: inclusion of every key, exclusion below and beside the path.
+    for key in keys {
+        let proof = view.proof(key).expect("proof");
+        assert_eq!(proof.value.as_deref(), Some(key));
+        verify_proof(&proof, root, bf).expect("inclusion verifies");
+    }
+    let absent = view.proof(&[1, 2, 3, 4, 5]).expect("proof");
+    assert_eq!(absent.value, None);
+    verify_proof(&absent, root, bf).expect("exclusion verifies");
+    // An exclusion proof claiming a value.
+    let mut lie = absent.clone();
+    lie.value = Some(vec![1]);
+    assert_eq!(
+        err(verify_proof(&lie, root, bf)),
+        ProofError::ExclusionProofUnexpectedValue
+    );
+    // Stopping above a child that leads towards the key.
+    let mut short = view.proof(&[1, 2, 3, 9]).expect("proof");
+    verify_proof(&short, root, bf).expect("exclusion verifies");
+    short.path.truncate(2);
+    assert_eq!(
+        err(verify_proof(&short, root, bf)),
+        ProofError::ExclusionProofMissingEndNodes
+    );
+    // Ending at a node that does not hang off the last ancestor on the key's token.
+    let mut sibling = view.proof(&[1, 5]).expect("proof");
+    verify_proof(&sibling, root, bf).expect("exclusion verifies");
+    sibling
+        .path
+        .push(view.proof(&[1, 2]).expect("proof").path[1].clone());
+    assert_eq!(
+        err(verify_proof(&sibling, root, bf)),
+        ProofError::ExclusionProofInvalidNode
+    );
+    // Inclusion with a wrong value.
+    let mut wrong = view.proof(&[1, 2]).expect("proof");
+    wrong.value = Some(vec![9]);
+    assert_eq!(
+        err(verify_proof(&wrong, root, bf)),
+        ProofError::ProofValueDoesntMatch
+    );
+    // A tampered first node.
+    let mut tampered = view.proof(&[1, 2, 3]).expect("proof");
+    tampered.path[0].children.insert(7, Hash([1; 32]));
+    assert!(rejected(verify_proof(&tampered, root, bf)));
+}
+
+#[test]
+fn change_proof_bad_data_is_rejected() {
+    let seed = SeededRng::seed_from_env(0x9f00_0003);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    for bf in BranchFactor::ALL {
+        let (server, mut model) = random_db(&mut rng, bf, 300);
+        let kvs: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let client = db_with(bf, &kvs);
+        let r1 = server.root().expect("root");
+        mutate(&server, &mut model, &mut rng);
+        mutate(&server, &mut model, &mut rng);
+        let r2 = server.root().expect("root");
+        let proof = server
+            .change_proof(r1, r2, None, None, 1000)
+            .expect("proof");
+        assert!(proof.key_changes.len() >= 2, "the workload changes keys");
+        client
+            .verify_change_proof(&proof, None, None, r2, 1000)
+            .expect("honest proof verifies");
+        let check = |p: &arbor_merkledb::ChangeProof, what: &str| {
+            assert!(
+                rejected(client.verify_change_proof(p, None, None, r2, 1000)),
+                "{bf:?}: {what} accepted"
+            );
+        };
+        let mut p = proof.clone();
+        p.key_changes.remove(0);
+        check(&p, "dropped change");
+        let mut p = proof.clone();
+        let c = &mut p.key_changes[0];
+        c.value = match &c.value {
+            Some(_) => None,
+            None => Some(vec![42]),
+        };
+        check(&p, "put/delete flipped");
+        let mut p = proof.clone();
+        if let Some(v) = p.key_changes.iter_mut().find_map(|c| c.value.as_mut()) {
+            v.push(1);
+            check(&p, "changed value");
+        }
+        let mut p = proof.clone();
+        p.key_changes.swap(0, 1);
+        check(&p, "reordered changes");
+        let mut p = proof.clone();
+        if let Some(node) = p.end_proof.first_mut() {
+            node.children.insert(0, Hash([4; 32]));
+            check(&p, "tampered end proof");
+        }
+        assert!(
+            rejected(client.verify_change_proof(&proof, None, None, r1, 1000)),
+            "wrong end root"
+        );
+        let n = proof.key_changes.len();
+        assert!(matches!(
+            client.verify_change_proof(&proof, None, None, r2, n - 1),
+            Err(Error::Proof(ProofError::TooManyKeys { .. }))
+        ));
+        assert!(matches!(
+            client.verify_change_proof(&proof, Some(&[9]), Some(&[1]), r2, 1000),
+            Err(Error::Proof(ProofError::StartAfterEnd))
+        ));
+        // The client is unchanged by verification; committing the honest proof reaches r2.
+        assert_eq!(client.root().expect("root"), r1);
+        client.commit_change_proof(&proof).expect("commit");
+        assert_eq!(client.root().expect("root"), r2);
+    }
+}
