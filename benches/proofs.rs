@@ -14,6 +14,10 @@
 use std::time::Duration;
 
 use arbor_merkledb::{BranchFactor, Config, Db, test_utils::SeededRng, verify_range_proof};
+/// The allocator the `arbor` binary ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn keys() -> usize {

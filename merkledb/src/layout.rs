@@ -104,12 +104,10 @@ impl Head {
 }
 
 /// Encodes a commit's undo list: `uvarint(n)`, then per key `uvarint(len) ‖ key ‖ maybe(before)`.
-pub(crate) fn encode_undo(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
-    let size: usize = entries
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 8)
-        .sum();
-    let mut out = Vec::with_capacity(size + 8);
+pub(crate) fn encode_undo<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 40 + 8);
     put_uvarint(&mut out, entries.len() as u64);
     for (key, before) in entries {
         put_uvarint(&mut out, key.len() as u64);

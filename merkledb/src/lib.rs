@@ -14,6 +14,7 @@
 //! ## Feature flags
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
 
+mod changes;
 mod codec;
 mod config;
 mod db;

@@ -18,6 +18,7 @@ use std::{
 };
 
 use crate::{
+    changes::Changes,
     db::{CommittedNodes, Db, DbInner, HistoryEntry, State, root_hash},
     error::{CorruptionError, Error, Result},
     hash::Hash,
@@ -37,13 +38,14 @@ pub(crate) struct ProposalInner {
     /// The database commit sequence this proposal applies on top of.
     base_seq: u64,
     /// The batch, sorted, last write per key.
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: Changes,
     /// Nodes this proposal changed (`node: None` = no node at that key any more).
     nodes: Vec<NodeChange>,
     /// `nodes` by key, built on first use: a proposal committed straight away never needs it.
     node_index: OnceLock<HashMap<Key, usize, foldhash::fast::RandomState>>,
-    /// Values before this batch, for history (only computed for committable proposals).
-    undo: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The encoded undo record (each key's value before this batch), for history; empty for
+    /// read-only views and when history is off.
+    undo: Vec<u8>,
     root: Option<SubRoot>,
     count: u64,
     read_only: bool,
@@ -198,7 +200,7 @@ impl Db {
             count: state.head.count,
             base_seq: state.head.seq,
         };
-        build(&self.inner, &state, base, ops.into_iter().collect(), false)
+        build(&self.inner, &state, base, Changes::from_ops(ops), false)
     }
 
     /// A read handle on the current committed state.
@@ -230,7 +232,7 @@ impl Db {
             count: state.head.count,
             base_seq: state.head.seq,
         };
-        let view = build(&self.inner, state, base, undo, true)?;
+        let view = build(&self.inner, state, base, Changes::from_map(undo), true)?;
         if view.root() != root {
             return Err(CorruptionError::RootMismatch {
                 expected: root,
@@ -292,7 +294,7 @@ fn build(
     db: &Arc<DbInner>,
     state: &State,
     base: Base<'_>,
-    changes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    changes: Changes,
     read_only: bool,
 ) -> Result<Proposal> {
     let batch: Vec<Change<'_>> = changes
@@ -313,7 +315,7 @@ fn build(
     let existed: std::collections::HashSet<&[u8]> =
         applied.existed.iter().map(Key::as_bytes).collect();
     let mut count = base.count;
-    for (key, value) in &changes {
+    for (key, value) in changes.iter() {
         match (value.is_some(), existed.contains(key.as_slice())) {
             (true, false) => count += 1,
             (false, true) => count -= 1,
@@ -323,16 +325,21 @@ fn build(
     let undo = if read_only || db.config.history_len == 0 {
         Vec::new()
     } else {
-        let mut undo = Vec::with_capacity(changes.len());
-        for key in changes.keys() {
-            let before = if existed.contains(key.as_slice()) {
+        // Previous values exist only for keys the trie held; new keys need no read.
+        let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(changes.len());
+        for (key, _) in changes.iter() {
+            befores.push(if existed.contains(key.as_slice()) {
                 read_value(db, state, &base.chain, key)?
             } else {
                 None
-            };
-            undo.push((key.clone(), before));
+            });
         }
-        undo
+        encode_undo(
+            changes
+                .iter()
+                .zip(&befores)
+                .map(|((k, _), b)| (k.as_slice(), b.as_deref())),
+        )
     };
     let nodes = applied.nodes;
     Ok(Proposal {
@@ -360,7 +367,7 @@ fn read_value(
 ) -> Result<Option<Vec<u8>>> {
     for p in chain {
         if let Some(v) = p.changes.get(key) {
-            return Ok(v.clone());
+            return Ok(v.map(<[u8]>::to_vec));
         }
     }
     Ok(db.store.get(Space::Values, key)?)
@@ -403,7 +410,7 @@ impl Proposal {
                 base_seq: self.inner.base_seq + 1,
             }
         };
-        build(db, &state, base, ops.into_iter().collect(), false)
+        build(db, &state, base, Changes::from_ops(ops), false)
     }
 
     /// The value at `key` in this proposal's state.
@@ -439,14 +446,7 @@ impl Proposal {
         // Overlay changes in range, nearest proposal wins.
         let mut overlay: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
         for p in &chain {
-            let upper = match end {
-                Some(e) => std::ops::Bound::Included(e),
-                None => std::ops::Bound::Unbounded,
-            };
-            for (k, v) in p
-                .changes
-                .range::<[u8], _>((std::ops::Bound::Included(start), upper))
-            {
+            for (k, v) in p.changes.range(start, end) {
                 overlay.entry(k.as_slice()).or_insert(v.as_deref());
             }
         }
@@ -531,10 +531,10 @@ impl Proposal {
         let before = root_hash(&state.head.root);
         let after = root_hash(&p.root);
         let mut batch = Batch::default();
-        for (key, value) in &p.changes {
+        for (key, value) in p.changes.iter() {
             match value {
-                Some(v) => batch.put(Space::Values, key.clone(), v.clone()),
-                None => batch.delete(Space::Values, key.clone()),
+                Some(v) => batch.put(Space::Values, key.as_slice(), v.as_slice()),
+                None => batch.delete(Space::Values, key.as_slice()),
             }
         }
         batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
@@ -548,7 +548,7 @@ impl Proposal {
             batch.put(
                 Space::History,
                 history_key(HISTORY_UNDO, seq),
-                encode_undo(&p.undo),
+                p.undo.as_slice(),
             );
             new_entry = Some(HistoryEntry { seq, before, after });
         }

@@ -56,13 +56,13 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn write(&self, batch: Batch, _durability: Durability) -> Result<(), StoreError> {
+    fn write(&self, batch: Batch<'_>, _durability: Durability) -> Result<(), StoreError> {
         let mut spaces = self.spaces.write().map_err(|_| StoreError::Poisoned)?;
         for (space, key, value) in batch.ops {
             let map = &mut spaces[index(space)];
             match value {
-                Some(v) => map.insert(key, v),
-                None => map.remove(&key),
+                Some(v) => map.insert(key.into_owned(), v.into_owned()),
+                None => map.remove(key.as_ref()),
             };
         }
         Ok(())

@@ -10,6 +10,8 @@ mod rocks;
 pub use memory::MemoryStore;
 pub use rocks::{RocksConfig, RocksStore};
 
+use std::borrow::Cow;
+
 use crate::error::StoreError;
 
 /// The keyspaces of a store (column families in RocksDB).
@@ -44,25 +46,31 @@ impl Space {
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// One write: a put (`Some`) or a delete (`None`).
-pub type Op = (Space, Vec<u8>, Option<Vec<u8>>);
+/// One write: a put (`Some`) or a delete (`None`). Borrowed where the caller already holds the
+/// bytes, so a commit does not copy its keys and values twice.
+pub type Op<'a> = (Space, Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
 
 /// A list of writes applied atomically by [`Store::write`].
 #[derive(Default, Debug)]
-pub struct Batch {
+pub struct Batch<'a> {
     /// The writes, applied in order.
-    pub ops: Vec<Op>,
+    pub ops: Vec<Op<'a>>,
 }
 
-impl Batch {
+impl<'a> Batch<'a> {
     /// Adds a put.
-    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push((space, key, Some(value)));
+    pub fn put(
+        &mut self,
+        space: Space,
+        key: impl Into<Cow<'a, [u8]>>,
+        value: impl Into<Cow<'a, [u8]>>,
+    ) {
+        self.ops.push((space, key.into(), Some(value.into())));
     }
 
     /// Adds a delete.
-    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        self.ops.push((space, key, None));
+    pub fn delete(&mut self, space: Space, key: impl Into<Cow<'a, [u8]>>) {
+        self.ops.push((space, key.into(), None));
     }
 
     /// True when there is nothing to write.
@@ -96,7 +104,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<KeyValue>, StoreError>;
 
     /// Applies `batch` atomically.
-    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError>;
+    fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError>;
 
     /// Removes every entry of `space`.
     fn clear(&self, space: Space) -> Result<(), StoreError>;

@@ -118,7 +118,7 @@ impl Store for RocksStore {
         Ok(out)
     }
 
-    fn write(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
+    fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         for (space, key, value) in batch.ops {
             let cf = self.cf(space)?;
