@@ -1,0 +1,3 @@
+//! Cross-crate integration tests of the root package (one binary, modules by concern).
+
+mod bytes_sync;
