@@ -2,6 +2,7 @@
 
 mod commands;
 mod hexline;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,27 @@ enum Command {
         /// Input file; stdin when absent.
         file: Option<PathBuf>,
     },
+    /// Serve range and change proofs over gRPC (the StateSync service), optionally churning.
+    Serve {
+        /// Database directory (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Address to listen on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Commits of history kept for change proofs and older roots.
+        #[arg(long, default_value_t = 128)]
+        history: usize,
+        /// Random puts/deletes per churn commit (a stand-in for a chain producing blocks).
+        #[arg(long, requires = "churn_every")]
+        churn_keys: Option<usize>,
+        /// Milliseconds between churn commits.
+        #[arg(long, requires = "churn_keys")]
+        churn_every: Option<u64>,
+        /// Stop churning after this many commits.
+        #[arg(long, requires = "churn_keys")]
+        churn_commits: Option<u64>,
+    },
     /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
     Export {
         /// Database directory.
@@ -87,6 +109,23 @@ fn main() -> anyhow::Result<()> {
         } => commands::load(&db, keys, seed, value_size, batch),
         Command::Root { db } => commands::root(&db),
         Command::Import { db, file } => commands::import(&db, file.as_deref()),
+        Command::Serve {
+            db,
+            listen,
+            history,
+            churn_keys,
+            churn_every,
+            churn_commits,
+        } => {
+            let churn = churn_keys
+                .zip(churn_every)
+                .map(|(keys, every)| serve::Churn {
+                    keys,
+                    every: std::time::Duration::from_millis(every),
+                    commits: churn_commits,
+                });
+            serve::run(&db, listen, history, churn)
+        }
         Command::Export { db, start, end } => {
             commands::export(&db, start.as_deref(), end.as_deref())
         }

@@ -244,7 +244,7 @@ fn nodes_to_proto(nodes: Vec<ProofNode>) -> Vec<pb::ProofNode> {
 /// Parses a child map. Entries are checked in ascending index order, so the error reported for a
 /// map with several malformed entries does not depend on hash-map iteration order.
 fn children_from_proto(
-    children: std::collections::HashMap<u32, Vec<u8>>,
+    children: BTreeMap<u32, Vec<u8>>,
 ) -> Result<BTreeMap<u8, Hash>, ConvertError> {
     let mut entries: Vec<(u32, Vec<u8>)> = children.into_iter().collect();
     entries.sort_unstable_by_key(|(index, _)| *index);

@@ -6,9 +6,11 @@
 
 pub mod convert;
 pub mod serve;
+pub mod server;
 
 pub use convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest};
-pub use serve::{ServeError, handle_request_bytes, serve_change_proof, serve_range_proof};
+pub use serve::{Limits, ServeError, handle_request_bytes, serve_change_proof, serve_range_proof};
+pub use server::{RootAnnouncer, ServerConfig, StateSyncService};
 
 /// Generated protobuf messages and gRPC stubs for `proto/sync/sync.proto`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

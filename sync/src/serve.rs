@@ -19,6 +19,24 @@ pub const MAX_KEY_LIMIT: u32 = 2048;
 /// Largest encoded proof served: 2 MiB minus 4 KiB of message overhead.
 pub const MAX_BYTES_LIMIT: u32 = 2 * 1024 * 1024 - 4096;
 
+/// The server's caps on what one request may ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most key-values (or changes) in one proof.
+    pub max_keys: u32,
+    /// Largest encoded response, in bytes.
+    pub max_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_keys: MAX_KEY_LIMIT,
+            max_bytes: MAX_BYTES_LIMIT,
+        }
+    }
+}
+
 /// Why a request could not be answered. Each maps to one gRPC status code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -83,14 +101,15 @@ impl ServeError {
 
 /// Generates with a shrinking key limit until the encoding fits strictly under `bytes_limit`.
 fn within_limits<T>(
+    limits: &Limits,
     key_limit: u32,
     bytes_limit: u32,
     mut generate: impl FnMut(usize) -> Result<T, ServeError>,
     keys_of: impl Fn(&T) -> usize,
     encoded_len: impl Fn(&T) -> usize,
 ) -> Result<T, ServeError> {
-    let bytes_limit = bytes_limit.min(MAX_BYTES_LIMIT);
-    let mut keys = key_limit.min(MAX_KEY_LIMIT) as usize;
+    let bytes_limit = bytes_limit.min(limits.max_bytes);
+    let mut keys = key_limit.min(limits.max_keys) as usize;
     while keys > 0 {
         let answer = generate(keys)?;
         if encoded_len(&answer) < bytes_limit as usize {
@@ -102,8 +121,13 @@ fn within_limits<T>(
 }
 
 /// Answers a range-proof request.
-pub fn serve_range_proof(db: &Db, req: &RangeProofRequest) -> Result<pb::RangeProof, ServeError> {
+pub fn serve_range_proof(
+    db: &Db,
+    req: &RangeProofRequest,
+    limits: &Limits,
+) -> Result<pb::RangeProof, ServeError> {
     within_limits(
+        limits,
         req.key_limit,
         req.bytes_limit,
         |keys| {
@@ -121,8 +145,10 @@ pub fn serve_range_proof(db: &Db, req: &RangeProofRequest) -> Result<pb::RangePr
 pub fn serve_change_proof(
     db: &Db,
     req: &ChangeProofRequest,
+    limits: &Limits,
 ) -> Result<pb::SyncGetChangeProofResponse, ServeError> {
     let change = within_limits(
+        limits,
         req.key_limit,
         req.bytes_limit,
         |keys| {
@@ -165,7 +191,7 @@ pub fn serve_change_proof(
                 key_limit: req.key_limit,
                 bytes_limit: req.bytes_limit,
             };
-            let range = serve_range_proof(db, &fallback)?;
+            let range = serve_range_proof(db, &fallback, limits)?;
             Ok(pb::SyncGetChangeProofResponse {
                 response: Some(pb::sync_get_change_proof_response::Response::RangeProof(
                     range,
@@ -179,11 +205,15 @@ pub fn serve_change_proof(
 /// The `bytes in → bytes out` entry point: a v1.11 `Request` in, the raw response out (a
 /// `RangeProof` for range requests, a `SyncGetChangeProofResponse` for change requests), so a VM
 /// can carry the protocol over its own network.
-pub fn handle_request_bytes(db: &Db, request: &[u8]) -> Result<Vec<u8>, ServeError> {
+pub fn handle_request_bytes(
+    db: &Db,
+    request: &[u8],
+    limits: &Limits,
+) -> Result<Vec<u8>, ServeError> {
     let request = SyncRequest::try_from(pb::Request::decode(request)?)?;
     Ok(match request {
-        SyncRequest::Range(req) => serve_range_proof(db, &req)?.encode_to_vec(),
-        SyncRequest::Change(req) => serve_change_proof(db, &req)?.encode_to_vec(),
+        SyncRequest::Range(req) => serve_range_proof(db, &req, limits)?.encode_to_vec(),
+        SyncRequest::Change(req) => serve_change_proof(db, &req, limits)?.encode_to_vec(),
     })
 }
 

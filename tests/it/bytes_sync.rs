@@ -8,7 +8,7 @@ use arbor::{
         test_utils::{SeedReporter, SeededRng},
         verify_range_proof,
     },
-    sync::{ChangeProofRequest, RangeProofRequest, SyncRequest, handle_request_bytes, pb},
+    sync::{ChangeProofRequest, Limits, RangeProofRequest, SyncRequest, handle_request_bytes, pb},
 };
 use prost::Message;
 
@@ -17,7 +17,7 @@ const BYTES_LIMIT: u32 = 64 * 1024;
 
 fn ask(server: &Db, request: SyncRequest) -> Vec<u8> {
     let bytes = pb::Request::from(request).encode_to_vec();
-    handle_request_bytes(server, &bytes).expect("server answers")
+    handle_request_bytes(server, &bytes, &Limits::default()).expect("server answers")
 }
 
 fn next_after(key: &[u8]) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! Tests of the proto ⇄ domain conversion: round trips through prost encoding, one rejection test
 //! per [`ConvertError`] variant, and fuzzing with arbitrary and mutated bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use arbor_merkledb::{
     ChangeOrRangeProof, ChangeProof, Hash, Key, KeyChange, KeyValue, Proof, ProofNode, RangeProof,
@@ -57,7 +57,7 @@ fn good_node() -> pb::ProofNode {
             value: vec![0xab],
         }),
         value_or_hash: some(b"abc"),
-        children: HashMap::from([(3, vec![7; 32])]),
+        children: BTreeMap::from([(3, vec![7; 32])]),
     }
 }
 

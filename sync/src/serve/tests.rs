@@ -42,7 +42,7 @@ fn served_range_proofs_are_strictly_under_the_byte_limit_and_verify() {
         let bytes_limit = 3000 + rng.below(120_000) as u32;
         let key_limit = 1 + rng.below(3000) as u32;
         let req = range_req(root, key_limit, bytes_limit);
-        let served = serve_range_proof(&db, &req).expect("served");
+        let served = serve_range_proof(&db, &req, &Limits::default()).expect("served");
         assert!(served.encoded_len() < bytes_limit as usize);
         assert!(served.key_values.len() <= key_limit.min(MAX_KEY_LIMIT) as usize);
         assert!(!served.key_values.is_empty());
@@ -68,10 +68,10 @@ fn a_key_value_that_cannot_fit_is_a_typed_error() {
         .expect("c");
     let root = db.root().expect("root");
     assert!(matches!(
-        serve_range_proof(&db, &range_req(root, 10, 5000)),
+        serve_range_proof(&db, &range_req(root, 10, 5000), &Limits::default()),
         Err(ServeError::ProofTooLarge { bytes_limit: 5000 })
     ));
-    assert!(serve_range_proof(&db, &range_req(root, 10, 20_000)).is_ok());
+    assert!(serve_range_proof(&db, &range_req(root, 10, 20_000), &Limits::default()).is_ok());
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn change_requests_fall_back_to_range_proofs_without_history_and_name_missing_ro
         key_limit: 100,
         bytes_limit: 1 << 20,
     };
-    let response = serve_change_proof(&db, &req).expect("served");
+    let response = serve_change_proof(&db, &req, &Limits::default()).expect("served");
     let Ok(ChangeOrRangeProof::Range(proof)) = ChangeOrRangeProof::try_from(response) else {
         panic!("expected the range-proof fallback");
     };
@@ -105,6 +105,7 @@ fn change_requests_fall_back_to_range_proofs_without_history_and_name_missing_ro
             end_root: unknown,
             ..req
         },
+        &Limits::default(),
     ) {
         Err(ServeError::RootNotHeld { root, retained }) => {
             assert_eq!(root, unknown);
@@ -122,22 +123,23 @@ fn bytes_entry_point_answers_or_explains() {
     let db = filled(50, 8, 4);
     let root = db.root().expect("root");
     let request = pb::Request::from(SyncRequest::Range(range_req(root, 10, 100_000)));
-    let answer = handle_request_bytes(&db, &request.encode_to_vec()).expect("answer");
+    let answer =
+        handle_request_bytes(&db, &request.encode_to_vec(), &Limits::default()).expect("answer");
     let proof = RangeProof::try_from(pb::RangeProof::decode(answer.as_slice()).expect("decode"))
         .expect("converts");
     assert_eq!(proof.key_values.len(), 10);
     assert!(matches!(
-        handle_request_bytes(&db, &[0xff, 0xff]),
+        handle_request_bytes(&db, &[0xff, 0xff], &Limits::default()),
         Err(ServeError::Undecodable(_))
     ));
     assert!(matches!(
-        handle_request_bytes(&db, &[]),
+        handle_request_bytes(&db, &[], &Limits::default()),
         Err(ServeError::Malformed(_))
     ));
     let zero_limit = pb::Request::from(SyncRequest::Range(range_req(root, 10, 1)));
     let mut bytes = zero_limit.encode_to_vec();
     bytes.truncate(bytes.len() - 2);
-    assert!(handle_request_bytes(&db, &bytes).is_err());
+    assert!(handle_request_bytes(&db, &bytes, &Limits::default()).is_err());
 }
 
 /// The true contents of `[start, largest]`.

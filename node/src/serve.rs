@@ -1,0 +1,125 @@
+//! `arbor serve`: the StateSync gRPC server over a database, with optional churn.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::Context;
+use arbor_merkledb::{Config, Db, test_utils::SeededRng};
+use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server};
+
+/// Random commits on a timer, a stand-in for a chain producing blocks.
+pub(crate) struct Churn {
+    /// Operations per commit.
+    pub keys: usize,
+    /// Time between commits.
+    pub every: Duration,
+    /// Stop after this many commits.
+    pub commits: Option<u64>,
+}
+
+pub(crate) fn run(
+    path: &Path,
+    listen: SocketAddr,
+    history: usize,
+    churn: Option<Churn>,
+) -> anyhow::Result<()> {
+    let db = Db::open(path, Config::default().with_history_len(history))
+        .with_context(|| format!("opening database {}", path.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let (listener, addr) = server::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let service = StateSyncService::new(db.clone(), ServerConfig::default());
+        // Announced on stdout so scripts and tests can find an ephemeral port.
+        println!("listening on {addr}");
+        println!("root {}", db.root()?);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let poller = tokio::spawn(service.clone().poll_roots(stopped(stop_rx.clone())));
+        let churner = churn.map(|churn| {
+            let (db, announcer, rx) = (db.clone(), service.announcer(), stop_rx.clone());
+            tokio::spawn(async move { churn_loop(db, announcer, churn, rx).await })
+        });
+        let server = tokio::spawn(server::serve(service, listener, stopped(stop_rx)));
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        server.await.context("server task")?.context("serving")?;
+        poller.await.context("poller task")?;
+        if let Some(churner) = churner {
+            churner.await.context("churn task")??;
+        }
+        anyhow::Ok(())
+    })?;
+    db.close()?;
+    Ok(())
+}
+
+async fn churn_loop(
+    db: Db,
+    announcer: RootAnnouncer,
+    churn: Churn,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut rng = SeededRng::new(db.commit_seq()?.wrapping_add(0xc4a2));
+    let mut done = 0u64;
+    let mut ticker = tokio::time::interval(churn.every);
+    ticker.tick().await;
+    while churn.commits.is_none_or(|max| done < max) {
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let view = db.view()?;
+        let mut ops = Vec::with_capacity(churn.keys);
+        for _ in 0..churn.keys {
+            match rng.below(10) {
+                // Update or delete the first key at or after a random point.
+                0..=2 => {
+                    let at = rng.bytes(32);
+                    if let Some((key, _)) = view.range(&at, None, 1)?.into_iter().next() {
+                        let value = (rng.below(2) == 0).then(|| rng.bytes(32));
+                        ops.push((key, value));
+                    }
+                }
+                _ => ops.push((rng.bytes(32), Some(rng.bytes(32)))),
+            }
+        }
+        let db2 = db.clone();
+        let (root, seq) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            db2.propose(ops)?.commit()?;
+            Ok((db2.root()?, db2.commit_seq()?))
+        })
+        .await??;
+        announcer.announce(root, seq);
+        tracing::info!(%root, seq, "churn commit");
+        done += 1;
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,279 @@
+//! The `StateSync` gRPC service on tonic.
+//!
+//! * Proof RPCs run on the blocking pool, at most [`ServerConfig::max_in_flight`] at a time;
+//!   beyond that a request is refused at once with `RESOURCE_EXHAUSTED` instead of queueing.
+//! * Every failure is a status with a message: `INVALID_ARGUMENT` (malformed request),
+//!   `NOT_FOUND` (root not held; the message lists the roots that are), `FAILED_PRECONDITION`
+//!   (no proof fits the byte limit, or the trie is empty), `RESOURCE_EXHAUSTED`, `INTERNAL`.
+//! * `WatchRoots` streams committed roots from a bounded broadcast channel: a subscriber that does
+//!   not read falls behind and skips roots; it never makes the server buffer more.
+//! * The standard `grpc.health.v1.Health` service is served beside it.
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+
+use arbor_merkledb::{Db, Hash, ProofError};
+use futures::{Stream, StreamExt};
+use tokio::sync::{Semaphore, broadcast};
+use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    convert::{ChangeProofRequest, RangeProofRequest},
+    pb,
+    serve::{Limits, ServeError, serve_change_proof, serve_range_proof},
+};
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Caps on what one request may ask for.
+    pub limits: Limits,
+    /// Proof computations allowed at once; more are refused with `RESOURCE_EXHAUSTED`.
+    pub max_in_flight: usize,
+    /// Roots kept for `WatchRoots` subscribers that fall behind.
+    pub watch_buffer: usize,
+    /// Largest message accepted or sent on the transport, in bytes.
+    pub max_message_bytes: usize,
+    /// How often the database is polled for commits made outside [`RootAnnouncer`].
+    pub poll_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_in_flight: 16,
+            watch_buffer: 64,
+            max_message_bytes: 4 << 20,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl From<ServeError> for Status {
+    fn from(error: ServeError) -> Self {
+        match &error {
+            ServeError::Malformed(_) | ServeError::Undecodable(_) => {
+                Status::invalid_argument(error.to_string())
+            }
+            ServeError::RootNotHeld { .. } => Status::not_found(error.to_string()),
+            ServeError::ProofTooLarge { .. } => Status::failed_precondition(error.to_string()),
+            ServeError::Unservable(ProofError::EmptyProof) => {
+                Status::failed_precondition(format!("{error} (the trie is empty at that root)"))
+            }
+            ServeError::Unservable(_) => Status::invalid_argument(error.to_string()),
+            ServeError::Db(_) => Status::internal(error.to_string()),
+        }
+    }
+}
+
+/// Announces committed roots to `WatchRoots` subscribers. Cheap to clone.
+#[derive(Clone)]
+pub struct RootAnnouncer {
+    sender: broadcast::Sender<pb::RootUpdate>,
+}
+
+impl RootAnnouncer {
+    /// Announces `root`, committed as commit number `commit_seq`.
+    pub fn announce(&self, root: Hash, commit_seq: u64) {
+        // No subscribers is not an error.
+        let _ = self.sender.send(pb::RootUpdate {
+            root_hash: root.0.to_vec(),
+            commit_seq,
+        });
+    }
+}
+
+/// The `StateSync` service over a database.
+#[derive(Clone)]
+pub struct StateSyncService {
+    db: Db,
+    config: ServerConfig,
+    in_flight: Arc<Semaphore>,
+    roots: broadcast::Sender<pb::RootUpdate>,
+}
+
+impl StateSyncService {
+    /// A service answering from `db`.
+    pub fn new(db: Db, config: ServerConfig) -> Self {
+        let (roots, _) = broadcast::channel(config.watch_buffer.max(1));
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+        Self {
+            db,
+            config,
+            in_flight,
+            roots,
+        }
+    }
+
+    /// A handle to announce new roots (e.g. after each commit of a churn loop).
+    pub fn announcer(&self) -> RootAnnouncer {
+        RootAnnouncer {
+            sender: self.roots.clone(),
+        }
+    }
+
+    /// The tonic service, with the configured message size limits.
+    pub fn into_server(self) -> pb::state_sync_server::StateSyncServer<Self> {
+        let max = self.config.max_message_bytes;
+        pb::state_sync_server::StateSyncServer::new(self)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max)
+    }
+
+    /// Polls the database and announces every new root, until `stop` resolves. Covers commits
+    /// made by anyone, not only through a [`RootAnnouncer`].
+    pub async fn poll_roots(self, stop: impl Future<Output = ()>) {
+        let announcer = self.announcer();
+        let mut last = self.db.commit_seq().ok();
+        let mut ticker = tokio::time::interval(self.config.poll_interval);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticker.tick() => {
+                    if let (Ok(seq), Ok(root)) = (self.db.commit_seq(), self.db.root()) {
+                        if Some(seq) != last {
+                            last = Some(seq);
+                            announcer.announce(root, seq);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a proof computation on the blocking pool under the in-flight bound.
+    async fn bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Db, &Limits) -> Result<T, ServeError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} proof requests already in flight; retry later",
+                self.config.max_in_flight
+            ))
+        })?;
+        let db = self.db.clone();
+        let limits = self.config.limits;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&db, &limits)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("proof task failed: {e}")))?
+        .map_err(Status::from)
+    }
+}
+
+/// The `WatchRoots` stream type.
+pub type RootStream = Pin<Box<dyn Stream<Item = Result<pb::RootUpdate, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::state_sync_server::StateSync for StateSyncService {
+    async fn get_merkle_root(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<pb::GetMerkleRootResponse>, Status> {
+        let root = self
+            .db
+            .root()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::GetMerkleRootResponse {
+            root_hash: root.0.to_vec(),
+        }))
+    }
+
+    async fn get_range_proof(
+        &self,
+        request: Request<pb::SyncGetRangeProofRequest>,
+    ) -> Result<Response<pb::RangeProof>, Status> {
+        let req = RangeProofRequest::try_from(request.into_inner()).map_err(ServeError::from)?;
+        self.bounded(move |db, limits| serve_range_proof(db, &req, limits))
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_change_proof(
+        &self,
+        request: Request<pb::SyncGetChangeProofRequest>,
+    ) -> Result<Response<pb::SyncGetChangeProofResponse>, Status> {
+        let req = ChangeProofRequest::try_from(request.into_inner()).map_err(ServeError::from)?;
+        self.bounded(move |db, limits| serve_change_proof(db, &req, limits))
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_proof(
+        &self,
+        request: Request<pb::GetProofRequest>,
+    ) -> Result<Response<pb::GetProofResponse>, Status> {
+        let key = request.into_inner().key;
+        let proof = self
+            .bounded(move |db, _| {
+                db.view()
+                    .and_then(|view| view.proof(&key))
+                    .map_err(|e| match e {
+                        arbor_merkledb::Error::Proof(p) => ServeError::Unservable(p),
+                        other => ServeError::Db(other),
+                    })
+            })
+            .await?;
+        Ok(Response::new(pb::GetProofResponse {
+            proof: Some(proof.into()),
+        }))
+    }
+
+    type WatchRootsStream = RootStream;
+
+    async fn watch_roots(
+        &self,
+        _request: Request<pb::WatchRootsRequest>,
+    ) -> Result<Response<RootStream>, Status> {
+        let receiver = self.roots.subscribe();
+        let (root, seq) = self
+            .db
+            .root()
+            .and_then(|r| Ok((r, self.db.commit_seq()?)))
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let current = pb::RootUpdate {
+            root_hash: root.0.to_vec(),
+            commit_seq: seq,
+        };
+        // A lagging subscriber skips the roots it missed (bounded buffer) and keeps going.
+        let updates = BroadcastStream::new(receiver).filter_map(|item| async move {
+            match item {
+                Ok(update) => Some(Ok(update)),
+                Err(BroadcastStreamRecvError::Lagged(_)) => None,
+            }
+        });
+        let stream = futures::stream::once(async move { Ok(current) }).chain(updates);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// Serves `service` (and the health service) on `listener` until `shutdown` resolves; in-flight
+/// requests finish first.
+pub async fn serve(
+    service: StateSyncService,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::state_sync_server::StateSyncServer<StateSyncService>>()
+        .await;
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
+
+/// Binds `addr` and returns the listener and its actual address (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
