@@ -263,7 +263,13 @@ pub async fn serve(
     health
         .set_serving::<pb::state_sync_server::StateSyncServer<StateSyncService>>()
         .await;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Small responses must not wait for Nagle's algorithm (a 2048-key proof took ~28 ms per
+    // request over loopback without this, ~1 ms with it).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service.into_server())
