@@ -263,7 +263,7 @@ pub async fn serve(
     health
         .set_serving::<pb::state_sync_server::StateSyncServer<StateSyncService>>()
         .await;
-        // Small responses must not wait for Nagle's algorithm (a 2048-key proof took ~28 ms per
+    // Small responses must not wait for Nagle's algorithm (a 2048-key proof took ~28 ms per
     // request over loopback without this, ~1 ms with it).
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
         let stream = stream?;
