@@ -91,6 +91,9 @@ pub struct StateSyncService {
     config: ServerConfig,
     in_flight: Arc<Semaphore>,
     roots: broadcast::Sender<pb::RootUpdate>,
+    /// Set when the server shuts down: ends `WatchRoots` streams, which would otherwise keep
+    /// their connections (and a graceful shutdown) open forever.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl StateSyncService {
@@ -98,12 +101,19 @@ impl StateSyncService {
     pub fn new(db: Db, config: ServerConfig) -> Self {
         let (roots, _) = broadcast::channel(config.watch_buffer.max(1));
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+        let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             db,
             config,
             in_flight,
             roots,
+            closing,
         }
+    }
+
+    /// Ends every `WatchRoots` stream (now and later); called when the server shuts down.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
     }
 
     /// A handle to announce new roots (e.g. after each commit of a churn loop).
@@ -247,7 +257,13 @@ impl pb::state_sync_server::StateSync for StateSyncService {
                 Err(BroadcastStreamRecvError::Lagged(_)) => None,
             }
         });
-        let stream = futures::stream::once(async move { Ok(current) }).chain(updates);
+        let mut closing = self.closing.subscribe();
+        let closed = async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        };
+        let stream = futures::stream::once(async move { Ok(current) })
+            .chain(updates)
+            .take_until(closed);
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -259,6 +275,11 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let streams = service.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.close_streams();
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::state_sync_server::StateSyncServer<StateSyncService>>()

@@ -56,6 +56,11 @@ impl Harness {
             }
             Transport::InProcess => {
                 let (client_io, server_io) = tokio::io::duplex(1 << 20);
+                let streams = service.clone();
+                let shutdown = async move {
+                    shutdown.await;
+                    streams.close_streams();
+                };
                 let server = tokio::spawn(async move {
                     tonic::transport::Server::builder()
                         .add_service(service.into_server())
@@ -95,14 +100,19 @@ impl Harness {
         }
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub(crate) async fn stop(mut self) {
+    /// Stops the server gracefully and waits for it (at most 10 s; returns whether it stopped).
+    pub(crate) async fn stop(mut self) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(server) = self.server.take() {
-            drop(self.client);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
+        match self.server.take() {
+            Some(server) => {
+                drop(self.client);
+                tokio::time::timeout(std::time::Duration::from_secs(10), server)
+                    .await
+                    .is_ok()
+            }
+            None => true,
         }
     }
 }

@@ -368,6 +368,52 @@ async fn hostile_clients_do_not_disturb_the_server(transport: Transport) {
     h.stop().await;
 }
 
+async fn graceful_shutdown_ends_streams_and_finishes(transport: Transport) {
+    let db = filled(100, 4);
+    let h = Harness::start(transport, db, ServerConfig::default()).await;
+    let mut client = h.client.clone();
+    let mut stream = client
+        .watch_roots(pb::WatchRootsRequest {})
+        .await
+        .expect("watch")
+        .into_inner();
+    stream.next().await.expect("first").expect("ok");
+    // A subscriber reading forever must not keep the server from stopping.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    assert!(
+        h.stop().await,
+        "server stopped within 10 s with a subscriber attached"
+    );
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("stream ended")
+        .expect("join");
+}
+
+async fn health_service_reports_serving(transport: Transport) {
+    if !matches!(transport, Transport::Socket) {
+        return; // The health service is wired by `server::serve` (socket transport).
+    }
+    let h = Harness::start(transport, filled(10, 4), ServerConfig::default()).await;
+    let addr = h.addr.expect("socket address");
+    let channel = tonic::transport::Endpoint::try_from(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let service = "sync.StateSync".to_string();
+    let reply = health
+        .check(tonic_health::pb::HealthCheckRequest { service })
+        .await
+        .expect("check");
+    assert_eq!(
+        reply.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    h.stop().await;
+}
+
 macro_rules! both_transports {
     ($($test:ident),* $(,)?) => {
         mod socket {
@@ -387,6 +433,8 @@ both_transports!(
     every_failure_is_a_status,
     watch_roots_streams_commits_and_ignores_slow_subscribers,
     hostile_clients_do_not_disturb_the_server,
+    graceful_shutdown_ends_streams_and_finishes,
+    health_service_reports_serving,
 );
 
 /// Wire compatibility must not drift: the exact bytes of a known range proof (BF16, keys
