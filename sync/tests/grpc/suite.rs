@@ -437,6 +437,67 @@ both_transports!(
     health_service_reports_serving,
 );
 
+/// Random requests (proptest): the limits hold and every returned proof verifies, on both
+/// transports.
+fn random_requests_respect_limits_and_verify(transport: Transport) {
+    use proptest::prelude::*;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = filled(4000, 4);
+    let root = db.root().expect("root");
+    let h = runtime.block_on(Harness::start(transport, db, ServerConfig::default()));
+    let client = h.client.clone();
+    let config = ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(start in prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+                        end in prop::option::of(prop::collection::vec(any::<u8>(), 0..40)),
+                        key_limit in 1u32..5000,
+                        bytes_limit in 1u32..3_000_000)| {
+        let mut client = client.clone();
+        let request = pb::SyncGetRangeProofRequest {
+            root_hash: root.0.to_vec(),
+            start_key: start.as_deref().and_then(some),
+            end_key: end.as_deref().and_then(some),
+            key_limit,
+            bytes_limit,
+        };
+        match runtime.block_on(client.get_range_proof(request)) {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                prop_assert!(reply.encoded_len() < bytes_limit as usize);
+                prop_assert!(reply.key_values.len() <= key_limit.min(2048) as usize);
+                let proof = RangeProof::try_from(reply).expect("converts");
+                verify_range_proof(&proof, start.as_deref(), end.as_deref(), root, 2048, BranchFactor::Sixteen)
+                    .expect("verifies");
+            }
+            Err(status) => {
+                let ordered = match (&start, &end) { (Some(s), Some(e)) => s <= e, _ => true };
+                prop_assert!(
+                    (!ordered && status.code() == Code::InvalidArgument)
+                        || status.code() == Code::FailedPrecondition,
+                    "unexpected status {status}"
+                );
+            }
+        }
+    });
+    runtime.block_on(h.stop());
+}
+
+#[test]
+fn random_requests_over_socket() {
+    random_requests_respect_limits_and_verify(Transport::Socket);
+}
+
+#[test]
+fn random_requests_in_process() {
+    random_requests_respect_limits_and_verify(Transport::InProcess);
+}
+
 /// Wire compatibility must not drift: the exact bytes of a known range proof (BF16, keys
 /// 0x00..0x04 with values equal to the keys, range [0x01, 0x0305]) and of a change-proof response
 /// for a later commit.
