@@ -143,7 +143,6 @@ impl NodeSource for ChainNodes<'_> {
 /// Consistent read access to a proposal's state, for proof generation and verification.
 pub(crate) struct Reader<'a> {
     proposal: &'a Proposal,
-    state: &'a State,
     chain: &'a [&'a ProposalInner],
     nodes: &'a ChainNodes<'a>,
 }
@@ -166,7 +165,7 @@ impl Reader<'_> {
 
     /// The value at `key`.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        read_value(&self.proposal.inner.db, self.state, self.chain, key)
+        read_value(&self.proposal.inner.db, self.chain, key)
     }
 
     /// Up to `limit` key-values in `[start, end]`.
@@ -189,18 +188,30 @@ struct Base<'a> {
     base_seq: u64,
 }
 
-impl Db {
-    /// Proposes `ops` on top of the committed state. Later ops on the same key win.
-    pub fn propose(&self, ops: impl IntoIterator<Item = BatchOp>) -> Result<Proposal> {
-        let state = self.inner.read()?;
-        let base = Base {
+impl Base<'_> {
+    /// Directly on the committed head.
+    fn head(state: &State) -> Self {
+        Self {
             chain: Vec::new(),
             parent: None,
             root: state.head.root.clone(),
             count: state.head.count,
             base_seq: state.head.seq,
-        };
-        build(&self.inner, &state, base, Changes::from_ops(ops), false)
+        }
+    }
+}
+
+impl Db {
+    /// Proposes `ops` on top of the committed state. Later ops on the same key win.
+    pub fn propose(&self, ops: impl IntoIterator<Item = BatchOp>) -> Result<Proposal> {
+        let state = self.inner.read()?;
+        build(
+            &self.inner,
+            &state,
+            Base::head(&state),
+            Changes::from_ops(ops),
+            false,
+        )
     }
 
     /// A read handle on the current committed state.
@@ -225,14 +236,13 @@ impl Db {
             })?
         };
         let undo = self.undo_between(state, target_seq, state.head.seq)?;
-        let base = Base {
-            chain: Vec::new(),
-            parent: None,
-            root: state.head.root.clone(),
-            count: state.head.count,
-            base_seq: state.head.seq,
-        };
-        let view = build(&self.inner, state, base, Changes::from_map(undo), true)?;
+        let view = build(
+            &self.inner,
+            state,
+            Base::head(state),
+            Changes::from_map(undo),
+            true,
+        )?;
         if view.root() != root {
             return Err(CorruptionError::RootMismatch {
                 expected: root,
@@ -329,7 +339,7 @@ fn build(
         let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(changes.len());
         for (key, _) in changes.iter() {
             befores.push(if existed.contains(key.as_slice()) {
-                read_value(db, state, &base.chain, key)?
+                read_value(db, &base.chain, key)?
             } else {
                 None
             });
@@ -359,12 +369,7 @@ fn build(
     })
 }
 
-fn read_value(
-    db: &DbInner,
-    _state: &State,
-    chain: &[&ProposalInner],
-    key: &[u8],
-) -> Result<Option<Vec<u8>>> {
+fn read_value(db: &DbInner, chain: &[&ProposalInner], key: &[u8]) -> Result<Option<Vec<u8>>> {
     for p in chain {
         if let Some(v) = p.changes.get(key) {
             return Ok(v.map(<[u8]>::to_vec));
@@ -417,7 +422,7 @@ impl Proposal {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let state = self.inner.db.read()?;
         self.inner.check_valid(&state)?;
-        read_value(&self.inner.db, &state, &self.inner.chain(), key)
+        read_value(&self.inner.db, &self.inner.chain(), key)
     }
 
     /// Up to `limit` key-values with `start <= key` and (if set) `key <= end`, in key order.
@@ -504,7 +509,6 @@ impl Proposal {
         };
         f(&Reader {
             proposal: self,
-            state: &state,
             chain: &chain,
             nodes: &nodes,
         })
