@@ -341,6 +341,8 @@ impl DbInner {
 
     fn close(&self, state: &mut State) -> Result<()> {
         self.flush(state)?;
+        // A short write-ahead log makes the next open fast (no replay of this session's writes).
+        self.store.compact_log()?;
         let mut batch = Batch::default();
         batch.put(Space::Meta, META_CLEAN.to_vec(), vec![1]);
         self.store.write(batch, Durability::Machine)?;

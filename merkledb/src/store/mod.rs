@@ -108,6 +108,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes every entry of `space`.
     fn clear(&self, space: Space) -> Result<(), StoreError>;
+
+    /// Moves buffered writes into the store's long-term files (RocksDB: flushes memtables), so
+    /// the next open does not replay them. Durability does not depend on it.
+    fn compact_log(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Iterates `[start, end]` of a space in chunks, so neither backend holds a lock or a snapshot for

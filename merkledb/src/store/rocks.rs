@@ -134,6 +134,16 @@ impl Store for RocksStore {
             .map_err(rocks_err("write", None))
     }
 
+    fn compact_log(&self) -> Result<(), StoreError> {
+        let cfs: Vec<&ColumnFamily> = Space::ALL
+            .iter()
+            .map(|s| self.cf(*s))
+            .collect::<Result<_, _>>()?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
+            .map_err(rocks_err("flush", None))
+    }
+
     fn clear(&self, space: Space) -> Result<(), StoreError> {
         let cf = self.cf(space)?;
         let first = self.db.iterator_cf(cf, IteratorMode::Start).next();
