@@ -135,6 +135,25 @@ impl NodeSource for ChainNodes<'_> {
                     .cloned()
                     .ok_or_else(|| CorruptionError::MissingNode(key.clone()).into());
             }
+            // A leaf created by this batch has no node record (see `trie::apply::finalize`).
+            if key.is_whole_bytes() {
+                match p.changes.get(key.as_bytes()) {
+                    Some(Some(value)) => {
+                        let leaf = Node::leaf(key.clone(), crate::hash::ValueDigest::of(value));
+                        if leaf.id() != *id {
+                            return Err(CorruptionError::NodeHashMismatch {
+                                key: key.clone(),
+                                expected: *id,
+                                actual: leaf.id(),
+                            }
+                            .into());
+                        }
+                        return Ok(Arc::new(leaf));
+                    }
+                    Some(None) => return Err(CorruptionError::MissingNode(key.clone()).into()),
+                    None => {}
+                }
+            }
         }
         self.committed.load(key, id, has_value)
     }

@@ -290,11 +290,16 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
     }
     let id = node.id();
     let sub = SubRoot::of(&node, id);
-    out.nodes.push(NodeChange {
-        key: node.key.clone(),
-        node: Some(Arc::new(node)),
-        was_stored,
-        replaced,
-    });
+    // A new leaf needs no record: it is exactly its key and value, which the batch holds (a
+    // proposal's node source rebuilds it from there), and no cache can hold a stale copy. About
+    // half of the nodes of a batch of inserts are such leaves.
+    if replaced || !node.children.is_empty() {
+        out.nodes.push(NodeChange {
+            key: node.key.clone(),
+            node: Some(Arc::new(node)),
+            was_stored,
+            replaced,
+        });
+    }
     Some(sub)
 }
