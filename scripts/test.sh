@@ -13,4 +13,6 @@ echo "== cargo test"
 cargo test --release --workspace --lib --bins --tests --locked
 echo "== doc tests"
 cargo test --release --workspace --doc --locked
+echo "== cargo doc (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --lib --locked
 echo "all tests passed"
