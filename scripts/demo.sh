@@ -5,7 +5,12 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 cargo build --release --workspace --all-targets --locked
-work="${ARBOR_DEMO_DIR:-$(mktemp -d)}"
+if [ -n "${ARBOR_DEMO_DIR:-}" ]; then
+  work="$ARBOR_DEMO_DIR"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 echo "== loading 100,000 keys into $work/db"
 start=$(date +%s.%N)
 "$ARBOR_BIN" load --db "$work/db" --keys 100000 --seed 1
