@@ -515,16 +515,23 @@ impl Proposal {
 
     /// Runs `f` with a consistent reader of this proposal's state (under the database read lock).
     pub(crate) fn with_reader<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        let state = self.inner.db.read()?;
+        self.with_reader_locked(&state, f)
+    }
+
+    /// [`Proposal::with_reader`] under a read lock the caller already holds (so a view can be
+    /// built and read under one lock, without a commit slipping in between).
+    pub(crate) fn with_reader_locked<T>(
+        &self,
+        state: &State,
+        f: impl FnOnce(&Reader<'_>) -> Result<T>,
+    ) -> Result<T> {
         let db = &self.inner.db;
-        let state = db.read()?;
-        self.inner.check_valid(&state)?;
+        self.inner.check_valid(state)?;
         let chain = self.inner.chain();
         let nodes = ChainNodes {
             chain: &chain,
-            committed: CommittedNodes {
-                inner: db,
-                state: &state,
-            },
+            committed: CommittedNodes { inner: db, state },
         };
         f(&Reader {
             proposal: self,

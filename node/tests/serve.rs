@@ -156,3 +156,123 @@ fn serve_rejects_bad_flags() {
     assert!(!half_churn.status.success());
     assert!(String::from_utf8_lossy(&half_churn.stderr).contains("churn-every"));
 }
+
+/// Resident memory of a process, in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+const WAVES: u32 = 14;
+const WARMUP_WAVES: u32 = 9;
+
+#[test]
+fn hostile_load_keeps_server_memory_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db").display().to_string();
+    let load = arbor()
+        .args(["load", "--db", &db, "--keys", "20000", "--seed", "4"])
+        .output()
+        .expect("load");
+    assert!(load.status.success());
+    let mut child = Reaper(
+        arbor()
+            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
+            .args(["--churn-keys", "50", "--churn-every", "20"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let pid = child.0.id();
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf8");
+    let addr = first
+        .strip_prefix("listening on ")
+        .expect("address")
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (before, after) = runtime.block_on(async {
+        let client = pb::state_sync_client::StateSyncClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect")
+            .max_decoding_message_size(8 << 20);
+        let huge = |root: Vec<u8>, i: u32| pb::SyncGetRangeProofRequest {
+            root_hash: root,
+            start_key: Some(pb::MaybeBytes {
+                value: i.to_be_bytes().to_vec(),
+                is_nothing: false,
+            }),
+            end_key: None,
+            key_limit: u32::MAX,
+            bytes_limit: u32::MAX,
+        };
+        let root = client
+            .clone()
+            .get_merkle_root(())
+            .await
+            .expect("root")
+            .into_inner()
+            .root_hash;
+        // Fifty subscribers that never read, while churn announces a root every 20 ms.
+        let mut stalled = Vec::new();
+        for _ in 0..50 {
+            stalled.push(
+                client
+                    .clone()
+                    .watch_roots(pb::WatchRootsRequest {})
+                    .await
+                    .expect("watch"),
+            );
+        }
+        // Waves of 1000 concurrent requests with unbounded limits. The first waves fill the
+        // caches (RocksDB block cache and memtables, node cache: bounded by configuration);
+        // later waves must not grow memory with the amount of hostile traffic.
+        let mut before = 0;
+        for wave in 0..WAVES {
+            eprintln!("wave {wave}: server RSS {} KiB", rss_kib(pid));
+            if wave == WARMUP_WAVES {
+                before = rss_kib(pid);
+            }
+            let calls = (0..1000u32).map(|i| {
+                let mut client = client.clone();
+                let request = huge(root.clone(), wave * 1000 + i);
+                tokio::spawn(async move { client.get_range_proof(request).await.map(|_| ()) })
+            });
+            for call in futures_join(calls.collect()).await {
+                match call {
+                    Ok(()) => {}
+                    Err(status) => assert!(
+                        matches!(
+                            status.code(),
+                            tonic::Code::ResourceExhausted | tonic::Code::NotFound
+                        ),
+                        "unexpected {status}"
+                    ),
+                }
+            }
+        }
+        let mut client = client.clone();
+        client.get_merkle_root(()).await.expect("still answering");
+        let after = rss_kib(pid);
+        drop(stalled);
+        (before, after)
+    });
+    assert!(
+        after < before + 96 * 1024,
+        "server RSS grew from {before} KiB to {after} KiB over 4000 more hostile requests"
+    );
+    eprintln!("server RSS: {before} KiB before, {after} KiB after hostile load");
+}
+
+async fn futures_join<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("join"));
+    }
+    out
+}

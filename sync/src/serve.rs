@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The request cannot be served as asked, e.g. an empty root (`INVALID_ARGUMENT`).
     #[error("cannot serve: {0}")]
     Unservable(ProofError),
+    /// A commit invalidated the state being read; retry (`UNAVAILABLE`).
+    #[error("the database moved while the proof was generated; retry")]
+    Contended,
     /// The database failed (`INTERNAL`).
     #[error("database error: {0}")]
     Db(DbError),
@@ -94,6 +97,7 @@ impl ServeError {
                 retained: retained(),
             },
             DbError::Proof(e) => ServeError::Unservable(e),
+            DbError::Invalid => ServeError::Contended,
             other => ServeError::Db(other),
         }
     }

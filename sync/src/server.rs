@@ -62,6 +62,7 @@ impl From<ServeError> for Status {
                 Status::failed_precondition(format!("{error} (the trie is empty at that root)"))
             }
             ServeError::Unservable(_) => Status::invalid_argument(error.to_string()),
+            ServeError::Contended => Status::unavailable(error.to_string()),
             ServeError::Db(_) => Status::internal(error.to_string()),
         }
     }
@@ -221,12 +222,11 @@ impl pb::state_sync_server::StateSync for StateSyncService {
         let key = request.into_inner().key;
         let proof = self
             .bounded(move |db, _| {
-                db.view()
-                    .and_then(|view| view.proof(&key))
-                    .map_err(|e| match e {
-                        arbor_merkledb::Error::Proof(p) => ServeError::Unservable(p),
-                        other => ServeError::Db(other),
-                    })
+                db.proof(&key).map_err(|e| match e {
+                    arbor_merkledb::Error::Proof(p) => ServeError::Unservable(p),
+                    arbor_merkledb::Error::Invalid => ServeError::Contended,
+                    other => ServeError::Db(other),
+                })
             })
             .await?;
         Ok(Response::new(pb::GetProofResponse {

@@ -107,22 +107,49 @@ fn boundary_proofs(
     Ok((start_proof, end_proof))
 }
 
+/// A proof of `key` in the reader's state.
+fn proof_from(reader: &Reader<'_>, key: &[u8]) -> Result<Proof> {
+    let target = Key::from_bytes(key);
+    let path = path_to(reader.nodes(), reader.root(), reader.token_bits(), &target)?;
+    let included = path
+        .last()
+        .is_some_and(|n| n.key == target && n.value_or_hash.is_some());
+    let value = if included { reader.get(key)? } else { None };
+    Ok(Proof {
+        key: key.to_vec(),
+        value,
+        path,
+    })
+}
+
+/// A range proof in the reader's state.
+fn range_proof_from(
+    reader: &Reader<'_>,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+    max_keys: usize,
+) -> Result<RangeProof> {
+    if reader.root().is_none() {
+        return Err(ProofError::EmptyProof.into());
+    }
+    let key_values: Vec<KeyValue> = reader
+        .range(start.unwrap_or(&[]), end, max_keys)?
+        .into_iter()
+        .map(|(key, value)| KeyValue { key, value })
+        .collect();
+    let last = key_values.last().map(|kv| kv.key.as_slice());
+    let (start_proof, end_proof) = boundary_proofs(reader, start, end, last)?;
+    Ok(RangeProof {
+        start_proof,
+        end_proof,
+        key_values,
+    })
+}
+
 impl Proposal {
     /// A proof that `key` has its value in this view, or is absent.
     pub fn proof(&self, key: &[u8]) -> Result<Proof> {
-        self.with_reader(|reader| {
-            let target = Key::from_bytes(key);
-            let path = path_to(reader.nodes(), reader.root(), reader.token_bits(), &target)?;
-            let included = path
-                .last()
-                .is_some_and(|n| n.key == target && n.value_or_hash.is_some());
-            let value = if included { reader.get(key)? } else { None };
-            Ok(Proof {
-                key: key.to_vec(),
-                value,
-                path,
-            })
-        })
+        self.with_reader(|reader| proof_from(reader, key))
     }
 
     /// The key-values of `[start, end]` (both inclusive; `None` = unbounded), at most `max_keys`,
@@ -134,27 +161,20 @@ impl Proposal {
         max_keys: usize,
     ) -> Result<RangeProof> {
         check_bounds(start, end, max_keys)?;
-        self.with_reader(|reader| {
-            if reader.root().is_none() {
-                return Err(ProofError::EmptyProof.into());
-            }
-            let key_values: Vec<KeyValue> = reader
-                .range(start.unwrap_or(&[]), end, max_keys)?
-                .into_iter()
-                .map(|(key, value)| KeyValue { key, value })
-                .collect();
-            let last = key_values.last().map(|kv| kv.key.as_slice());
-            let (start_proof, end_proof) = boundary_proofs(reader, start, end, last)?;
-            Ok(RangeProof {
-                start_proof,
-                end_proof,
-                key_values,
-            })
-        })
+        self.with_reader(|reader| range_proof_from(reader, start, end, max_keys))
     }
 }
 
+// The `Db` entry points build their view and read it under one read lock, so a concurrent commit
+// can neither invalidate the view halfway nor be observed: it waits for the proof to finish.
 impl Db {
+    /// A proof of `key` at the current root.
+    pub fn proof(&self, key: &[u8]) -> Result<Proof> {
+        let state = self.inner.read()?;
+        let view = self.view_at_locked(&state, root_hash(&state.head.root))?;
+        view.with_reader_locked(&state, |reader| proof_from(reader, key))
+    }
+
     /// A range proof at `root` (the current root or one in history).
     pub fn range_proof_at(
         &self,
@@ -167,7 +187,8 @@ impl Db {
         if root == Hash::EMPTY_ROOT {
             return Err(ProofError::EmptyProof.into());
         }
-        let view = self.view_at(root).map_err(|e| match e {
+        let state = self.inner.read()?;
+        let view = self.view_at_locked(&state, root).map_err(|e| match e {
             crate::Error::RootNotInHistory { root, .. } => ProofError::InsufficientHistory {
                 root,
                 which: MissingRoot::End,
@@ -175,7 +196,9 @@ impl Db {
             .into(),
             other => other,
         })?;
-        view.range_proof(start, end, max_keys)
+        view.with_reader_locked(&state, |reader| {
+            range_proof_from(reader, start, end, max_keys)
+        })
     }
 
     /// The changes in `[start, end]` between `start_root` and `end_root` (both in history, the
@@ -224,8 +247,7 @@ impl Db {
         let before: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
             self.undo_between(&state, start_seq, end_seq)?;
         let end_view = self.view_at_locked(&state, end_root)?;
-        drop(state);
-        end_view.with_reader(|reader| {
+        end_view.with_reader_locked(&state, |reader| {
             let in_range = |k: &[u8]| start.is_none_or(|s| k >= s) && end.is_none_or(|e| k <= e);
             let mut key_changes = Vec::new();
             for (key, old) in &before {
