@@ -1,6 +1,6 @@
 //! `arbor serve`: the StateSync gRPC server over a database, with optional churn.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use arbor_merkledb::{Config, Db, test_utils::SeededRng};
@@ -30,9 +30,12 @@ pub(crate) fn run(
             .await
             .with_context(|| format!("binding {listen}"))?;
         let service = StateSyncService::new(db.clone(), ServerConfig::default());
-        // Announced on stdout so scripts and tests can find an ephemeral port.
-        println!("listening on {addr}");
-        println!("root {}", db.root()?);
+        // Announced on stdout so scripts and tests can find an ephemeral port. A closed stdout
+        // must not take the server down, so write errors are ignored.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "listening on {addr}");
+        let _ = writeln!(out, "root {}", db.root()?);
+        let _ = out.flush();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;

@@ -24,34 +24,19 @@ impl Drop for Reaper {
     }
 }
 
-#[test]
-fn serve_answers_churns_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("db").display().to_string();
+/// Loads `keys` keys into a new database under `dir`, starts `arbor serve` on it with `extra`
+/// flags and returns the process and the address it announced.
+fn start_serve(dir: &std::path::Path, keys: &str, extra: &[&str]) -> (Reaper, String) {
+    let db = dir.join("db").display().to_string();
     let load = arbor()
-        .args(["load", "--db", &db, "--keys", "2000", "--seed", "3"])
+        .args(["load", "--db", &db, "--keys", keys, "--seed", "3"])
         .output()
         .expect("load");
     assert!(load.status.success());
     let mut child = Reaper(
         arbor()
-            .args([
-                "serve",
-                "--db",
-                &db,
-                "--listen",
-                "127.0.0.1:0",
-                "--history",
-                "16",
-            ])
-            .args([
-                "--churn-keys",
-                "40",
-                "--churn-every",
-                "100",
-                "--churn-commits",
-                "3",
-            ])
+            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -63,6 +48,26 @@ fn serve_answers_churns_and_stops_on_sigterm() {
         .strip_prefix("listening on ")
         .expect("announces its address")
         .to_string();
+    // Keep reading whatever else it prints, so its stdout never hits a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+#[test]
+fn serve_answers_churns_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db").display().to_string();
+    let extra = [
+        "--history",
+        "16",
+        "--churn-keys",
+        "40",
+        "--churn-every",
+        "100",
+        "--churn-commits",
+        "3",
+    ];
+    let (mut child, addr) = start_serve(dir.path(), "2000", &extra);
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -173,28 +178,12 @@ const WARMUP_WAVES: u32 = 9;
 #[test]
 fn hostile_load_keeps_server_memory_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("db").display().to_string();
-    let load = arbor()
-        .args(["load", "--db", &db, "--keys", "20000", "--seed", "4"])
-        .output()
-        .expect("load");
-    assert!(load.status.success());
-    let mut child = Reaper(
-        arbor()
-            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-            .args(["--churn-keys", "50", "--churn-every", "20"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve"),
+    let (child, addr) = start_serve(
+        dir.path(),
+        "20000",
+        &["--churn-keys", "50", "--churn-every", "20"],
     );
     let pid = child.0.id();
-    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("utf8");
-    let addr = first
-        .strip_prefix("listening on ")
-        .expect("address")
-        .to_string();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (before, after) = runtime.block_on(async {
         let client = pb::state_sync_client::StateSyncClient::connect(format!("http://{addr}"))
