@@ -6,7 +6,7 @@
 //! the number of keys the oversized answer held, and generation is retried. When not even one
 //! key-value fits, the answer is [`ServeError::ProofTooLarge`], never silence.
 
-use arbor_merkledb::{ChangeOrRangeProof, Db, Error as DbError, MissingRoot, ProofError};
+use arbor_merkledb::{ChangeOrRangeProof, Db, Error as DbError, Hash, MissingRoot, ProofError};
 use prost::Message;
 
 use crate::{
@@ -55,6 +55,9 @@ pub enum ServeError {
         /// The roots the server can serve, oldest first, comma-separated hex.
         retained: String,
     },
+    /// The request names the empty trie's root, which has no proofs (`INVALID_ARGUMENT`).
+    #[error("the empty root (32 zero bytes) has no proofs")]
+    EmptyRoot,
     /// Not even one key-value fits the byte limit (`FAILED_PRECONDITION`).
     #[error("no proof fits in {bytes_limit} bytes")]
     ProofTooLarge {
@@ -130,6 +133,9 @@ pub fn serve_range_proof(
     req: &RangeProofRequest,
     limits: &Limits,
 ) -> Result<pb::RangeProof, ServeError> {
+    if req.root == Hash::EMPTY_ROOT {
+        return Err(ServeError::EmptyRoot);
+    }
     within_limits(
         limits,
         req.key_limit,
@@ -151,6 +157,9 @@ pub fn serve_change_proof(
     req: &ChangeProofRequest,
     limits: &Limits,
 ) -> Result<pb::SyncGetChangeProofResponse, ServeError> {
+    if req.end_root == Hash::EMPTY_ROOT {
+        return Err(ServeError::EmptyRoot);
+    }
     let change = within_limits(
         limits,
         req.key_limit,
