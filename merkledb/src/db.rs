@@ -33,7 +33,10 @@ use crate::{
     error::{CorruptionError, Error, Result, StoreError},
     hash::{Hash, ValueDigest},
     key::{BranchFactor, Key},
-    layout::{HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, node_storage_key},
+    layout::{
+        HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key,
+        node_storage_key,
+    },
     node::{Node, SubRoot},
     store::{Batch, Durability, MemoryStore, RocksStore, ScanIter, Space, Store},
     trie::{Applied, Change, NodeChange, NodeSource, apply},
@@ -189,6 +192,27 @@ impl Db {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let _state = self.inner.read()?;
         Ok(self.inner.store.get(Space::Values, key)?)
+    }
+
+    /// Application metadata record `key`, as last written by [`Db::put_app_meta`] or
+    /// [`Proposal::commit_with_meta`](crate::Proposal::commit_with_meta). Kept apart from the
+    /// trie: it does not affect the root.
+    pub fn app_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let _state = self.inner.read()?;
+        Ok(self.inner.store.get(Space::Meta, &app_meta_key(key))?)
+    }
+
+    /// Writes (or, with `None`, deletes) application metadata record `key`, durably and on its
+    /// own. Use [`Proposal::commit_with_meta`](crate::Proposal::commit_with_meta) to write it
+    /// atomically with trie contents.
+    pub fn put_app_meta(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        let _state = self.inner.write()?;
+        let mut batch = Batch::default();
+        match value {
+            Some(v) => batch.put(Space::Meta, app_meta_key(key), v),
+            None => batch.delete(Space::Meta, app_meta_key(key)),
+        }
+        Ok(self.inner.store.write(batch, Durability::Process)?)
     }
 
     /// The roots proofs can be served at: the retained history, oldest first, ending with the

@@ -16,6 +16,18 @@ pub(crate) const META_HEAD: &[u8] = b"head";
 /// Meta record: `1` after a clean close, `0` while open.
 pub(crate) const META_CLEAN: &[u8] = b"clean";
 
+/// Meta record prefix for application metadata (see [`Db::app_meta`](crate::Db::app_meta)),
+/// so an application's keys never collide with the records above.
+pub(crate) const META_APP_PREFIX: &[u8] = b"app/";
+
+/// The meta-space key of application metadata record `key`.
+pub(crate) fn app_meta_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(META_APP_PREFIX.len() + key.len());
+    out.extend_from_slice(META_APP_PREFIX);
+    out.extend_from_slice(key);
+    out
+}
+
 /// History record prefix: `i ‖ seq` → root before ‖ root after (64 bytes).
 pub(crate) const HISTORY_INDEX: u8 = b'i';
 /// History record prefix: `u ‖ seq` → the commit's undo list.

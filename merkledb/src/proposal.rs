@@ -23,7 +23,10 @@ use crate::{
     error::{CorruptionError, Error, Result},
     hash::Hash,
     key::Key,
-    layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, decode_undo, encode_undo, history_key},
+    layout::{
+        HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, app_meta_key, decode_undo, encode_undo,
+        history_key,
+    },
     node::{Node, SubRoot},
     store::{Batch, Durability, Space},
     trie::{Applied, Change, NodeChange, NodeSource, apply},
@@ -542,6 +545,13 @@ impl Proposal {
 
     /// Commits this proposal: one atomic batch of values, head and history.
     pub fn commit(&self) -> Result<()> {
+        self.commit_with_meta(&[])
+    }
+
+    /// Commits this proposal together with application metadata records (`None` deletes one),
+    /// in the same atomic batch: after a crash, either both the contents and the records are
+    /// stored, or neither. Read them back with [`Db::app_meta`](crate::Db::app_meta).
+    pub fn commit_with_meta(&self, meta: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
         let p = &self.inner;
         if p.read_only {
             return Err(Error::Invalid);
@@ -568,6 +578,12 @@ impl Proposal {
             }
         }
         batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
+        for (key, value) in meta {
+            match value {
+                Some(v) => batch.put(Space::Meta, app_meta_key(key), *v),
+                None => batch.delete(Space::Meta, app_meta_key(key)),
+            }
+        }
         let history_len = db.config.history_len as u64;
         let mut new_entry = None;
         if history_len > 0 {

@@ -4,11 +4,15 @@
 //! (generated in [`pb`]), and their conversion to and from the domain types of `arbor-merkledb`
 //! ([`convert`]). Later modules add the server, clients and the sync manager.
 
+pub mod client;
 pub mod convert;
+pub mod manager;
+pub mod next_key;
 pub mod serve;
 pub mod server;
 
 pub use convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest};
+pub use manager::{Progress, SyncConfig, SyncError, SyncManager, SyncSummary};
 pub use serve::{Limits, ServeError, handle_request_bytes, serve_change_proof, serve_range_proof};
 pub use server::{RootAnnouncer, ServerConfig, StateSyncService};
 

@@ -1,3 +1,4 @@
 //! Cross-crate integration tests of the root package (one binary, modules by concern).
 
 mod bytes_sync;
+mod sync;

@@ -121,7 +121,44 @@ fn history_views_survive_reopen(make: &MakeHarness) {
     ));
 }
 
+fn app_meta_commits_with_contents_and_survives_reopen(make: &MakeHarness) {
+    let mut h = make(Config::default());
+    assert_eq!(h.db.app_meta(b"progress").expect("read"), None);
+    let p = h.db.propose([put(b"a", b"1")]).expect("propose");
+    let root = p.root();
+    p.commit_with_meta(&[(b"progress", Some(b"half"))])
+        .expect("commit");
+    assert_eq!(
+        h.db.root().expect("root"),
+        root,
+        "metadata does not touch the trie"
+    );
+    // A proposal invalidated by a sibling's commit writes neither its contents nor its records.
+    let stale = h.db.propose([put(b"b", b"2")]).expect("propose");
+    h.db.propose([put(b"c", b"3")])
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    assert!(
+        stale
+            .commit_with_meta(&[(b"progress", Some(b"lost"))])
+            .is_err()
+    );
+    // Proposals hold the database open.
+    drop((p, stale));
+    h.reopen();
+    assert_eq!(
+        h.db.app_meta(b"progress").expect("read"),
+        Some(b"half".to_vec())
+    );
+    assert_eq!(h.db.app_meta(b"head").expect("read"), None, "own namespace");
+    h.db.put_app_meta(b"progress", None).expect("delete");
+    h.reopen();
+    assert_eq!(h.db.app_meta(b"progress").expect("read"), None);
+}
+
 crate::for_each_backend!(
+    app_meta_commits_with_contents_and_survives_reopen,
     stacked_proposals_commit_in_order,
     committing_invalidates_siblings,
     range_reads_merge_overlay_and_store,

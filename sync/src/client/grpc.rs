@@ -1,0 +1,167 @@
+//! [`GrpcClient`]: the `StateSync` service over tonic, one channel per peer.
+
+use std::time::Duration;
+
+use arbor_merkledb::{ChangeOrRangeProof, Hash, RangeProof};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
+use prost::Message;
+use tonic::{
+    Code, Status,
+    transport::{Channel, Endpoint},
+};
+
+use super::{ClientError, PeerId, Response, StatusKind, SyncClient};
+use crate::{
+    convert::{ChangeProofRequest, RangeProofRequest},
+    pb::{self, state_sync_client::StateSyncClient},
+};
+
+/// Largest answer accepted from a peer. Honest answers stay below the request's byte limit
+/// (2 MB by default); anything far larger is refused by the transport before it is buffered.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
+/// A [`SyncClient`] over gRPC. Channels connect lazily on first use and reconnect by themselves
+/// after a failure, so an unreachable peer costs a failed request, never a hang at start-up.
+#[derive(Clone, Debug)]
+pub struct GrpcClient {
+    peers: Vec<(String, Channel)>,
+}
+
+impl GrpcClient {
+    /// One lazily connected channel per URL (`http://HOST:PORT`). Fails only on a malformed URL.
+    pub fn connect_lazy(urls: &[String]) -> Result<Self, ClientError> {
+        let peers = urls
+            .iter()
+            .map(|url| {
+                let endpoint = Endpoint::from_shared(url.clone())
+                    .map_err(|e| ClientError::Transport(format!("bad peer URL {url:?}: {e}")))?
+                    .connect_timeout(Duration::from_secs(5))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_timeout(Duration::from_secs(10));
+                Ok((url.clone(), endpoint.connect_lazy()))
+            })
+            .collect::<Result<_, ClientError>>()?;
+        Ok(Self { peers })
+    }
+
+    /// A client over channels built elsewhere (e.g. an in-memory transport in tests).
+    pub fn from_channels(peers: Vec<(String, Channel)>) -> Self {
+        Self { peers }
+    }
+
+    fn stub(&self, peer: PeerId) -> StateSyncClient<Channel> {
+        StateSyncClient::new(self.peers[peer].1.clone())
+            .max_decoding_message_size(MAX_ANSWER_BYTES)
+            .max_encoding_message_size(MAX_ANSWER_BYTES)
+    }
+}
+
+/// Maps a gRPC status to a [`ClientError`].
+pub(super) fn from_status(status: Status) -> ClientError {
+    let kind = match status.code() {
+        Code::InvalidArgument => StatusKind::InvalidArgument,
+        Code::NotFound => StatusKind::NotFound,
+        Code::ResourceExhausted => StatusKind::ResourceExhausted,
+        Code::FailedPrecondition => StatusKind::FailedPrecondition,
+        // tonic reports connection failures as UNAVAILABLE (or UNKNOWN for broken streams).
+        Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => StatusKind::Unavailable,
+        _ => StatusKind::Other,
+    };
+    if kind == StatusKind::Unavailable {
+        return ClientError::Transport(format!("{}: {}", status.code(), status.message()));
+    }
+    ClientError::Status {
+        kind,
+        message: status.message().to_owned(),
+    }
+}
+
+impl SyncClient for GrpcClient {
+    fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn peer_name(&self, peer: PeerId) -> String {
+        self.peers
+            .get(peer)
+            .map_or_else(|| format!("peer #{peer}"), |(url, _)| url.clone())
+    }
+
+    fn range_proof(
+        &self,
+        peer: PeerId,
+        request: RangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
+        let mut stub = self.stub(peer);
+        async move {
+            let answer = stub
+                .get_range_proof(pb::SyncGetRangeProofRequest::from(request))
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            let bytes = answer.encoded_len();
+            Ok(Response {
+                answer: RangeProof::try_from(answer)?,
+                bytes,
+            })
+        }
+        .boxed()
+    }
+
+    fn change_proof(
+        &self,
+        peer: PeerId,
+        request: ChangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
+        let mut stub = self.stub(peer);
+        async move {
+            let answer = stub
+                .get_change_proof(pb::SyncGetChangeProofRequest::from(request))
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            let bytes = answer.encoded_len();
+            Ok(Response {
+                answer: ChangeOrRangeProof::try_from(answer)?,
+                bytes,
+            })
+        }
+        .boxed()
+    }
+
+    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
+        let mut stub = self.stub(peer);
+        async move {
+            let answer = stub
+                .get_merkle_root(())
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            Hash::from_slice(&answer.root_hash)
+                .ok_or_else(|| ClientError::Malformed("root is not 32 bytes".into()))
+        }
+        .boxed()
+    }
+
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>> {
+        let mut stub = self.stub(peer);
+        async move {
+            match stub.watch_roots(pb::WatchRootsRequest {}).await {
+                Ok(stream) => stream
+                    .into_inner()
+                    .map(|item| {
+                        let update = item.map_err(from_status)?;
+                        Hash::from_slice(&update.root_hash)
+                            .ok_or_else(|| ClientError::Malformed("root is not 32 bytes".into()))
+                    })
+                    .boxed(),
+                Err(status) => {
+                    futures::stream::once(async move { Err(from_status(status)) }).boxed()
+                }
+            }
+        }
+        .flatten_stream()
+        .boxed()
+    }
+}

@@ -1,0 +1,272 @@
+//! Applying verified answers: one atomic commit for a batch of them, with the coverage map.
+//!
+//! Every answer reaching [`apply`] has been verified against the root it was fetched at, except
+//! change proofs, which can only be checked against the local contents and are verified here,
+//! under the same exclusive turn as the commit (only one batch is applied at a time, and the
+//! regions of a batch are busy, so nothing else writes inside them in between).
+//!
+//! A batch's contents and the coverage map claiming them are written in one commit
+//! (`Proposal::commit_with_meta`), so after a crash the persisted map never claims more than the
+//! database holds.
+
+use arbor_merkledb::{ChangeProof, Db, Hash, Key, RangeProof, Result};
+
+use super::coverage::{Coverage, Until, Work};
+use crate::next_key::find_next_key;
+
+/// The application metadata record holding the persisted progress.
+pub(crate) const PROGRESS_KEY: &[u8] = b"sync/progress";
+
+/// What was fetched for a region.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A verified range proof at the job's root.
+    Range(RangeProof),
+    /// A change proof from the region's tag to the job's root, not yet verified.
+    Change(ChangeProof),
+    /// The target is the empty trie: the region is cleared without asking anyone.
+    Clear,
+}
+
+/// A fetched answer for a busy region.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// The region, with the tag it had when it was handed out.
+    pub(crate) work: Work,
+    /// The root the answer is for.
+    pub(crate) root: Hash,
+    /// The answer.
+    pub(crate) answer: Answer,
+    /// Who sent it.
+    pub(crate) peer: Option<usize>,
+}
+
+/// What became of a job.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Committed: the region holds `root` up to `until`.
+    Done {
+        /// The region's start.
+        start: Vec<u8>,
+        /// How far it now holds `root`.
+        until: Until,
+        /// The root.
+        root: Hash,
+        /// Keys written or deleted.
+        keys: u64,
+        /// Who sent it.
+        peer: Option<usize>,
+    },
+    /// A change proof failed verification; nothing was written.
+    Rejected {
+        /// The region's start.
+        start: Vec<u8>,
+        /// Who sent it.
+        peer: Option<usize>,
+        /// Why.
+        error: String,
+        /// The failure may be ours, not the peer's (see [`ambiguous`]): do not blame the peer,
+        /// fetch the region with range proofs instead.
+        ambiguous: bool,
+    },
+}
+
+/// The inclusive request bounds for a half-open region `[start, end)`, and whether they are
+/// exact. A region end `e ‖ 0` maps exactly to the inclusive end `e`; any other end `y` is sent
+/// as the inclusive end `y`, one key too far, and the key `y` itself is then ignored.
+pub(crate) fn request_bounds(work: &Work) -> (Option<Vec<u8>>, Option<Vec<u8>>, bool) {
+    let start = (!work.start.is_empty()).then(|| work.start.clone());
+    match &work.end {
+        None => (start, None, true),
+        Some(end) if end.last() == Some(&0) => (start, Some(end[..end.len() - 1].to_vec()), true),
+        Some(end) => (start, Some(end.clone()), false),
+    }
+}
+
+/// Applies `jobs` (regions busy in `coverage`) in one commit, persisting the coverage they
+/// produce. Returns one outcome per job. `key_limit` is the limit the requests were sent with.
+pub(crate) fn apply(
+    db: &Db,
+    coverage: &Coverage,
+    jobs: Vec<Job>,
+    key_limit: usize,
+) -> Result<Vec<Outcome>> {
+    let mut claimed = coverage.clone();
+    let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut accepted = Vec::new();
+    let mut outcomes = Vec::new();
+    let view = db.view()?;
+    for job in jobs {
+        let (req_start, req_end, exact) = request_bounds(&job.work);
+        let below_end = |k: &[u8]| job.work.end.as_deref().is_none_or(|e| k < e);
+        let before = ops.len();
+        let largest = match &job.answer {
+            Answer::Range(proof) => {
+                let largest = proof
+                    .key_values
+                    .last()
+                    .map(|kv| kv.key.clone())
+                    .or(req_end.clone());
+                let mut kvs = proof.key_values.iter().peekable();
+                // Deletes: local keys in [start, largest] the proof does not hold.
+                let mut cursor = job.work.start.clone();
+                loop {
+                    let chunk = view.range(&cursor, largest.as_deref(), 4096)?;
+                    for (key, _) in &chunk {
+                        while kvs.next_if(|kv| kv.key < *key).is_some() {}
+                        let held = kvs.peek().is_some_and(|kv| kv.key == *key);
+                        if !held && below_end(key) {
+                            ops.push((key.clone(), None));
+                        }
+                    }
+                    match chunk.last() {
+                        Some((key, _)) if chunk.len() == 4096 => {
+                            cursor = key.clone();
+                            cursor.push(0);
+                        }
+                        _ => break,
+                    }
+                }
+                ops.extend(
+                    proof
+                        .key_values
+                        .iter()
+                        .filter(|kv| below_end(&kv.key))
+                        .map(|kv| (kv.key.clone(), Some(kv.value.clone()))),
+                );
+                largest
+            }
+            Answer::Change(proof) => {
+                let checked = db.verify_change_proof(
+                    proof,
+                    req_start.as_deref(),
+                    req_end.as_deref(),
+                    job.root,
+                    key_limit,
+                );
+                if let Err(error) = checked {
+                    outcomes.push(Outcome::Rejected {
+                        start: job.work.start.clone(),
+                        peer: job.peer,
+                        error: error.to_string(),
+                        ambiguous: !exact && ambiguous(db, proof, req_end.as_deref())?,
+                    });
+                    continue;
+                }
+                ops.extend(
+                    proof
+                        .key_changes
+                        .iter()
+                        .filter(|c| below_end(&c.key))
+                        .map(|c| (c.key.clone(), c.value.clone())),
+                );
+                proof
+                    .key_changes
+                    .last()
+                    .map(|c| c.key.clone())
+                    .or(req_end.clone())
+            }
+            Answer::Clear => {
+                let mut cursor = job.work.start.clone();
+                loop {
+                    let chunk = view.range(&cursor, job.work.end.as_deref(), 4096)?;
+                    ops.extend(
+                        chunk
+                            .iter()
+                            .filter(|(k, _)| below_end(k))
+                            .map(|(k, _)| (k.clone(), None)),
+                    );
+                    match chunk.last() {
+                        Some((key, _)) if chunk.len() == 4096 => {
+                            cursor = key.clone();
+                            cursor.push(0);
+                        }
+                        _ => break,
+                    }
+                }
+                None
+            }
+        };
+        // Everything up to `largest` (inclusive) now holds `job.root`.
+        let until = match &largest {
+            None => Until::End,
+            Some(l) if req_end.as_ref() == Some(l) => Until::End,
+            Some(l) if job.work.end.as_deref().is_some_and(|e| l.as_slice() >= e) => Until::End,
+            Some(l) => {
+                let mut next = l.clone();
+                next.push(0);
+                Until::Key(next)
+            }
+        };
+        claimed.complete(&job.work.start, &until, job.root);
+        accepted.push((job, largest, until, (ops.len() - before) as u64));
+    }
+    drop(view);
+    if !accepted.is_empty() {
+        let record = |root: Hash| {
+            let mut bytes = root.as_bytes().to_vec();
+            bytes.extend_from_slice(&claimed.encode());
+            bytes
+        };
+        if ops.is_empty() {
+            db.put_app_meta(PROGRESS_KEY, Some(&record(db.root()?)))?;
+        } else {
+            let proposal = db.propose(ops)?;
+            let bytes = record(proposal.root());
+            proposal.commit_with_meta(&[(PROGRESS_KEY, Some(&bytes))])?;
+        }
+    }
+    for (job, largest, until, keys) in accepted {
+        // Skip ahead past subtrees the local trie already shares with the fetched root.
+        let until = match (&until, &largest, &job.answer) {
+            (Until::Key(_), Some(last), Answer::Range(RangeProof { end_proof, .. }))
+            | (Until::Key(_), Some(last), Answer::Change(ChangeProof { end_proof, .. })) => {
+                match find_next_key(db, last, job.work.end.as_deref(), end_proof)? {
+                    Some(next) => Until::Key(next),
+                    None => Until::End,
+                }
+            }
+            _ => until,
+        };
+        outcomes.push(Outcome::Done {
+            start: job.work.start,
+            until,
+            root: job.root,
+            keys,
+            peer: job.peer,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Whether a change proof's failure may come from the key `end` itself rather than from the
+/// peer. The request's inclusive end `end` is the first key of the *next* region, whose local
+/// value belongs to that region's root, not to this one's. When the proof changes nothing up to
+/// `end`, verification compares that borrowed value; it can differ from this region's root only
+/// if `end` is a key locally or in the end root.
+fn ambiguous(db: &Db, proof: &ChangeProof, end: Option<&[u8]>) -> Result<bool> {
+    let Some(end) = end else {
+        return Ok(false);
+    };
+    if !proof.key_changes.is_empty() {
+        return Ok(false);
+    }
+    let end_key = Key::from_bytes(end);
+    let claims_value = proof
+        .end_proof
+        .last()
+        .is_some_and(|n| n.key == end_key && n.value_or_hash.is_some());
+    Ok(claims_value || db.get(end)?.is_some())
+}
+
+/// The persisted coverage, if there is one and the database has not been changed by anything
+/// else since it was written (the record carries the root it was written with).
+pub(crate) fn load_progress(db: &Db) -> Result<Option<Coverage>> {
+    let Some(record) = db.app_meta(PROGRESS_KEY)? else {
+        return Ok(None);
+    };
+    if record.len() < 32 || record[..32] != *db.root()?.as_bytes() {
+        return Ok(None);
+    }
+    Ok(Coverage::decode(&record[32..]))
+}

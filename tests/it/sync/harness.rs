@@ -1,0 +1,455 @@
+//! Servers for sync tests, on either transport, some of them faulty.
+
+use std::{sync::Arc, time::Duration};
+
+use arbor::{
+    merkledb::{
+        BranchFactor, ChangeOrRangeProof, ChangeProof, Config, Db, Hash, RangeProof,
+        test_utils::SeededRng,
+    },
+    sync::{
+        ServerConfig, StateSyncService, SyncConfig,
+        client::{ClientError, GrpcClient, LocalClient, PeerId, Response, SyncClient},
+        convert::{ChangeProofRequest, RangeProofRequest},
+        pb, server,
+    },
+};
+use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
+use tonic::{Request, Status};
+
+/// How the sync reaches its servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// In-process databases through the bytes-in/bytes-out entry point.
+    InProcess,
+    /// Real gRPC servers on 127.0.0.1.
+    Socket,
+}
+
+/// Both transports: every sync test runs over each.
+pub(crate) const TRANSPORTS: [Transport; 2] = [Transport::InProcess, Transport::Socket];
+
+/// How a faulty server misbehaves.
+#[derive(Clone, Debug)]
+pub(crate) enum Fault {
+    /// Flips a byte of a value (or of a proof node's child ID).
+    Tamper,
+    /// Drops the last key-value or change, keeping the boundary proofs.
+    Truncate,
+    /// Answers from this other database at its own root, whatever root is asked for.
+    OtherRoot(Db),
+    /// Answers with an empty proof.
+    Empty,
+    /// Never answers.
+    Hang,
+    /// Fails every request as a broken connection would.
+    Drop,
+}
+
+/// What a faulty server does with a request.
+enum Behaviour {
+    Answer(ChangeOrRangeProof),
+    Hang,
+    Drop,
+}
+
+fn corrupt_range(fault: &Fault, mut proof: RangeProof) -> RangeProof {
+    match fault {
+        Fault::Tamper => {
+            if let Some(kv) = proof.key_values.first_mut() {
+                match kv.value.first_mut() {
+                    Some(b) => *b ^= 1,
+                    None => kv.value.push(1),
+                }
+            } else if let Some(node) = proof.end_proof.first_mut() {
+                if let Some(child) = node.children.values_mut().next() {
+                    child.0[0] ^= 1;
+                }
+            }
+        }
+        Fault::Truncate => {
+            if proof.key_values.len() > 1 {
+                proof.key_values.pop();
+            } else {
+                proof.end_proof.pop();
+            }
+        }
+        Fault::Empty => proof = RangeProof::default(),
+        _ => {}
+    }
+    proof
+}
+
+fn corrupt_change(fault: &Fault, mut proof: ChangeProof) -> ChangeProof {
+    match fault {
+        Fault::Tamper => {
+            if let Some(change) = proof.key_changes.first_mut() {
+                match &mut change.value {
+                    Some(v) => v.push(1),
+                    None => change.value = Some(vec![1]),
+                }
+            } else if let Some(node) = proof.end_proof.first_mut() {
+                if let Some(child) = node.children.values_mut().next() {
+                    child.0[0] ^= 1;
+                }
+            }
+        }
+        Fault::Truncate => {
+            if proof.key_changes.len() > 1 {
+                proof.key_changes.pop();
+            } else {
+                proof.end_proof.pop();
+            }
+        }
+        Fault::Empty => proof = ChangeProof::default(),
+        _ => {}
+    }
+    proof
+}
+
+/// What the faulty server answers in place of an honest `answer`.
+fn misbehave(
+    fault: &Fault,
+    answer: ChangeOrRangeProof,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+    key_limit: u32,
+) -> Behaviour {
+    match fault {
+        Fault::Hang => Behaviour::Hang,
+        Fault::Drop => Behaviour::Drop,
+        Fault::OtherRoot(other) => {
+            let root = other.root().expect("root");
+            let proof = other
+                .range_proof_at(root, start, end, key_limit.min(2048) as usize)
+                .unwrap_or_default();
+            Behaviour::Answer(ChangeOrRangeProof::Range(proof))
+        }
+        _ => Behaviour::Answer(match answer {
+            ChangeOrRangeProof::Range(p) => ChangeOrRangeProof::Range(corrupt_range(fault, p)),
+            ChangeOrRangeProof::Change(p) => ChangeOrRangeProof::Change(corrupt_change(fault, p)),
+        }),
+    }
+}
+
+const HANG: Duration = Duration::from_secs(3600);
+
+/// A client whose peers with a fault misbehave (the in-process transport).
+struct FaultyLocal {
+    inner: LocalClient,
+    faults: Vec<Option<Fault>>,
+}
+
+impl SyncClient for FaultyLocal {
+    fn peer_count(&self) -> usize {
+        self.inner.peer_count()
+    }
+    fn peer_name(&self, peer: PeerId) -> String {
+        self.inner.peer_name(peer)
+    }
+    fn range_proof(
+        &self,
+        peer: PeerId,
+        request: RangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
+        let fault = self.faults[peer].clone();
+        let (start, end, limit) = (
+            request.start.clone(),
+            request.end.clone(),
+            request.key_limit,
+        );
+        let honest = self.inner.range_proof(peer, request);
+        async move {
+            let response = honest.await?;
+            let Some(fault) = fault else {
+                return Ok(response);
+            };
+            let answer = ChangeOrRangeProof::Range(response.answer);
+            match misbehave(&fault, answer, start.as_deref(), end.as_deref(), limit) {
+                Behaviour::Answer(ChangeOrRangeProof::Range(p)) => Ok(Response {
+                    answer: p,
+                    bytes: response.bytes,
+                }),
+                Behaviour::Answer(ChangeOrRangeProof::Change(_)) => unreachable!(),
+                Behaviour::Hang => {
+                    tokio::time::sleep(HANG).await;
+                    Err(ClientError::Transport("hung".into()))
+                }
+                Behaviour::Drop => Err(ClientError::Transport("connection reset".into())),
+            }
+        }
+        .boxed()
+    }
+    fn change_proof(
+        &self,
+        peer: PeerId,
+        request: ChangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
+        let fault = self.faults[peer].clone();
+        let (start, end, limit) = (
+            request.start.clone(),
+            request.end.clone(),
+            request.key_limit,
+        );
+        let honest = self.inner.change_proof(peer, request);
+        async move {
+            let response = honest.await?;
+            let Some(fault) = fault else {
+                return Ok(response);
+            };
+            match misbehave(
+                &fault,
+                response.answer,
+                start.as_deref(),
+                end.as_deref(),
+                limit,
+            ) {
+                Behaviour::Answer(answer) => Ok(Response {
+                    answer,
+                    bytes: response.bytes,
+                }),
+                Behaviour::Hang => {
+                    tokio::time::sleep(HANG).await;
+                    Err(ClientError::Transport("hung".into()))
+                }
+                Behaviour::Drop => Err(ClientError::Transport("connection reset".into())),
+            }
+        }
+        .boxed()
+    }
+    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
+        self.inner.merkle_root(peer)
+    }
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>> {
+        self.inner.watch_roots(peer)
+    }
+}
+
+/// A gRPC service that answers like `inner`, then misbehaves (the socket transport).
+struct FaultyService {
+    inner: StateSyncService,
+    fault: Fault,
+}
+
+impl FaultyService {
+    async fn act(
+        &self,
+        answer: ChangeOrRangeProof,
+        start: Option<&[u8]>,
+        end: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<ChangeOrRangeProof, Status> {
+        match misbehave(&self.fault, answer, start, end, limit) {
+            Behaviour::Answer(answer) => Ok(answer),
+            Behaviour::Hang => {
+                tokio::time::sleep(HANG).await;
+                Err(Status::unavailable("hung"))
+            }
+            Behaviour::Drop => Err(Status::unavailable("connection reset")),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::state_sync_server::StateSync for FaultyService {
+    async fn get_merkle_root(
+        &self,
+        request: Request<()>,
+    ) -> Result<tonic::Response<pb::GetMerkleRootResponse>, Status> {
+        self.inner.get_merkle_root(request).await
+    }
+
+    async fn get_range_proof(
+        &self,
+        request: Request<pb::SyncGetRangeProofRequest>,
+    ) -> Result<tonic::Response<pb::RangeProof>, Status> {
+        let req = RangeProofRequest::try_from(request.get_ref().clone())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let honest = self.inner.get_range_proof(request).await?.into_inner();
+        let honest = RangeProof::try_from(honest).map_err(|e| Status::internal(e.to_string()))?;
+        let answer = self
+            .act(
+                ChangeOrRangeProof::Range(honest),
+                req.start.as_deref(),
+                req.end.as_deref(),
+                req.key_limit,
+            )
+            .await?;
+        match answer {
+            ChangeOrRangeProof::Range(p) => Ok(tonic::Response::new(p.into())),
+            ChangeOrRangeProof::Change(_) => Err(Status::internal("unreachable")),
+        }
+    }
+
+    async fn get_change_proof(
+        &self,
+        request: Request<pb::SyncGetChangeProofRequest>,
+    ) -> Result<tonic::Response<pb::SyncGetChangeProofResponse>, Status> {
+        let req = ChangeProofRequest::try_from(request.get_ref().clone())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let honest = self.inner.get_change_proof(request).await?.into_inner();
+        let honest =
+            ChangeOrRangeProof::try_from(honest).map_err(|e| Status::internal(e.to_string()))?;
+        let answer = self
+            .act(
+                honest,
+                req.start.as_deref(),
+                req.end.as_deref(),
+                req.key_limit,
+            )
+            .await?;
+        Ok(tonic::Response::new(answer.into()))
+    }
+
+    async fn get_proof(
+        &self,
+        request: Request<pb::GetProofRequest>,
+    ) -> Result<tonic::Response<pb::GetProofResponse>, Status> {
+        self.inner.get_proof(request).await
+    }
+
+    type WatchRootsStream =
+        <StateSyncService as pb::state_sync_server::StateSync>::WatchRootsStream;
+
+    async fn watch_roots(
+        &self,
+        request: Request<pb::WatchRootsRequest>,
+    ) -> Result<tonic::Response<Self::WatchRootsStream>, Status> {
+        self.inner.watch_roots(request).await
+    }
+}
+
+/// A set of running servers and a client of all of them. Dropping it stops the servers.
+pub(crate) struct Cluster {
+    pub(crate) client: Arc<dyn SyncClient>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Cluster {
+    /// Serves each database (with its fault, if any) on `transport`.
+    pub(crate) async fn start(transport: Transport, peers: Vec<(Db, Option<Fault>)>) -> Self {
+        match transport {
+            Transport::InProcess => {
+                let faults = peers.iter().map(|(_, f)| f.clone()).collect();
+                let inner = LocalClient::new(peers.into_iter().map(|(db, _)| db));
+                Self {
+                    client: Arc::new(FaultyLocal { inner, faults }),
+                    stops: Vec::new(),
+                }
+            }
+            Transport::Socket => {
+                let mut urls = Vec::new();
+                let mut stops = Vec::new();
+                for (db, fault) in peers {
+                    let (listener, addr) = server::bind("127.0.0.1:0".parse().expect("addr"))
+                        .await
+                        .expect("bind");
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let shutdown = async move {
+                        let _ = stopped.await;
+                    };
+                    let service = StateSyncService::new(db, ServerConfig::default());
+                    match fault {
+                        None => {
+                            tokio::spawn(server::serve(service, listener, shutdown));
+                        }
+                        Some(fault) => {
+                            let faulty =
+                                pb::state_sync_server::StateSyncServer::new(FaultyService {
+                                    inner: service,
+                                    fault,
+                                })
+                                .max_encoding_message_size(8 << 20);
+                            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                            tokio::spawn(
+                                tonic::transport::Server::builder()
+                                    .add_service(faulty)
+                                    .serve_with_incoming_shutdown(incoming, shutdown),
+                            );
+                        }
+                    }
+                    urls.push(format!("http://{addr}"));
+                    stops.push(stop);
+                }
+                Self {
+                    client: Arc::new(GrpcClient::connect_lazy(&urls).expect("urls")),
+                    stops,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Sync settings for tests: short timeouts so faulty peers cost little time.
+pub(crate) fn test_config() -> SyncConfig {
+    SyncConfig {
+        workers: 4,
+        request_timeout: Duration::from_millis(1500),
+        stall_timeout: Duration::from_secs(60),
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(200),
+        invalid_backoff: Duration::from_millis(300),
+        ..SyncConfig::default()
+    }
+}
+
+/// An in-memory database with `n` random keys (32 B keys, 32 B values) from `rng`.
+pub(crate) fn random_db(rng: &mut SeededRng, n: usize, history: usize) -> Db {
+    let db = Db::open_memory(Config::default().with_history_len(history)).expect("open");
+    let mut ops = Vec::with_capacity(10_000);
+    for i in 0..n {
+        ops.push((rng.bytes(32), Some(rng.bytes(32))));
+        if ops.len() == 10_000 || i + 1 == n {
+            db.propose(std::mem::take(&mut ops))
+                .expect("propose")
+                .commit()
+                .expect("commit");
+        }
+    }
+    db
+}
+
+/// An empty in-memory database for a client.
+pub(crate) fn empty_db(bf: BranchFactor) -> Db {
+    Db::open_memory(
+        Config::default()
+            .with_branch_factor(bf)
+            .with_history_len(10_000),
+    )
+    .expect("open")
+}
+
+/// Every key-value of `db`, in order.
+pub(crate) fn contents(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.view()
+        .expect("view")
+        .range(&[], None, usize::MAX)
+        .expect("range")
+}
+
+/// A copy of `db`'s contents in a new in-memory database with the same history length.
+pub(crate) fn copy_db(db: &Db, history: usize) -> Db {
+    let copy = Db::open_memory(
+        Config::default()
+            .with_branch_factor(db.branch_factor())
+            .with_history_len(history),
+    )
+    .expect("open");
+    let ops: Vec<_> = contents(db)
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect();
+    copy.propose(ops)
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    copy
+}

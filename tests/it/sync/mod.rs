@@ -1,0 +1,218 @@
+//! The sync manager end to end, each test over both transports (in-process and real gRPC
+//! servers on 127.0.0.1).
+
+mod harness;
+
+use std::time::Duration;
+
+use arbor::{
+    merkledb::{
+        BranchFactor, Db, Hash,
+        test_utils::{SeedReporter, SeededRng},
+    },
+    sync::{SyncConfig, SyncManager, SyncSummary},
+};
+use harness::{
+    Cluster, Fault, TRANSPORTS, Transport, contents, copy_db, empty_db, random_db, test_config,
+};
+
+/// Key-values in key order.
+type Contents = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Syncs `client_db` to `target` from `peers` on `transport`; panics on failure.
+async fn sync(
+    transport: Transport,
+    client_db: &Db,
+    peers: Vec<(Db, Option<Fault>)>,
+    target: Hash,
+    config: SyncConfig,
+) -> SyncSummary {
+    let cluster = Cluster::start(transport, peers).await;
+    let manager = SyncManager::start(client_db.clone(), cluster.client.clone(), target, config)
+        .expect("start");
+    let summary = tokio::time::timeout(Duration::from_secs(120), manager.wait())
+        .await
+        .expect("sync finishes in time")
+        .expect("sync succeeds");
+    assert_eq!(client_db.root().expect("root"), target);
+    assert_eq!(summary.target, target);
+    assert!(summary.done);
+    summary
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn syncs_100k_keys_from_one_and_from_three_servers() {
+    let seed = SeededRng::seed_from_env(0x5e_ed01);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let server = random_db(&mut rng, 100_000, 16);
+    let target = server.root().expect("root");
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        for servers in [1, 3] {
+            let client = empty_db(BranchFactor::default());
+            let peers = (0..servers).map(|_| (server.clone(), None)).collect();
+            let summary = rt.block_on(sync(transport, &client, peers, target, test_config()));
+            assert_eq!(
+                contents(&client),
+                contents(&server),
+                "{transport:?} x{servers}"
+            );
+            assert_eq!(summary.keys, 100_000, "a fresh sync writes each key once");
+            assert_eq!(summary.proofs_rejected, 0);
+            if servers == 3 {
+                let used = summary.peers.iter().filter(|p| p.answers > 0).count();
+                assert_eq!(
+                    used, 3,
+                    "load spreads over all servers: {:?}",
+                    summary.peers
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_empty_target_clears_the_replica() {
+    let mut rng = SeededRng::new(7);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let client = random_db(&mut rng, 1000, 16);
+        let server = empty_db(BranchFactor::default());
+        rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server, None)],
+            Hash::EMPTY_ROOT,
+            test_config(),
+        ));
+        assert!(contents(&client).is_empty());
+    }
+}
+
+#[test]
+fn edge_data_syncs_exactly() {
+    let rt = runtime();
+    let mut rng = SeededRng::new(11);
+    let mut cases: Vec<(&str, Contents)> = vec![
+        ("one key", vec![(b"k".to_vec(), b"v".to_vec())]),
+        (
+            "empty key and values",
+            vec![
+                (vec![], vec![]),
+                (vec![0], vec![]),
+                (vec![0, 0], b"x".to_vec()),
+            ],
+        ),
+        (
+            "1 MiB values",
+            (0u8..6).map(|i| (vec![i; 8], vec![i; 1 << 20])).collect(),
+        ),
+    ];
+    // Keys sharing long prefixes: 200 keys differing only in the last bits of 100-byte keys.
+    let prefixed = (0u8..200)
+        .map(|i| {
+            let mut k = vec![0xab; 100];
+            k.push(i);
+            (k, rng.bytes(40))
+        })
+        .collect();
+    cases.push(("long shared prefixes", prefixed));
+    for (name, kvs) in cases {
+        for bf in [
+            BranchFactor::default(),
+            BranchFactor::from_children(2).expect("bf"),
+        ] {
+            let server = empty_db(bf);
+            let ops: Vec<_> = kvs
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            server
+                .propose(ops)
+                .expect("propose")
+                .commit()
+                .expect("commit");
+            let target = server.root().expect("root");
+            for transport in TRANSPORTS {
+                let client = empty_db(bf);
+                rt.block_on(sync(
+                    transport,
+                    &client,
+                    vec![(server.clone(), None)],
+                    target,
+                    test_config(),
+                ));
+                assert_eq!(
+                    contents(&client),
+                    contents(&server),
+                    "{name} {transport:?} {bf:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_lying_or_dead_peer_among_three_is_outscored_and_nothing_wrong_is_written() {
+    let seed = SeededRng::seed_from_env(0xbad);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let server = random_db(&mut rng, 20_000, 16);
+    let target = server.root().expect("root");
+    let liar_db = copy_db(&server, 16);
+    liar_db
+        .propose(
+            (0..50)
+                .map(|_| (rng.bytes(32), Some(rng.bytes(8))))
+                .collect::<Vec<_>>(),
+        )
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let faults = [
+        Fault::Tamper,
+        Fault::Truncate,
+        Fault::OtherRoot(liar_db),
+        Fault::Empty,
+        Fault::Hang,
+        Fault::Drop,
+    ];
+    let rt = runtime();
+    let expected = contents(&server);
+    for transport in TRANSPORTS {
+        for fault in &faults {
+            let client = empty_db(BranchFactor::default());
+            let peers = vec![
+                (server.clone(), None),
+                (server.clone(), Some(fault.clone())),
+                (server.clone(), None),
+            ];
+            let summary = rt.block_on(sync(transport, &client, peers, target, test_config()));
+            assert_eq!(contents(&client), expected, "{transport:?} {fault:?}");
+            let scores: Vec<f64> = summary.peers.iter().map(|p| p.score).collect();
+            assert!(
+                scores[1] < scores[0] && scores[1] < scores[2],
+                "{transport:?} {fault:?}: the faulty peer ranks last: {:?}",
+                summary.peers
+            );
+            // Every state the replica ever committed holds only the target's key-values.
+            for root in client.retained_roots().expect("history") {
+                let view = client.view_at(root).expect("view");
+                for (k, v) in view.range(&[], None, usize::MAX).expect("range") {
+                    assert!(
+                        expected.binary_search(&(k.clone(), v)).is_ok(),
+                        "{transport:?} {fault:?}: a wrong value for {k:02x?} was written"
+                    );
+                }
+            }
+        }
+    }
+}
