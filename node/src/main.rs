@@ -3,6 +3,7 @@
 mod commands;
 mod hexline;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -77,6 +78,43 @@ enum Command {
         #[arg(long, requires = "churn_keys")]
         churn_commits: Option<u64>,
     },
+    /// Sync a database from peers to a root, verifying every proof before writing it. Exit
+    /// code 0 only when the local root equals the target. Interrupted syncs resume.
+    Sync {
+        /// Database directory (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// A peer to fetch from, http://HOST:PORT (repeat for several).
+        #[arg(long = "peer", required = true)]
+        peers: Vec<String>,
+        /// The trusted target root (64 hex characters).
+        #[arg(long, required_unless_present = "follow", conflicts_with = "follow")]
+        root: Option<String>,
+        /// Take the target from the roots the peers announce and retarget as they change.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow: finish once synced and no newer root came for this many milliseconds.
+        #[arg(long, default_value_t = 2000, requires = "follow")]
+        quiet_ms: u64,
+        /// With --follow: never finish; keep following new roots.
+        #[arg(long, requires = "follow")]
+        live: bool,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        workers: u64,
+        /// Print progress and the summary as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Milliseconds between progress reports.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        progress_ms: u64,
+        /// Give up (exit non-zero) when no peer has answered usefully for this many seconds.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        give_up_after: u64,
+        /// Seconds before an unanswered request is abandoned and its peer backs off.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        request_timeout: u64,
+    },
     /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
     Export {
         /// Database directory.
@@ -125,6 +163,53 @@ fn main() -> anyhow::Result<()> {
                     commits: churn_commits,
                 });
             serve::run(&db, listen, history, churn)
+        }
+        Command::Sync {
+            db,
+            peers,
+            root,
+            follow,
+            quiet_ms,
+            live,
+            workers,
+            json,
+            progress_ms,
+            give_up_after,
+            request_timeout,
+        } => {
+            let target = match (root, follow) {
+                (Some(hex), _) => {
+                    sync::Target::Root(arbor_merkledb::Hash::from_hex(&hex).ok_or_else(|| {
+                        anyhow::anyhow!("--root {hex:?}: expected 64 hex characters")
+                    })?)
+                }
+                (None, _) => sync::Target::Follow(arbor_sync::follow::FollowConfig {
+                    quiet: std::time::Duration::from_millis(quiet_ms),
+                    live,
+                    ..Default::default()
+                }),
+            };
+            let config = arbor_sync::SyncConfig {
+                workers: usize::try_from(workers)?,
+                stall_timeout: std::time::Duration::from_secs(give_up_after),
+                request_timeout: std::time::Duration::from_secs(request_timeout),
+                ..Default::default()
+            };
+            let output = if json {
+                sync::Output::Json
+            } else {
+                sync::Output::Text
+            };
+            sync::run(
+                &db,
+                sync::Options {
+                    peers,
+                    target,
+                    config,
+                    output,
+                    progress_every: std::time::Duration::from_millis(progress_ms),
+                },
+            )
         }
         Command::Export { db, start, end } => {
             commands::export(&db, start.as_deref(), end.as_deref())

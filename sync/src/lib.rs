@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod follow;
 pub mod manager;
 pub mod next_key;
 pub mod serve;

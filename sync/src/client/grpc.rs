@@ -10,7 +10,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use super::{ClientError, PeerId, Response, StatusKind, SyncClient};
+use super::{Announcement, ClientError, PeerId, Response, StatusKind, SyncClient};
 use crate::{
     convert::{ChangeProofRequest, RangeProofRequest},
     pb::{self, state_sync_client::StateSyncClient},
@@ -144,7 +144,7 @@ impl SyncClient for GrpcClient {
         .boxed()
     }
 
-    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>> {
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
         let mut stub = self.stub(peer);
         async move {
             match stub.watch_roots(pb::WatchRootsRequest {}).await {
@@ -152,8 +152,12 @@ impl SyncClient for GrpcClient {
                     .into_inner()
                     .map(|item| {
                         let update = item.map_err(from_status)?;
-                        Hash::from_slice(&update.root_hash)
-                            .ok_or_else(|| ClientError::Malformed("root is not 32 bytes".into()))
+                        let root = Hash::from_slice(&update.root_hash)
+                            .ok_or_else(|| ClientError::Malformed("root is not 32 bytes".into()))?;
+                        Ok(Announcement {
+                            root,
+                            seq: update.commit_seq,
+                        })
                     })
                     .boxed(),
                 Err(status) => {

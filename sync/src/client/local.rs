@@ -8,7 +8,7 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use prost::Message;
 use tonic::Status;
 
-use super::{ClientError, PeerId, Response, SyncClient, grpc::from_status};
+use super::{Announcement, ClientError, PeerId, Response, SyncClient, grpc::from_status};
 use crate::{
     convert::{ChangeProofRequest, RangeProofRequest, SyncRequest},
     pb,
@@ -105,7 +105,7 @@ impl SyncClient for LocalClient {
         async move { db.root().map_err(|e| ClientError::Transport(e.to_string())) }.boxed()
     }
 
-    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>> {
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
         let db = self.peers[peer].1.clone();
         // The current root first, then each new one as commits land.
         futures::stream::unfold(None, move |last: Option<u64>| {
@@ -117,7 +117,9 @@ impl SyncClient for LocalClient {
                     }
                     let seen = db.commit_seq().and_then(|seq| Ok((seq, db.root()?)));
                     match seen {
-                        Ok((seq, root)) if last != Some(seq) => return Some((Ok(root), Some(seq))),
+                        Ok((seq, root)) if last != Some(seq) => {
+                            return Some((Ok(Announcement { root, seq }), Some(seq)));
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             return Some((Err(ClientError::Transport(e.to_string())), last));

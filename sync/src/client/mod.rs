@@ -29,6 +29,16 @@ pub struct Response<T> {
     pub bytes: usize,
 }
 
+/// A root a peer announced, with its commit number (higher is newer, for peers that share a
+/// history).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    /// The root.
+    pub root: Hash,
+    /// The peer's commit number for it.
+    pub seq: u64,
+}
+
 /// Why a request failed, as far as the transport can tell.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ClientError {
@@ -106,6 +116,6 @@ pub trait SyncClient: Send + Sync + 'static {
     /// Asks `peer` for its current root.
     fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>>;
 
-    /// The roots `peer` commits from now on, as they are announced.
-    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>>;
+    /// `peer`'s current root, then each root it commits, as they are announced.
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>>;
 }

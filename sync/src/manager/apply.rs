@@ -259,6 +259,14 @@ fn ambiguous(db: &Db, proof: &ChangeProof, end: Option<&[u8]>) -> Result<bool> {
     Ok(claims_value || db.get(end)?.is_some())
 }
 
+/// Persists `coverage` on its own, claiming the database's current root; for states that need
+/// no commit (e.g. a finished sync, whose skipped ranges may not have been persisted yet).
+pub(crate) fn save_progress(db: &Db, coverage: &Coverage) -> Result<()> {
+    let mut bytes = db.root()?.as_bytes().to_vec();
+    bytes.extend_from_slice(&coverage.encode());
+    db.put_app_meta(PROGRESS_KEY, Some(&bytes))
+}
+
 /// The persisted coverage, if there is one and the database has not been changed by anything
 /// else since it was written (the record carries the root it was written with).
 pub(crate) fn load_progress(db: &Db) -> Result<Option<Coverage>> {

@@ -240,11 +240,15 @@ impl SyncManager {
 
     /// Moves the target to `root`. Ranges already synced are brought to it with change proofs.
     pub fn update_target(&self, root: Hash) {
-        self.target.send_if_modified(|t| {
-            let changed = *t != root;
-            *t = root;
-            changed
-        });
+        self.handle().update_target(root);
+    }
+
+    /// A handle that can retarget or cancel this sync while another task waits for it.
+    pub fn handle(&self) -> SyncHandle {
+        SyncHandle {
+            target: self.target.clone(),
+            cancel: self.cancel.clone(),
+        }
     }
 
     /// Progress, updated as answers are applied.
@@ -263,6 +267,29 @@ impl SyncManager {
         self.task
             .await
             .map_err(|e| SyncError::Task(e.to_string()))?
+    }
+}
+
+/// Retargets or cancels a running sync; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SyncHandle {
+    target: watch::Sender<Hash>,
+    cancel: watch::Sender<bool>,
+}
+
+impl SyncHandle {
+    /// See [`SyncManager::update_target`].
+    pub fn update_target(&self, root: Hash) {
+        self.target.send_if_modified(|t| {
+            let changed = *t != root;
+            *t = root;
+            changed
+        });
+    }
+
+    /// See [`SyncManager::cancel`].
+    pub fn cancel(&self) {
+        self.cancel.send_replace(true);
     }
 }
 
@@ -326,6 +353,9 @@ impl Sync {
                         actual,
                     });
                 }
+                // Persist the whole keyspace at the target, so a later sync starts from
+                // change proofs for all of it.
+                apply::save_progress(&self.db, &Coverage::whole(Some(self.target)))?;
                 let summary = self.progress(true);
                 progress_tx.send_replace(summary.clone());
                 return Ok(summary);

@@ -9,7 +9,9 @@ use arbor::{
     },
     sync::{
         ServerConfig, StateSyncService, SyncConfig,
-        client::{ClientError, GrpcClient, LocalClient, PeerId, Response, SyncClient},
+        client::{
+            Announcement, ClientError, GrpcClient, LocalClient, PeerId, Response, SyncClient,
+        },
         convert::{ChangeProofRequest, RangeProofRequest},
         pb, server,
     },
@@ -220,7 +222,7 @@ impl SyncClient for FaultyLocal {
     fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
         self.inner.merkle_root(peer)
     }
-    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Hash, ClientError>> {
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
         self.inner.watch_roots(peer)
     }
 }

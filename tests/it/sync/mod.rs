@@ -216,3 +216,170 @@ fn a_lying_or_dead_peer_among_three_is_outscored_and_nothing_wrong_is_written() 
         }
     }
 }
+
+/// Commits `n` random changes (puts of new and existing keys, deletes) to `db`; returns the
+/// new root.
+fn churn(db: &Db, rng: &mut SeededRng, n: usize) -> Hash {
+    let existing = contents(db);
+    let mut ops = Vec::with_capacity(n);
+    for i in 0..n {
+        let op = match i % 3 {
+            0 => (rng.bytes(32), Some(rng.bytes(32))),
+            1 if !existing.is_empty() => {
+                let k = &existing[rng.below(existing.len() as u64) as usize].0;
+                (k.clone(), Some(rng.bytes(32)))
+            }
+            _ if !existing.is_empty() => {
+                let k = &existing[rng.below(existing.len() as u64) as usize].0;
+                (k.clone(), None)
+            }
+            _ => (rng.bytes(32), Some(rng.bytes(32))),
+        };
+        ops.push(op);
+    }
+    let proposal = db.propose(ops).expect("propose");
+    let root = proposal.root();
+    proposal.commit().expect("commit");
+    root
+}
+
+/// Bytes a fresh sync of `server`'s current root transfers.
+fn fresh_sync_bytes(rt: &tokio::runtime::Runtime, transport: Transport, server: &Db) -> u64 {
+    let client = empty_db(BranchFactor::default());
+    let target = server.root().expect("root");
+    rt.block_on(sync(
+        transport,
+        &client,
+        vec![(server.clone(), None)],
+        target,
+        test_config(),
+    ))
+    .bytes
+}
+
+#[test]
+fn a_replica_catches_up_with_change_proofs_in_proportion_to_what_changed() {
+    let seed = SeededRng::seed_from_env(0xca7c);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = random_db(&mut rng, 100_000, 64);
+        let r1 = server.root().expect("root");
+        let client = empty_db(BranchFactor::default());
+        rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            r1,
+            test_config(),
+        ));
+        // 1% of the keys change.
+        let r2 = churn(&server, &mut rng, 1000);
+        let catch_up = rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            r2,
+            test_config(),
+        ));
+        assert_eq!(contents(&client), contents(&server));
+        let fresh = fresh_sync_bytes(&rt, transport, &server);
+        eprintln!(
+            "{transport:?}: catch-up {} bytes, fresh sync {fresh} bytes",
+            catch_up.bytes
+        );
+        assert!(
+            catch_up.bytes * 10 < fresh,
+            "{transport:?}: catch-up moved {} bytes, a fresh sync {fresh}",
+            catch_up.bytes
+        );
+    }
+}
+
+#[test]
+fn a_replica_behind_a_server_without_its_history_still_converges() {
+    let mut rng = SeededRng::new(0x4157);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = random_db(&mut rng, 20_000, 2);
+        let client = copy_db(&server, 16);
+        for _ in 0..4 {
+            churn(&server, &mut rng, 300);
+        }
+        let target = server.root().expect("root");
+        let summary = rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            target,
+            test_config(),
+        ));
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+        assert_eq!(summary.proofs_rejected, 0);
+    }
+}
+
+#[test]
+fn retargets_mid_sync_end_at_the_newest_root_without_starting_over() {
+    let seed = SeededRng::seed_from_env(0x7a76);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = random_db(&mut rng, 100_000, 64);
+        let first = server.root().expect("root");
+        let fresh_first = fresh_sync_bytes(&rt, transport, &server);
+        let client = empty_db(BranchFactor::default());
+        let config = SyncConfig {
+            workers: 2,
+            ..test_config()
+        };
+        let (summary, retargets, last) = rt.block_on(async {
+            let cluster = Cluster::start(transport, vec![(server.clone(), None)]).await;
+            let manager = SyncManager::start(client.clone(), cluster.client.clone(), first, config)
+                .expect("start");
+            let mut progress = manager.progress();
+            let mut retargets = 0;
+            let mut last = first;
+            // Retarget after each 10% of progress, as a chain producing blocks would.
+            for step in 1..=5 {
+                let goal = f64::from(step) * 0.12;
+                progress
+                    .wait_for(|p| p.fraction >= goal || p.done)
+                    .await
+                    .expect("progress");
+                if progress.borrow().done {
+                    break;
+                }
+                last = churn(&server, &mut rng, 500);
+                manager.update_target(last);
+                retargets += 1;
+            }
+            let summary = tokio::time::timeout(Duration::from_secs(120), manager.wait())
+                .await
+                .expect("in time")
+                .expect("sync");
+            (summary, retargets, last)
+        });
+        assert!(
+            retargets >= 3,
+            "{transport:?}: only {retargets} retargets happened mid-sync"
+        );
+        assert_eq!(summary.target, last);
+        assert_eq!(client.root().expect("root"), last);
+        assert_eq!(contents(&client), contents(&server));
+        let fresh_last = fresh_sync_bytes(&rt, transport, &server);
+        eprintln!(
+            "{transport:?}: {retargets} retargets, {} bytes; fresh syncs: first root {fresh_first}, last root {fresh_last}",
+            summary.bytes
+        );
+        assert!(
+            summary.bytes < fresh_first + fresh_last && summary.bytes * 4 < fresh_last * 5,
+            "{transport:?}: retargeting ({} bytes) must cost far less than starting over ({} + {})",
+            summary.bytes,
+            fresh_first,
+            fresh_last
+        );
+    }
+}

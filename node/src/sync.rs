@@ -1,0 +1,261 @@
+//! `arbor sync`: bring a local database to a root held by peers, verifying every proof.
+
+use std::{io::Write, path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use arbor_merkledb::{Config, Db, Hash};
+use arbor_sync::{
+    Progress, SyncConfig, SyncError, SyncManager,
+    client::{GrpcClient, SyncClient},
+    follow::{FollowConfig, follow},
+};
+use tokio::sync::watch;
+
+/// What to sync to.
+pub(crate) enum Target {
+    /// A root given by the operator (the trusted root).
+    Root(Hash),
+    /// The newest root the peers announce.
+    Follow(FollowConfig),
+}
+
+/// How progress is shown.
+#[derive(Clone, Copy)]
+pub(crate) enum Output {
+    /// One JSON object per line on stdout.
+    Json,
+    /// Human-readable: a bar on a terminal, periodic lines otherwise (stderr).
+    Text,
+}
+
+/// Settings of `arbor sync`.
+pub(crate) struct Options {
+    pub peers: Vec<String>,
+    pub target: Target,
+    pub config: SyncConfig,
+    pub output: Output,
+    pub progress_every: Duration,
+}
+
+/// Checks peer URLs up front, so a typo is reported as such and not as an unreachable peer.
+fn check_peers(peers: &[String]) -> anyhow::Result<()> {
+    if peers.is_empty() {
+        bail!("give at least one --peer http://HOST:PORT");
+    }
+    for url in peers {
+        let rest = url
+            .strip_prefix("http://")
+            .with_context(|| format!("peer {url:?}: expected http://HOST:PORT"))?;
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .with_context(|| format!("peer {url:?}: missing :PORT"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            bail!("peer {url:?}: expected http://HOST:PORT with a numeric port");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
+    check_peers(&options.peers)?;
+    let db = Db::open(path, Config::default())
+        .with_context(|| format!("opening database {}", path.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(sync(db.clone(), options));
+    db.close().context("closing the database")?;
+    result
+}
+
+async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
+    let client: Arc<dyn SyncClient> = Arc::new(GrpcClient::connect_lazy(&options.peers)?);
+    let (progress_tx, progress_rx) = watch::channel(None::<Progress>);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let reporter = tokio::spawn(report(progress_rx, options.output, options.progress_every));
+    let work = {
+        let (db, client, config) = (db.clone(), client.clone(), options.config.clone());
+        async move {
+            match options.target {
+                Target::Root(root) => {
+                    let manager = SyncManager::start(db, client, root, config)?;
+                    let handle = manager.handle();
+                    let mut updates = manager.progress();
+                    let mut cancel = cancel_rx;
+                    // Forwards progress and cancellation until aborted after the sync ends.
+                    let forward = tokio::spawn(async move {
+                        loop {
+                            tokio::select! {
+                                Ok(()) = updates.changed() => {
+                                    let p = updates.borrow_and_update().clone();
+                                    progress_tx.send_replace(Some(p));
+                                }
+                                Ok(_) = cancel.wait_for(|c| *c) => {
+                                    handle.cancel();
+                                    return;
+                                }
+                                else => return,
+                            }
+                        }
+                    });
+                    let result = manager.wait().await;
+                    forward.abort();
+                    result
+                }
+                Target::Follow(follow_config) => {
+                    follow(db, client, config, follow_config, progress_tx, cancel_rx).await
+                }
+            }
+        }
+    };
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        () = crate::serve::shutdown_signal() => {
+            eprintln!("interrupted: stopping; progress is saved and a rerun resumes");
+            cancel_tx.send_replace(true);
+            work.await
+        }
+    };
+    reporter.abort();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(SyncError::Stalled { waited, peers }) => {
+            let detail: Vec<String> = peers
+                .iter()
+                .map(|p| {
+                    format!(
+                        "  {}: {}",
+                        p.name,
+                        p.last_error.as_deref().unwrap_or("no answer")
+                    )
+                })
+                .collect();
+            bail!(
+                "no peer answered usefully for {waited:?}; giving up\n{}",
+                detail.join("\n")
+            );
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let root = db.root()?;
+    if root != summary.target {
+        bail!("finished at root {root}, expected {}", summary.target);
+    }
+    let mut out = std::io::stdout();
+    match options.output {
+        Output::Json => {
+            let line = serde_json::json!({
+                "event": "done",
+                "root": root.to_hex(),
+                "key_count": db.key_count()?,
+                "keys_written": summary.keys,
+                "bytes": summary.bytes,
+                "seconds": summary.elapsed.as_secs_f64(),
+                "proofs_accepted": summary.proofs_accepted,
+                "proofs_rejected": summary.proofs_rejected,
+                "peers": peers_json(&summary),
+            });
+            writeln!(out, "{line}")?;
+        }
+        Output::Text => {
+            writeln!(out, "root {}", root.to_hex())?;
+            writeln!(
+                out,
+                "keys {} (written {}), {} bytes received in {:.2} s ({:.0} keys/s)",
+                db.key_count()?,
+                summary.keys,
+                summary.bytes,
+                summary.elapsed.as_secs_f64(),
+                summary.keys_per_sec
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn peers_json(p: &Progress) -> serde_json::Value {
+    p.peers
+        .iter()
+        .map(|peer| {
+            serde_json::json!({
+                "peer": peer.name,
+                "score": peer.score,
+                "answers": peer.answers,
+                "failures": peer.failures,
+                "invalid": peer.invalid,
+                "bytes": peer.bytes,
+                "latency_ms": peer.latency_ms,
+                "last_error": peer.last_error,
+            })
+        })
+        .collect()
+}
+
+/// Shows progress until aborted.
+async fn report(mut rx: watch::Receiver<Option<Progress>>, output: Output, every: Duration) {
+    use std::io::IsTerminal;
+    let bar = matches!(output, Output::Text)
+        .then(|| std::io::stderr().is_terminal())
+        .unwrap_or(false)
+        .then(|| {
+            let bar = indicatif::ProgressBar::new(10_000);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        ticker.tick().await;
+        let Some(p) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let eta = p
+            .eta
+            .map_or_else(|| "?".to_owned(), |d| format!("{:.0}s", d.as_secs_f64()));
+        let live = p
+            .peers
+            .iter()
+            .filter(|x| x.last_error.is_none() || x.answers > 0)
+            .count();
+        match (&bar, output) {
+            (_, Output::Json) => {
+                let line = serde_json::json!({
+                    "event": "progress",
+                    "target": p.target.to_hex(),
+                    "percent": p.fraction * 100.0,
+                    "keys_written": p.keys,
+                    "bytes": p.bytes,
+                    "keys_per_sec": p.keys_per_sec,
+                    "eta_seconds": p.eta.map(|d| d.as_secs_f64()),
+                    "seconds": p.elapsed.as_secs_f64(),
+                    "proofs_accepted": p.proofs_accepted,
+                    "proofs_rejected": p.proofs_rejected,
+                    "peers": peers_json(&p),
+                });
+                let mut out = std::io::stdout();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            (Some(bar), Output::Text) => {
+                bar.set_position((p.fraction * 10_000.0) as u64);
+                bar.set_message(format!(
+                    "{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers",
+                    p.keys,
+                    p.keys_per_sec,
+                    p.peers.len()
+                ));
+            }
+            (None, Output::Text) => {
+                eprintln!(
+                    "{:5.1}% {} keys {:.0} keys/s ETA {eta} peers {live}/{}",
+                    p.fraction * 100.0 + 0.0,
+                    p.keys,
+                    p.keys_per_sec,
+                    p.peers.len()
+                );
+            }
+        }
+    }
+}

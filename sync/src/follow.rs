@@ -1,0 +1,170 @@
+//! Follow mode: take the target from the roots peers announce, and keep retargeting.
+//!
+//! Here the operator chooses to trust the peers' announcements (`--follow`); the proofs are
+//! still verified against each announced root. The newest root is the one with the highest
+//! commit number seen from any peer. A sync ends when the local root equals the newest root and
+//! no newer one has been announced for a quiet period — or never, when following live.
+
+use std::{sync::Arc, time::Duration};
+
+use arbor_merkledb::Db;
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    client::{Announcement, SyncClient},
+    manager::{Progress, SyncConfig, SyncError, SyncManager, SyncSummary},
+};
+
+/// Follow-mode settings.
+#[derive(Clone, Debug)]
+pub struct FollowConfig {
+    /// Finish once synced and no newer root has come for this long.
+    pub quiet: Duration,
+    /// Never finish: keep following new roots.
+    pub live: bool,
+    /// Pause before resubscribing to a peer whose stream failed or ended.
+    pub resubscribe: Duration,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        Self {
+            quiet: Duration::from_secs(2),
+            live: false,
+            resubscribe: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Subscribes to every peer's announcements; resubscribes after failures, until the receiver
+/// is dropped.
+fn subscribe_all(
+    client: &Arc<dyn SyncClient>,
+    resubscribe: Duration,
+) -> mpsc::Receiver<Announcement> {
+    let (tx, rx) = mpsc::channel(256);
+    for peer in 0..client.peer_count() {
+        let (client, tx) = (client.clone(), tx.clone());
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                let mut stream = client.watch_roots(peer);
+                loop {
+                    tokio::select! {
+                        item = stream.next() => match item {
+                            Some(Ok(announcement)) => {
+                                if tx.send(announcement).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Some(Err(error)) => {
+                                tracing::debug!(peer = %client.peer_name(peer), %error, "root stream failed");
+                                break;
+                            }
+                            None => break,
+                        },
+                        () = tx.closed() => return,
+                    }
+                }
+                tokio::time::sleep(resubscribe).await;
+            }
+        });
+    }
+    rx
+}
+
+/// Syncs `db` to the newest root its peers announce, retargeting as new roots arrive; see the
+/// module docs for when it finishes. Progress of the current sync is sent to `progress`;
+/// `cancel` set to `true` stops it. Keys and bytes in the summary add up every retarget.
+pub async fn follow(
+    db: Db,
+    client: Arc<dyn SyncClient>,
+    config: SyncConfig,
+    follow: FollowConfig,
+    progress: watch::Sender<Option<Progress>>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<SyncSummary, SyncError> {
+    let mut announcements = subscribe_all(&client, follow.resubscribe);
+    let first = tokio::select! {
+        first = tokio::time::timeout(config.stall_timeout, announcements.recv()) => first,
+        Ok(_) = cancel.wait_for(|c| *c) => return Err(SyncError::Cancelled),
+    };
+    let mut newest = match first {
+        Ok(Some(a)) => a,
+        _ => {
+            return Err(SyncError::Stalled {
+                waited: config.stall_timeout,
+                peers: Vec::new(),
+            });
+        }
+    };
+    let (mut keys, mut bytes, mut accepted, mut rejected) = (0, 0, 0, 0);
+    loop {
+        let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
+        let handle = manager.handle();
+        let mut updates = manager.progress();
+        let wait = manager.wait();
+        tokio::pin!(wait);
+        let mut cancelling = false;
+        let result = loop {
+            tokio::select! {
+                result = &mut wait => break result,
+                Some(a) = announcements.recv() => {
+                    if a.seq > newest.seq {
+                        newest = a;
+                        handle.update_target(a.root);
+                    }
+                }
+                Ok(()) = updates.changed() => {
+                    let mut p = updates.borrow_and_update().clone();
+                    p.keys += keys;
+                    p.bytes += bytes;
+                    p.done = false;
+                    progress.send_replace(Some(p));
+                }
+                Ok(_) = cancel.wait_for(|c| *c), if !cancelling => {
+                    cancelling = true;
+                    handle.cancel();
+                }
+            }
+        };
+        let mut summary = result?;
+        keys += summary.keys;
+        bytes += summary.bytes;
+        accepted += summary.proofs_accepted;
+        rejected += summary.proofs_rejected;
+        (summary.keys, summary.bytes) = (keys, bytes);
+        (summary.proofs_accepted, summary.proofs_rejected) = (accepted, rejected);
+        // Drain what arrived while finishing.
+        while let Ok(a) = announcements.try_recv() {
+            if a.seq > newest.seq {
+                newest = a;
+            }
+        }
+        if newest.root != summary.target {
+            continue;
+        }
+        progress.send_replace(Some(summary.clone()));
+        let quiet = if follow.live {
+            Duration::MAX
+        } else {
+            follow.quiet
+        };
+        let deadline = tokio::time::Instant::now() + quiet.min(Duration::from_secs(86_400 * 365));
+        let newer = loop {
+            tokio::select! {
+                a = announcements.recv() => match a {
+                    Some(a) if a.seq > newest.seq => break Some(a),
+                    Some(_) => {}
+                    None => break None,
+                },
+                () = tokio::time::sleep_until(deadline) => break None,
+                Ok(_) = cancel.wait_for(|c| *c) => return Err(SyncError::Cancelled),
+            }
+        };
+        match newer {
+            Some(a) => newest = a,
+            None => return Ok(summary),
+        }
+    }
+}
