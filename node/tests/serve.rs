@@ -1,57 +1,13 @@
 //! `arbor serve` as a real process: it listens, answers, announces churn commits, shuts down
 //! gracefully on SIGTERM, and rejects bad flags.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use arbor_merkledb::{BranchFactor, Hash, RangeProof, verify_range_proof};
 use arbor_sync::pb;
+use support::{arbor, start_serve, terminate};
 
-fn arbor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_arbor"))
-}
-
-/// Kills the child if the test fails before it exits.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Loads `keys` keys into a new database under `dir`, starts `arbor serve` on it with `extra`
-/// flags and returns the process and the address it announced.
-fn start_serve(dir: &std::path::Path, keys: &str, extra: &[&str]) -> (Reaper, String) {
-    let db = dir.join("db").display().to_string();
-    let load = arbor()
-        .args(["load", "--db", &db, "--keys", keys, "--seed", "3"])
-        .output()
-        .expect("load");
-    assert!(load.status.success());
-    let mut child = Reaper(
-        arbor()
-            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve"),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("utf8");
-    let addr = first
-        .strip_prefix("listening on ")
-        .expect("announces its address")
-        .to_string();
-    // Keep reading whatever else it prints, so its stdout never hits a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
+mod support;
 
 #[test]
 fn serve_answers_churns_and_stops_on_sigterm() {
@@ -113,24 +69,7 @@ fn serve_answers_churns_and_stops_on_sigterm() {
         }
     });
 
-    let pid = child.0.id().to_string();
-    let term = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            assert!(status.success(), "graceful shutdown exits 0, got {status}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    terminate(&mut child);
     // The database was closed cleanly and holds the churned commits.
     let root = arbor().args(["root", "--db", &db]).output().expect("root");
     assert!(root.status.success());

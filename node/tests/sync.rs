@@ -1,0 +1,211 @@
+//! `arbor sync` as a real process against real `arbor serve` processes: a sync killed with
+//! SIGKILL resumes without starting over, `--follow` tracks churning servers, and bad input
+//! gets a clear error.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use support::{Reaper, arbor, load, root_of, serve, terminate};
+
+mod support;
+
+fn json_lines(stdout: std::process::ChildStdout) -> impl Iterator<Item = serde_json::Value> {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str(&line).ok())
+}
+
+#[test]
+fn a_sync_killed_midway_resumes_and_fetches_only_what_is_missing() {
+    const KEYS: u64 = 300_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server_db = dir.path().join("server");
+    let root = load(&server_db, &KEYS.to_string());
+    let (_server, addr) = serve(&server_db, &[]);
+    let client_db = dir.path().join("client").display().to_string();
+    let peer = format!("http://{addr}");
+    let args = [
+        "sync",
+        "--db",
+        &client_db,
+        "--peer",
+        &peer,
+        "--root",
+        &root,
+        "--json",
+        "--progress-ms",
+        "20",
+        "--workers",
+        "2",
+    ];
+
+    let mut first = Reaper(
+        arbor()
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sync"),
+    );
+    let mut killed_at = None;
+    let stdout = first.0.stdout.take().expect("stdout");
+    for event in json_lines(stdout) {
+        let percent = event["percent"].as_f64().unwrap_or(0.0);
+        if event["event"] == "progress" && percent >= 45.0 {
+            first.0.kill().expect("SIGKILL");
+            killed_at = Some((percent, event["keys_written"].as_u64().expect("keys")));
+            break;
+        }
+        assert_ne!(event["event"], "done", "finished before it could be killed");
+    }
+    let (percent, written_before) = killed_at.expect("progress reached 45%");
+    let _ = first.0.wait();
+    assert!(percent < 80.0, "killed near the middle, not at {percent}%");
+
+    let second = arbor().args(args).output().expect("resume");
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let done: serde_json::Value = String::from_utf8(second.stdout)
+        .expect("utf8")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .expect("a summary");
+    assert_eq!(done["root"], root.as_str());
+    assert_eq!(done["key_count"], KEYS);
+    let written_after = done["keys_written"].as_u64().expect("keys");
+    eprintln!(
+        "killed at {percent:.1}% after {written_before} keys; the resumed sync wrote {written_after}"
+    );
+    assert!(
+        written_after * 10 <= KEYS * 6,
+        "the resumed sync fetched {written_after} of {KEYS} keys (more than 60%)"
+    );
+    assert_eq!(root_of(std::path::Path::new(&client_db)), root);
+}
+
+#[test]
+fn follow_tracks_two_churning_servers_to_their_final_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a");
+    load(&a, "50000");
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+    let churn = [
+        "--churn-keys",
+        "200",
+        "--churn-every",
+        "150",
+        "--churn-commits",
+        "8",
+    ];
+    let (mut server_a, addr_a) = serve(&a, &churn);
+    let (mut server_b, addr_b) = serve(&b, &churn);
+    let client = dir.path().join("client").display().to_string();
+    let started = Instant::now();
+    let out = arbor()
+        .args(["sync", "--db", &client, "--follow", "--quiet-ms", "2500"])
+        .args(["--peer", &format!("http://{addr_a}")])
+        .args(["--peer", &format!("http://{addr_b}")])
+        .output()
+        .expect("sync");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    terminate(&mut server_a);
+    terminate(&mut server_b);
+    // Both servers churned identically (same seed from the same history) to the same root.
+    let final_root = root_of(&a);
+    assert_eq!(root_of(&b), final_root);
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("root {final_root}").as_str())
+    );
+    assert_eq!(root_of(std::path::Path::new(&client)), final_root);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}
+
+#[test]
+fn sync_rejects_bad_input_with_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db").display().to_string();
+    let root = "00".repeat(32);
+    let cases: [(&[&str], &str); 6] = [
+        (&["--peer", "http://127.0.0.1:1", "--root", "zz"], "64 hex"),
+        (
+            &["--peer", "localhost:7000", "--root", &root],
+            "http://HOST:PORT",
+        ),
+        (
+            &["--peer", "http://127.0.0.1:notaport", "--root", &root],
+            "numeric port",
+        ),
+        (&["--peer", "http://127.0.0.1:1"], "--root"),
+        (&["--root", &root], "--peer"),
+        (
+            &["--peer", "http://127.0.0.1:1", "--root", &root, "--follow"],
+            "cannot be used",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = arbor()
+            .args(["sync", "--db", &db])
+            .args(args)
+            .output()
+            .expect("run");
+        assert!(!out.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_peer_is_named_and_the_sync_gives_up_in_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db").display().to_string();
+    // A port nobody listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let peer = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = arbor()
+        .args([
+            "sync",
+            "--db",
+            &db,
+            "--peer",
+            &peer,
+            "--root",
+            &"ab".repeat(32),
+        ])
+        .args(["--give-up-after", "2"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up in time"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&peer), "names the peer: {stderr}");
+    assert!(stderr.contains("giving up"), "{stderr}");
+}
