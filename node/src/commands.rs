@@ -23,9 +23,14 @@ fn db_after_close(db: Db, path: &Path) -> anyhow::Result<Db> {
 }
 
 fn print_root(db: &Db) -> anyhow::Result<()> {
-    println!("{}", db.root()?);
-    println!("{}", db.key_count()?);
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    // A reader that stops early (`arbor root | head -1`) is not an error.
+    let (root, count) = (db.root()?, db.key_count()?);
+    let written = writeln!(out, "{root}").and_then(|()| writeln!(out, "{count}"));
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// The `i`-th key-value of the deterministic load stream.

@@ -114,6 +114,10 @@ enum Command {
         /// Seconds before an unanswered request is abandoned and its peer backs off.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
         request_timeout: u64,
+        /// Memory budget of the local database's caches and buffers, in MiB (the process
+        /// also holds up to 2 × workers answers of at most 2 MB each).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..))]
+        memory_mb: u64,
     },
     /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
     Export {
@@ -176,6 +180,7 @@ fn main() -> anyhow::Result<()> {
             progress_ms,
             give_up_after,
             request_timeout,
+            memory_mb,
         } => {
             let target = match (root, follow) {
                 (Some(hex), _) => {
@@ -208,6 +213,7 @@ fn main() -> anyhow::Result<()> {
                     config,
                     output,
                     progress_every: std::time::Duration::from_millis(progress_ms),
+                    memory_bytes: usize::try_from(memory_mb)? << 20,
                 },
             )
         }

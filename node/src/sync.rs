@@ -35,6 +35,8 @@ pub(crate) struct Options {
     pub config: SyncConfig,
     pub output: Output,
     pub progress_every: Duration,
+    /// Memory budget of the local database, in bytes.
+    pub memory_bytes: usize,
 }
 
 /// Checks peer URLs up front, so a typo is reported as such and not as an unreachable peer.
@@ -59,8 +61,11 @@ fn check_peers(peers: &[String]) -> anyhow::Result<()> {
 
 pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
     check_peers(&options.peers)?;
-    let db = Db::open(path, Config::default())
-        .with_context(|| format!("opening database {}", path.display()))?;
+    let db = Db::open(
+        path,
+        Config::default().with_memory_budget(options.memory_bytes),
+    )
+    .with_context(|| format!("opening database {}", path.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(sync(db.clone(), options));
     db.close().context("closing the database")?;

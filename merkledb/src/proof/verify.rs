@@ -423,7 +423,12 @@ fn check_against(
 
 /// A scratch in-memory trie holding `contents`, for checking claims against.
 fn scratch(bf: BranchFactor, contents: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<crate::Proposal> {
-    let config = Config::default().with_branch_factor(bf).with_history_len(0);
+    // Nothing is ever read back from this store, so no node cache: a default-sized one costs
+    // tens of MB per concurrent verification.
+    let config = Config::default()
+        .with_branch_factor(bf)
+        .with_history_len(0)
+        .with_node_cache_nodes(16);
     Db::open_memory(config)?.propose(contents)
 }
 

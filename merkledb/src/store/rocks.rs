@@ -11,7 +11,7 @@ use std::path::Path;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+    Direction, IteratorMode, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
 use super::{Batch, Durability, KeyValue, Space, Store};
@@ -24,6 +24,9 @@ pub struct RocksConfig {
     pub block_cache_bytes: usize,
     /// Memtable size per column family in bytes.
     pub write_buffer_bytes: usize,
+    /// Cap on all memtables together, in bytes (charged to the block cache, so block cache and
+    /// memtables then share `block_cache_bytes`); `None` = only the per-family sizes bound them.
+    pub total_write_buffer_bytes: Option<usize>,
 }
 
 impl Default for RocksConfig {
@@ -31,6 +34,7 @@ impl Default for RocksConfig {
         Self {
             block_cache_bytes: 256 << 20,
             write_buffer_bytes: 128 << 20,
+            total_write_buffer_bytes: None,
         }
     }
 }
@@ -58,6 +62,14 @@ impl RocksStore {
         db_opts.set_max_background_jobs(2);
         db_opts.set_max_total_wal_size(512 << 20);
         let cache = Cache::new_lru_cache(config.block_cache_bytes);
+        if let Some(total) = config.total_write_buffer_bytes {
+            let manager = WriteBufferManager::new_write_buffer_manager_with_cache(
+                total,
+                false,
+                cache.clone(),
+            );
+            db_opts.set_write_buffer_manager(&manager);
+        }
         let cf_opts = |space: Space| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);

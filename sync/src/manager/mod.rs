@@ -83,7 +83,7 @@ impl Default for SyncConfig {
             backoff_base: Duration::from_millis(20),
             backoff_max: Duration::from_secs(2),
             invalid_backoff: Duration::from_secs(5),
-            max_batch: 16,
+            max_batch: 4,
         }
     }
 }
@@ -227,6 +227,9 @@ impl SyncManager {
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            )),
         };
         let (progress_tx, progress_rx) = watch::channel(sync.progress(false));
         let task = tokio::spawn(async move { sync.run(target_rx, cancel_rx, progress_tx).await });
@@ -319,6 +322,10 @@ struct Sync {
     rejected: u64,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
+    /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
+    /// each concurrent one keeps a blocking thread whose allocator retains its scratch trie's
+    /// memory (~25 MB), so more would cost memory and gain nothing.
+    verify_slots: Arc<tokio::sync::Semaphore>,
 }
 
 type Applying = JoinHandle<Result<Vec<Outcome>, arbor_merkledb::Error>>;
@@ -442,6 +449,7 @@ impl Sync {
         let (key_limit, bytes_limit) = (self.config.key_limit, self.config.bytes_limit);
         let timeout = self.config.request_timeout;
         let bf = self.bf;
+        let verify_slots = self.verify_slots.clone();
         async move {
             let sent = Instant::now();
             let answer = match work.tag {
@@ -471,6 +479,7 @@ impl Sync {
                         .map(|r| r.map(|r| (r.answer, r.bytes)))
                 }
             };
+            let latency = sent.elapsed();
             let (answer, bytes) = match answer {
                 Err(_) => {
                     let error = format!("no answer within {timeout:?}");
@@ -488,6 +497,9 @@ impl Sync {
             let answer = match answer {
                 ChangeOrRangeProof::Change(proof) => Answer::Change(proof),
                 ChangeOrRangeProof::Range(proof) => {
+                    let Ok(_slot) = verify_slots.acquire_owned().await else {
+                        return Fetched::Failed(work, peer, Fault::Unavailable, "closing".into());
+                    };
                     let verified = tokio::task::spawn_blocking(move || {
                         verify_range_proof(
                             &proof,
@@ -522,7 +534,7 @@ impl Sync {
                 answer,
                 peer: Some(peer),
             };
-            Fetched::Ready(job, bytes, sent.elapsed())
+            Fetched::Ready(job, bytes, latency)
         }
         .boxed()
     }
