@@ -39,6 +39,7 @@ echo "   local build took $(since "$t")"
 cp -r "$work/a" "$work/b"
 
 echo "== 2. starting two churning servers"
+# Starts `arbor serve` on database $1 in the background; sets $peer to its URL.
 start_server() {
   local name=$1 out="$work/serve-$1.log"
   "$ARBOR_BIN" serve --db "$work/$name" --listen 127.0.0.1:0 \
@@ -51,11 +52,13 @@ start_server() {
   local addr
   addr=$(sed -n 's/^listening on //p' "$out")
   [ -n "$addr" ] || { echo "server $name did not start:" >&2; cat "$out" >&2; exit 1; }
-  echo "   server $name on $addr" >&2
-  echo "http://$addr"
+  echo "   server $name on $addr"
+  peer="http://$addr"
 }
-peer_a=$(start_server a)
-peer_b=$(start_server b)
+start_server a
+peer_a=$peer
+start_server b
+peer_b=$peer
 
 echo "== 3. arbor sync --follow from both servers into $work/replica"
 t=$(now)
@@ -69,8 +72,9 @@ pids=()
 status=0
 roots=()
 for db in a b replica; do
-  read -r root < <("$ARBOR_BIN" root --db "$work/$db")
-  count=$("$ARBOR_BIN" root --db "$work/$db" | sed -n 2p)
+  out=$("$ARBOR_BIN" root --db "$work/$db")
+  root=$(sed -n 1p <<<"$out")
+  count=$(sed -n 2p <<<"$out")
   printf '   %-8s root %s  keys %s\n' "$db" "$root" "$count"
   roots+=("$root")
 done

@@ -191,6 +191,7 @@ fn peers_json(p: &Progress) -> serde_json::Value {
                 "bytes": peer.bytes,
                 "latency_ms": peer.latency_ms,
                 "last_error": peer.last_error,
+                "backing_off": peer.backing_off,
             })
         })
         .collect()

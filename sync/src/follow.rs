@@ -98,6 +98,7 @@ pub async fn follow(
             });
         }
     };
+    let started = std::time::Instant::now();
     let (mut keys, mut bytes, mut accepted, mut rejected) = (0, 0, 0, 0);
     loop {
         let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
@@ -119,6 +120,8 @@ pub async fn follow(
                     let mut p = updates.borrow_and_update().clone();
                     p.keys += keys;
                     p.bytes += bytes;
+                    p.elapsed = started.elapsed();
+                    p.keys_per_sec = p.keys as f64 / p.elapsed.as_secs_f64().max(1e-9);
                     p.done = false;
                     progress.send_replace(Some(p));
                 }
@@ -135,6 +138,8 @@ pub async fn follow(
         rejected += summary.proofs_rejected;
         (summary.keys, summary.bytes) = (keys, bytes);
         (summary.proofs_accepted, summary.proofs_rejected) = (accepted, rejected);
+        summary.elapsed = started.elapsed();
+        summary.keys_per_sec = keys as f64 / summary.elapsed.as_secs_f64().max(1e-9);
         // Drain what arrived while finishing.
         while let Ok(a) = announcements.try_recv() {
             if a.seq > newest.seq {

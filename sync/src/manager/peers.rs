@@ -56,8 +56,10 @@ pub struct PeerStats {
     pub latency_ms: Option<f64>,
     /// Requests in flight now.
     pub in_flight: usize,
-    /// The last error seen, if any.
+    /// The last error seen, if any (kept after later successes, for diagnosis).
     pub last_error: Option<String>,
+    /// Backing off after a failure right now.
+    pub backing_off: bool,
 }
 
 #[derive(Debug)]
@@ -101,6 +103,7 @@ impl Peers {
                     latency_ms: None,
                     in_flight: 0,
                     last_error: None,
+                    backing_off: false,
                 },
                 bytes_per_sec: None,
                 consecutive_failures: 0,
@@ -201,7 +204,14 @@ impl Peers {
 
     /// Figures for every peer.
     pub(crate) fn stats(&self) -> Vec<PeerStats> {
-        self.peers.iter().map(|p| p.stats.clone()).collect()
+        let now = Instant::now();
+        self.peers
+            .iter()
+            .map(|p| PeerStats {
+                backing_off: p.backoff_until.is_some_and(|t| t > now),
+                ..p.stats.clone()
+            })
+            .collect()
     }
 
     /// A uniform number in `[0, 1)` (xorshift; jitter needs no cryptographic quality).
