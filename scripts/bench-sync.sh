@@ -48,10 +48,10 @@ ROOT=$("$ARBOR" root --db "$WORK/s1" | head -1)
 cp -r "$WORK/s1" "$WORK/s2"
 cp -r "$WORK/s1" "$WORK/s3"
 P1=$(serve s1)
-read -r ONE_S ONE_RSS < <(measure "$ARBOR" sync --db "$WORK/c1" --peer "$P1" --root "$ROOT" --workers "$WORKERS")
+read -r ONE_S ONE_RSS < <(measure "$ARBOR" sync --progress-ms 60000 --db "$WORK/c1" --peer "$P1" --root "$ROOT" --workers "$WORKERS")
 P2=$(serve s2)
 P3=$(serve s3)
-read -r THREE_S THREE_RSS < <(measure "$ARBOR" sync --db "$WORK/c3" --peer "$P1" --peer "$P2" --peer "$P3" --root "$ROOT" --workers "$WORKERS")
+read -r THREE_S THREE_RSS < <(measure "$ARBOR" sync --progress-ms 60000 --db "$WORK/c3" --peer "$P1" --peer "$P2" --peer "$P3" --root "$ROOT" --workers "$WORKERS")
 for c in c1 c3; do
     test "$("$ARBOR" root --db "$WORK/$c" | head -1)" = "$ROOT" || { echo "root mismatch in $c" >&2; exit 1; }
 done

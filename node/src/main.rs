@@ -77,6 +77,9 @@ enum Command {
         /// Stop churning after this many commits.
         #[arg(long, requires = "churn_keys")]
         churn_commits: Option<u64>,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Sync a database from peers to a root, verifying every proof before writing it. Exit
     /// code 0 only when the local root equals the target. Interrupted syncs resume.
@@ -118,6 +121,9 @@ enum Command {
         /// also holds up to 2 × workers answers of at most 2 MB each).
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(16..))]
         memory_mb: u64,
+        /// Serve Prometheus metrics at http://ADDR/metrics.
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
     Export {
@@ -158,6 +164,7 @@ fn main() -> anyhow::Result<()> {
             churn_keys,
             churn_every,
             churn_commits,
+            metrics,
         } => {
             let churn = churn_keys
                 .zip(churn_every)
@@ -166,7 +173,7 @@ fn main() -> anyhow::Result<()> {
                     every: std::time::Duration::from_millis(every),
                     commits: churn_commits,
                 });
-            serve::run(&db, listen, history, churn)
+            serve::run(&db, listen, history, churn, metrics)
         }
         Command::Sync {
             db,
@@ -181,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             give_up_after,
             request_timeout,
             memory_mb,
+            metrics,
         } => {
             let target = match (root, follow) {
                 (Some(hex), _) => {
@@ -214,6 +222,7 @@ fn main() -> anyhow::Result<()> {
                     output,
                     progress_every: std::time::Duration::from_millis(progress_ms),
                     memory_bytes: usize::try_from(memory_mb)? << 20,
+                    metrics,
                 },
             )
         }

@@ -4,7 +4,11 @@ use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use arbor_merkledb::{Config, Db, test_utils::SeededRng};
-use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server};
+use arbor_sync::{
+    RootAnnouncer, ServerConfig, StateSyncService,
+    metrics::{ServeMetrics, serve_metrics},
+    server,
+};
 
 /// Random commits on a timer, a stand-in for a chain producing blocks.
 pub(crate) struct Churn {
@@ -21,6 +25,7 @@ pub(crate) fn run(
     listen: SocketAddr,
     history: usize,
     churn: Option<Churn>,
+    metrics: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
     let db = Db::open(path, Config::default().with_history_len(history))
         .with_context(|| format!("opening database {}", path.display()))?;
@@ -29,12 +34,26 @@ pub(crate) fn run(
         let (listener, addr) = server::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        let service = StateSyncService::new(db.clone(), ServerConfig::default());
+        let mut service = StateSyncService::new(db.clone(), ServerConfig::default());
+        let metrics_listener = match metrics {
+            Some(addr) => {
+                let mut registry = prometheus_client::registry::Registry::default();
+                service = service.with_metrics(ServeMetrics::register(&mut registry));
+                let (listener, addr) = server::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+                Some((listener, addr, std::sync::Arc::new(registry)))
+            }
+            None => None,
+        };
         // Announced on stdout so scripts and tests can find an ephemeral port. A closed stdout
         // must not take the server down, so write errors are ignored.
         let mut out = std::io::stdout();
         let _ = writeln!(out, "listening on {addr}");
         let _ = writeln!(out, "root {}", db.root()?);
+        if let Some((_, addr, _)) = &metrics_listener {
+            let _ = writeln!(out, "metrics on http://{addr}/metrics");
+        }
         let _ = out.flush();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -45,6 +64,9 @@ pub(crate) fn run(
             let (db, announcer, rx) = (db.clone(), service.announcer(), stop_rx.clone());
             tokio::spawn(async move { churn_loop(db, announcer, churn, rx).await })
         });
+        if let Some((listener, _, registry)) = metrics_listener {
+            tokio::spawn(serve_metrics(registry, listener, stopped(stop_rx.clone())));
+        }
         let server = tokio::spawn(server::serve(service, listener, stopped(stop_rx)));
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");

@@ -8,6 +8,7 @@ use arbor_sync::{
     Progress, SyncConfig, SyncError, SyncManager,
     client::{GrpcClient, SyncClient},
     follow::{FollowConfig, follow},
+    metrics::{SyncMetrics, serve_metrics},
 };
 use tokio::sync::watch;
 
@@ -37,6 +38,8 @@ pub(crate) struct Options {
     pub progress_every: Duration,
     /// Memory budget of the local database, in bytes.
     pub memory_bytes: usize,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Checks peer URLs up front, so a typo is reported as such and not as an unreachable peer.
@@ -76,7 +79,29 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     let client: Arc<dyn SyncClient> = Arc::new(GrpcClient::connect_lazy(&options.peers)?);
     let (progress_tx, progress_rx) = watch::channel(None::<Progress>);
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let reporter = tokio::spawn(report(progress_rx, options.output, options.progress_every));
+    let metrics = match options.metrics {
+        Some(addr) => {
+            let mut registry = prometheus_client::registry::Registry::default();
+            let metrics = SyncMetrics::register(&mut registry);
+            let (listener, addr) = arbor_sync::server::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+            eprintln!("metrics on http://{addr}/metrics");
+            tokio::spawn(serve_metrics(
+                Arc::new(registry),
+                listener,
+                std::future::pending(),
+            ));
+            Some(metrics)
+        }
+        None => None,
+    };
+    let reporter = tokio::spawn(report(
+        progress_rx,
+        options.output,
+        options.progress_every,
+        metrics.clone(),
+    ));
     let work = {
         let (db, client, config) = (db.clone(), client.clone(), options.config.clone());
         async move {
@@ -198,7 +223,12 @@ fn peers_json(p: &Progress) -> serde_json::Value {
 }
 
 /// Shows progress until aborted.
-async fn report(mut rx: watch::Receiver<Option<Progress>>, output: Output, every: Duration) {
+async fn report(
+    mut rx: watch::Receiver<Option<Progress>>,
+    output: Output,
+    every: Duration,
+    metrics: Option<Arc<SyncMetrics>>,
+) {
     use std::io::IsTerminal;
     let bar = matches!(output, Output::Text)
         .then(|| std::io::stderr().is_terminal())
@@ -217,6 +247,9 @@ async fn report(mut rx: watch::Receiver<Option<Progress>>, output: Output, every
         let Some(p) = rx.borrow_and_update().clone() else {
             continue;
         };
+        if let Some(metrics) = &metrics {
+            metrics.update(&p);
+        }
         let eta = p
             .eta
             .map_or_else(|| "?".to_owned(), |d| format!("{:.0}s", d.as_secs_f64()));

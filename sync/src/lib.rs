@@ -8,6 +8,7 @@ pub mod client;
 pub mod convert;
 pub mod follow;
 pub mod manager;
+pub mod metrics;
 pub mod next_key;
 pub mod serve;
 pub mod server;

@@ -15,10 +15,11 @@ use arbor_merkledb::{Db, Hash, ProofError};
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::{
     convert::{ChangeProofRequest, RangeProofRequest},
+    metrics::ServeMetrics,
     pb,
     serve::{Limits, ServeError, serve_change_proof, serve_range_proof},
 };
@@ -95,6 +96,8 @@ pub struct StateSyncService {
     /// Set when the server shuts down: ends `WatchRoots` streams, which would otherwise keep
     /// their connections (and a graceful shutdown) open forever.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Request counters, when metrics are on.
+    metrics: Option<Arc<ServeMetrics>>,
 }
 
 impl StateSyncService {
@@ -109,7 +112,30 @@ impl StateSyncService {
             in_flight,
             roots,
             closing,
+            metrics: None,
         }
+    }
+
+    /// Counts every request in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<ServeMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Records `result` of `rpc` in the metrics, if on, and passes it through.
+    fn observed<T: prost::Message>(
+        &self,
+        rpc: &str,
+        result: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        if let Some(metrics) = &self.metrics {
+            match &result {
+                Ok(answer) => metrics.observe(rpc, Code::Ok, answer.get_ref().encoded_len()),
+                Err(status) => metrics.observe(rpc, status.code(), 0),
+            }
+        }
+        result
     }
 
     /// Ends every `WatchRoots` stream (now and later); called when the server shuts down.
@@ -186,33 +212,44 @@ impl pb::state_sync_server::StateSync for StateSyncService {
         &self,
         _request: Request<()>,
     ) -> Result<Response<pb::GetMerkleRootResponse>, Status> {
-        let root = self
+        let result = self
             .db
             .root()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(pb::GetMerkleRootResponse {
-            root_hash: root.0.to_vec(),
-        }))
+            .map_err(|e| Status::internal(e.to_string()))
+            .map(|root| {
+                Response::new(pb::GetMerkleRootResponse {
+                    root_hash: root.0.to_vec(),
+                })
+            });
+        self.observed("GetMerkleRoot", result)
     }
 
     async fn get_range_proof(
         &self,
         request: Request<pb::SyncGetRangeProofRequest>,
     ) -> Result<Response<pb::RangeProof>, Status> {
-        let req = RangeProofRequest::try_from(request.into_inner()).map_err(ServeError::from)?;
-        self.bounded(move |db, limits| serve_range_proof(db, &req, limits))
-            .await
-            .map(Response::new)
+        let result = match RangeProofRequest::try_from(request.into_inner()) {
+            Ok(req) => self
+                .bounded(move |db, limits| serve_range_proof(db, &req, limits))
+                .await
+                .map(Response::new),
+            Err(e) => Err(ServeError::from(e).into()),
+        };
+        self.observed("GetRangeProof", result)
     }
 
     async fn get_change_proof(
         &self,
         request: Request<pb::SyncGetChangeProofRequest>,
     ) -> Result<Response<pb::SyncGetChangeProofResponse>, Status> {
-        let req = ChangeProofRequest::try_from(request.into_inner()).map_err(ServeError::from)?;
-        self.bounded(move |db, limits| serve_change_proof(db, &req, limits))
-            .await
-            .map(Response::new)
+        let result = match ChangeProofRequest::try_from(request.into_inner()) {
+            Ok(req) => self
+                .bounded(move |db, limits| serve_change_proof(db, &req, limits))
+                .await
+                .map(Response::new),
+            Err(e) => Err(ServeError::from(e).into()),
+        };
+        self.observed("GetChangeProof", result)
     }
 
     async fn get_proof(
@@ -220,7 +257,7 @@ impl pb::state_sync_server::StateSync for StateSyncService {
         request: Request<pb::GetProofRequest>,
     ) -> Result<Response<pb::GetProofResponse>, Status> {
         let key = request.into_inner().key;
-        let proof = self
+        let result = self
             .bounded(move |db, _| {
                 db.proof(&key).map_err(|e| match e {
                     arbor_merkledb::Error::Proof(p) => ServeError::Unservable(p),
@@ -228,10 +265,13 @@ impl pb::state_sync_server::StateSync for StateSyncService {
                     other => ServeError::Db(other),
                 })
             })
-            .await?;
-        Ok(Response::new(pb::GetProofResponse {
-            proof: Some(proof.into()),
-        }))
+            .await
+            .map(|proof| {
+                Response::new(pb::GetProofResponse {
+                    proof: Some(proof.into()),
+                })
+            });
+        self.observed("GetProof", result)
     }
 
     type WatchRootsStream = RootStream;

@@ -150,6 +150,10 @@ pub struct Progress {
     pub proofs_accepted: u64,
     /// Answers rejected (undecodable or failing verification).
     pub proofs_rejected: u64,
+    /// Commits of verified answers (each holds one or more answers).
+    pub commits: u64,
+    /// Time spent in those commits (verifying change proofs, writing, skipping ahead).
+    pub commit_time: Duration,
     /// Since the start.
     pub elapsed: Duration,
     /// Keys per second since the start.
@@ -226,6 +230,8 @@ impl SyncManager {
             bytes: 0,
             accepted: 0,
             rejected: 0,
+            commits: 0,
+            commit_time: Duration::ZERO,
             ready: Vec::new(),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -320,6 +326,8 @@ struct Sync {
     bytes: u64,
     accepted: u64,
     rejected: u64,
+    commits: u64,
+    commit_time: Duration,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
     /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
@@ -328,7 +336,8 @@ struct Sync {
     verify_slots: Arc<tokio::sync::Semaphore>,
 }
 
-type Applying = JoinHandle<Result<Vec<Outcome>, arbor_merkledb::Error>>;
+/// The applier's task: its outcomes and how long it took.
+type Applying = JoinHandle<Result<(Vec<Outcome>, Duration), arbor_merkledb::Error>>;
 
 impl Sync {
     async fn run(
@@ -388,7 +397,9 @@ impl Sync {
                 Some(fetched) = in_flight.next(), if !in_flight.is_empty() => self.fetched(fetched),
                 done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
                     applying = None;
-                    let outcomes = done.map_err(|e| SyncError::Task(e.to_string()))??;
+                    let (outcomes, took) = done.map_err(|e| SyncError::Task(e.to_string()))??;
+                    self.commits += 1;
+                    self.commit_time += took;
                     self.applied(outcomes);
                 }
                 changed = target_rx.changed(), if target_open => {
@@ -567,7 +578,10 @@ impl Sync {
         let db = self.db.clone();
         let coverage = self.coverage.clone();
         let key_limit = self.config.key_limit as usize;
-        tokio::task::spawn_blocking(move || apply::apply(&db, &coverage, jobs, key_limit))
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            apply::apply(&db, &coverage, jobs, key_limit).map(|o| (o, started.elapsed()))
+        })
     }
 
     /// Records what the applier did.
@@ -622,6 +636,8 @@ impl Sync {
             bytes: self.bytes,
             proofs_accepted: self.accepted,
             proofs_rejected: self.rejected,
+            commits: self.commits,
+            commit_time: self.commit_time,
             elapsed,
             keys_per_sec: self.keys as f64 / secs,
             eta: if done { Some(Duration::ZERO) } else { eta },

@@ -1,0 +1,232 @@
+//! Prometheus metrics for servers and syncs, and a minimal HTTP endpoint serving them.
+//!
+//! The endpoint answers `GET /metrics` with the text exposition format and anything else with
+//! 404; it reads at most 8 KiB of request and gives a client 5 s, so a misbehaving scraper
+//! cannot hold resources.
+
+use std::{
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::manager::Progress;
+
+/// Labels of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The RPC, e.g. `GetRangeProof`.
+    pub rpc: String,
+    /// The gRPC status code, e.g. `Ok`, `NotFound`.
+    pub status: String,
+}
+
+/// Labels of a peer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The peer's name (its URL).
+    pub peer: String,
+}
+
+/// What a server counts.
+#[derive(Debug, Default)]
+pub struct ServeMetrics {
+    requests: Family<RequestLabels, Counter>,
+    bytes_served: Counter,
+}
+
+impl ServeMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let metrics = Arc::new(Self::default());
+        registry.register(
+            "arbor_requests",
+            "StateSync requests by RPC and status code",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "arbor_served_bytes",
+            "Bytes of successful proof answers",
+            metrics.bytes_served.clone(),
+        );
+        metrics
+    }
+
+    /// Records one answered request.
+    pub fn observe(&self, rpc: &str, status: tonic::Code, bytes: usize) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                rpc: rpc.to_owned(),
+                status: format!("{status:?}"),
+            })
+            .inc();
+        self.bytes_served.inc_by(bytes as u64);
+    }
+}
+
+/// What a sync reports, fed from its [`Progress`].
+#[derive(Debug, Default)]
+pub struct SyncMetrics {
+    keys: Counter,
+    bytes: Counter,
+    proofs_verified: Counter,
+    proofs_rejected: Counter,
+    commits: Counter,
+    commit_seconds: Counter<f64, AtomicU64>,
+    fraction: Gauge<f64, AtomicU64>,
+    peer_score: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    /// The last cumulative values seen, so counters only ever move forward.
+    seen: Mutex<[u64; 5]>,
+    seen_seconds: Mutex<f64>,
+}
+
+impl SyncMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = Arc::new(Self::default());
+        registry.register(
+            "arbor_sync_keys",
+            "Keys written or deleted by the sync",
+            m.keys.clone(),
+        );
+        registry.register(
+            "arbor_sync_bytes",
+            "Bytes of accepted answers",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "arbor_sync_proofs_verified",
+            "Answers verified and committed",
+            m.proofs_verified.clone(),
+        );
+        registry.register(
+            "arbor_sync_proofs_rejected",
+            "Answers rejected (undecodable or failing verification)",
+            m.proofs_rejected.clone(),
+        );
+        registry.register(
+            "arbor_sync_commits",
+            "Commits of verified answers",
+            m.commits.clone(),
+        );
+        registry.register(
+            "arbor_sync_commit_seconds",
+            "Time spent committing verified answers (divide by arbor_sync_commits for latency)",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "arbor_sync_keyspace_fraction",
+            "Fraction of the keyspace holding the target root",
+            m.fraction.clone(),
+        );
+        registry.register(
+            "arbor_sync_peer_score",
+            "Peer score (throughput, penalised for failures and invalid answers)",
+            m.peer_score.clone(),
+        );
+        m
+    }
+
+    /// Brings the metrics up to date with `progress` (cumulative figures).
+    pub fn update(&self, progress: &Progress) {
+        let now = [
+            progress.keys,
+            progress.bytes,
+            progress.proofs_accepted,
+            progress.proofs_rejected,
+            progress.commits,
+        ];
+        let counters = [
+            &self.keys,
+            &self.bytes,
+            &self.proofs_verified,
+            &self.proofs_rejected,
+            &self.commits,
+        ];
+        if let Ok(mut seen) = self.seen.lock() {
+            for ((counter, now), seen) in counters.iter().zip(now).zip(seen.iter_mut()) {
+                counter.inc_by(now.saturating_sub(*seen));
+                *seen = (*seen).max(now);
+            }
+        }
+        if let Ok(mut seen) = self.seen_seconds.lock() {
+            let now = progress.commit_time.as_secs_f64();
+            if now > *seen {
+                self.commit_seconds.inc_by(now - *seen);
+                *seen = now;
+            }
+        }
+        self.fraction.set(progress.fraction);
+        for peer in &progress.peers {
+            self.peer_score
+                .get_or_create(&PeerLabels {
+                    peer: peer.name.clone(),
+                })
+                .set(peer.score);
+        }
+    }
+}
+
+/// Serves `registry` on `listener` at `GET /metrics` until `shutdown` resolves.
+pub async fn serve_metrics(
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let answer = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut request = Vec::with_capacity(1024);
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+                    let n = stream.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let wanted = request.starts_with(b"GET /metrics ")
+                    || request.starts_with(b"GET /metrics?");
+                let (status, body) = if wanted {
+                    let mut body = String::new();
+                    match encode(&mut body, &registry) {
+                        Ok(()) => ("200 OK", body),
+                        Err(_) => ("500 Internal Server Error", String::new()),
+                    }
+                } else {
+                    ("404 Not Found", "try GET /metrics\n".to_owned())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(body.as_bytes()).await?;
+                stream.shutdown().await
+            })
+            .await;
+            if let Ok(Err(error)) = answer {
+                tracing::debug!(%error, "metrics request failed");
+            }
+        });
+    }
+}
