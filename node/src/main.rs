@@ -1,6 +1,7 @@
 //! `arbor`: the command-line program (see `arbor --help` and the product brief).
 
 mod commands;
+mod config;
 mod hexline;
 mod serve;
 mod sync;
@@ -18,6 +19,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "arbor", version, about)]
 struct Cli {
+    /// A TOML file with one table per subcommand (e.g. `[sync]`) holding any of its flags;
+    /// flags on the command line override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,7 +152,8 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let args = config::expand(std::env::args_os().collect())?;
+    match Cli::parse_from(args).command {
         Command::Load {
             db,
             keys,

@@ -209,3 +209,112 @@ fn an_unreachable_peer_is_named_and_the_sync_gives_up_in_time() {
     assert!(stderr.contains(&peer), "names the peer: {stderr}");
     assert!(stderr.contains("giving up"), "{stderr}");
 }
+
+#[test]
+fn metrics_endpoints_show_requests_and_sync_progress_moving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server_db = dir.path().join("server");
+    load(&server_db, "100000");
+    let (mut server, addr, server_metrics) = support::serve_with_metrics(&server_db, &[]);
+    let before = support::http_get(&server_metrics);
+    let range_ok = r#"arbor_requests_total{rpc="GetRangeProof",status="Ok"}"#;
+    assert_eq!(
+        support::sample(&before, range_ok),
+        None,
+        "no requests yet:\n{before}"
+    );
+
+    let client = dir.path().join("client").display().to_string();
+    let mut sync = Reaper(
+        arbor()
+            .args(["sync", "--db", &client, "--peer", &format!("http://{addr}")])
+            .args([
+                "--follow",
+                "--live",
+                "--metrics",
+                "127.0.0.1:0",
+                "--progress-ms",
+                "50",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sync"),
+    );
+    let stderr = sync.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let sync_metrics = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("metrics on ").map(str::to_owned))
+        .expect("announces its metrics endpoint");
+    std::thread::spawn(move || lines.for_each(drop));
+    // The sync finishes (live mode keeps it running): its counters reach the whole database.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_keys = Vec::new();
+    loop {
+        let body = support::http_get(&sync_metrics);
+        let keys = support::sample(&body, "arbor_sync_keys_total").unwrap_or(0.0);
+        seen_keys.push(keys);
+        let fraction = support::sample(&body, "arbor_sync_keyspace_fraction").unwrap_or(0.0);
+        if keys >= 100_000.0 && fraction >= 1.0 {
+            assert!(
+                support::sample(&body, "arbor_sync_proofs_verified_total").unwrap_or(0.0) > 0.0
+            );
+            assert!(support::sample(&body, "arbor_sync_commits_total").unwrap_or(0.0) > 0.0);
+            assert!(body.contains("arbor_sync_peer_score{peer="), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sync metrics never completed: {seen_keys:?}\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = support::http_get(&server_metrics);
+    let served = support::sample(&after, range_ok).expect("range proofs counted");
+    assert!(
+        served >= 49.0,
+        "100k keys need at least 49 answers of 2048: {served}"
+    );
+    assert!(support::sample(&after, "arbor_served_bytes_total").expect("bytes") > 1e6);
+    drop(sync);
+    terminate(&mut server);
+}
+
+#[test]
+fn a_config_file_carries_the_flags_and_the_command_line_overrides_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server_db = dir.path().join("server");
+    let root = load(&server_db, "5000");
+    let (mut server, addr) = serve(&server_db, &[]);
+    let client = dir.path().join("client");
+    let config = dir.path().join("arbor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sync]\ndb = {:?}\npeer = [\"http://{addr}\"]\nroot = \"{root}\"\nworkers = 2\n",
+            client.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let out = arbor()
+        .args(["sync", "--config", &config])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(root_of(&client), root);
+    // A flag on the command line replaces the file's value: 0 workers is refused.
+    let out = arbor()
+        .args(["sync", "--config", &config, "--workers", "0"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+    terminate(&mut server);
+}

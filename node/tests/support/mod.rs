@@ -64,6 +64,63 @@ pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Reaper, String) {
     (child, addr)
 }
 
+/// Like [`serve`] with `--metrics 127.0.0.1:0` added; also returns the metrics URL it announced.
+pub(crate) fn serve_with_metrics(db: &Path, extra: &[&str]) -> (Reaper, String, String) {
+    let db = db.display().to_string();
+    let mut child = Reaper(
+        arbor()
+            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
+            .args(["--metrics", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let mut next = || lines.next().expect("a line").expect("utf8");
+    let addr = next()
+        .strip_prefix("listening on ")
+        .expect("announces its address")
+        .to_string();
+    let _root = next();
+    let metrics = next()
+        .strip_prefix("metrics on ")
+        .expect("announces its metrics endpoint")
+        .to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr, metrics)
+}
+
+/// `GET url` (an `http://HOST:PORT/PATH` URL) over a plain TCP connection; returns the body.
+pub(crate) fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample `name` (with its labels, exactly as exposed) in a Prometheus text
+/// exposition, if present.
+pub(crate) fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Loads `keys` keys into a new database `dir/db`, then serves it (see [`serve`]).
 pub(crate) fn start_serve(dir: &Path, keys: &str, extra: &[&str]) -> (Reaper, String) {
     let db = dir.join("db");
