@@ -220,7 +220,7 @@ impl SyncManager {
             bf: db.branch_factor(),
             db,
             client,
-            peers: Peers::new(names, backoff, seed),
+            peers: Peers::new(names, backoff, seed, config.workers),
             coverage,
             target,
             config,

@@ -1,7 +1,8 @@
 //! Peer scores: who to ask next, and who to leave alone for a while.
 //!
 //! A peer's score is its measured throughput (an exponential moving average of answer bytes per
-//! second; unmeasured peers get an optimistic prior so each is tried), halved for every
+//! second; untried peers get an optimistic prior so each is tried, peers that have only failed
+//! next to nothing), halved for every
 //! consecutive failure and divided by a thousand for every proof that failed verification. The
 //! next request goes to the peer with the best `score / (1 + requests in flight)`, which prefers
 //! fast peers and spreads load across them. A failing peer backs off exponentially with jitter;
@@ -72,7 +73,13 @@ struct Peer {
 
 impl Peer {
     fn score(&self) -> f64 {
-        let speed = self.bytes_per_sec.unwrap_or(PRIOR_BYTES_PER_SEC);
+        // The optimistic prior is for peers never tried. One that has only ever failed scores
+        // next to nothing, below any peer that has delivered, however slowly.
+        let speed = match self.bytes_per_sec {
+            Some(speed) => speed,
+            None if self.stats.failures + self.stats.invalid == 0 => PRIOR_BYTES_PER_SEC,
+            None => 1e-3,
+        };
         let invalid = i32::try_from(self.stats.invalid.min(50)).unwrap_or(50);
         let failures = i32::try_from(self.consecutive_failures.min(60)).unwrap_or(60);
         speed * 0.5f64.powi(failures) * INVALID_PENALTY.powi(invalid)
@@ -85,11 +92,19 @@ pub(crate) struct Peers {
     peers: Vec<Peer>,
     backoff: Backoff,
     rng: u64,
+    /// Most requests one peer may have in flight: one fewer than the workers when there are
+    /// several peers, so a lower-ranked peer that recovered keeps being probed.
+    max_per_peer: usize,
 }
 
 impl Peers {
     /// Peers with these names, all untried.
-    pub(crate) fn new(names: Vec<String>, backoff: Backoff, seed: u64) -> Self {
+    pub(crate) fn new(names: Vec<String>, backoff: Backoff, seed: u64, workers: usize) -> Self {
+        let max_per_peer = if names.len() > 1 {
+            workers.saturating_sub(1).max(1)
+        } else {
+            workers.max(1)
+        };
         let peers = names
             .into_iter()
             .map(|name| Peer {
@@ -114,6 +129,7 @@ impl Peers {
             peers,
             backoff,
             rng: seed | 1,
+            max_per_peer,
         }
     }
 
@@ -123,7 +139,9 @@ impl Peers {
             .peers
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.backoff_until.is_none_or(|t| t <= now))
+            .filter(|(_, p)| {
+                p.backoff_until.is_none_or(|t| t <= now) && p.stats.in_flight < self.max_per_peer
+            })
             .max_by(|(_, a), (_, b)| {
                 let a = a.score() / (1 + a.stats.in_flight) as f64;
                 let b = b.score() / (1 + b.stats.in_flight) as f64;
@@ -237,7 +255,7 @@ mod tests {
             max: Duration::from_secs(1),
             invalid: Duration::from_secs(5),
         };
-        Peers::new((0..n).map(|i| format!("p{i}")).collect(), backoff, 42)
+        Peers::new((0..n).map(|i| format!("p{i}")).collect(), backoff, 42, 8)
     }
 
     #[test]
@@ -247,6 +265,19 @@ mod tests {
         let mut chosen: Vec<_> = (0..3).filter_map(|_| p.choose(now)).collect();
         chosen.sort_unstable();
         assert_eq!(chosen, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_peer_that_never_delivered_ranks_below_any_that_did() {
+        let mut p = peers(2);
+        let now = Instant::now();
+        p.choose(now);
+        p.choose(now);
+        // A slow but working peer, and one whose every request fails.
+        p.succeeded(0, Duration::from_secs(1), 1000);
+        p.failed(1, Fault::Unavailable, "reset".into(), now);
+        let stats = p.stats();
+        assert!(stats[1].score < stats[0].score, "{stats:?}");
     }
 
     #[test]
@@ -297,7 +328,7 @@ mod tests {
         );
         assert!(stats[1].score < stats[0].score);
         assert_eq!(p.choose(now), Some(0), "only the healthy peer is ready");
-        assert_eq!(p.choose(now), Some(0), "and it takes all the load");
+        assert_eq!(p.choose(now), Some(0), "and it takes the load");
         let later = now + Duration::from_secs(60);
         assert!(p.next_ready(now).is_some());
         assert!(
