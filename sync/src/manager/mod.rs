@@ -3,14 +3,14 @@
 //!
 //! # How it works
 //!
-//! * The keyspace is a [`coverage`] map of half-open regions, each tagged with the root whose
+//! * The keyspace is a `coverage` map of half-open regions, each tagged with the root whose
 //!   contents it holds locally (or unknown). Regions not at the target are work: unknown ones
 //!   are fetched with range proofs, known ones with change proofs from their root, which the
 //!   server answers with a range proof when it lacks that root's history.
-//! * Up to `workers` requests are in flight, each to the best-scoring ready peer ([`peers`]);
+//! * Up to `workers` requests are in flight, each to the best-scoring ready peer (`peers`);
 //!   regions are halved while there are fewer pending regions than workers, so all stay busy.
 //! * Range proofs are verified on a blocking thread as they arrive; change proofs, which are
-//!   checked against local contents, are verified by the applier ([`apply`]), which commits
+//!   checked against local contents, are verified by the applier (`apply`), which commits
 //!   batches of answers one at a time, each with the coverage map it produces.
 //! * After a partial answer, `find_next_key` skips subtrees the local trie already shares with
 //!   the fetched root: this is what makes catch-up and resume cheap.
