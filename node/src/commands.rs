@@ -121,22 +121,33 @@ pub(crate) fn export(path: &Path, start: Option<&str>, end: Option<&str>) -> any
     let parse = |s: &str| crate::hexline::parse_field(s).map_err(anyhow::Error::msg);
     let mut cursor = start.map(parse).transpose()?.unwrap_or_default();
     let end = end.map(parse).transpose()?;
+    if end.as_ref().is_some_and(|e| *e < cursor) {
+        bail!("--start is after --end (both bounds are inclusive)");
+    }
     let db = open(path)?;
     let view = db.view()?;
     let mut out = BufWriter::new(std::io::stdout().lock());
-    loop {
-        let chunk = view.range(&cursor, end.as_deref(), 4096)?;
-        for (k, v) in &chunk {
-            writeln!(out, "{} {}", format_field(k), format_field(v))?;
-        }
-        match chunk.last() {
-            Some((k, _)) if chunk.len() == 4096 => {
-                cursor = k.clone();
-                cursor.push(0);
+    let written = (|| -> std::io::Result<()> {
+        loop {
+            let chunk = view
+                .range(&cursor, end.as_deref(), 4096)
+                .map_err(std::io::Error::other)?;
+            for (k, v) in &chunk {
+                writeln!(out, "{} {}", format_field(k), format_field(v))?;
             }
-            _ => break,
+            match chunk.last() {
+                Some((k, _)) if chunk.len() == 4096 => {
+                    cursor = k.clone();
+                    cursor.push(0);
+                }
+                _ => break,
+            }
         }
+        out.flush()
+    })();
+    match written {
+        // A reader that stops early (`arbor export | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    out.flush()?;
-    Ok(())
 }

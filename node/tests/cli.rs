@@ -117,3 +117,65 @@ fn root_of_missing_database_is_an_error() {
     let out = arbor(&["root", "--db", &db_arg(dir.path())], None);
     assert!(!out.status.success());
 }
+
+#[test]
+fn bad_input_to_local_commands_is_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_arg(dir.path());
+    ok(arbor(&["load", "--db", &db, "--keys", "10"], None));
+    let root_before = ok(arbor(&["root", "--db", &db], None));
+    let missing_file = dir.path().join("missing.txt").display().to_string();
+    let cases: [(&[&str], &str); 8] = [
+        (&["load", "--db", &db], "--keys"),
+        (&["load", "--db", &db, "--keys", "ten"], "invalid value"),
+        (
+            &["load", "--db", &db, "--keys", "5", "--batch", "0"],
+            "--batch",
+        ),
+        (&["export", "--db", &db, "--start", "zz"], "hex"),
+        (
+            &["export", "--db", &db, "--start", "02", "--end", "01"],
+            "after --end",
+        ),
+        (&["import", "--db", &db, &missing_file], "missing.txt"),
+        (&["frobnicate"], "unrecognized subcommand"),
+        (
+            &["root", "--db", &db, "--config", &missing_file],
+            "config file",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = arbor(args, None);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        ok(arbor(&["root", "--db", &db], None)),
+        root_before,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn output_cut_short_by_the_reader_is_not_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = db_arg(dir.path());
+    ok(arbor(&["load", "--db", &db, "--keys", "20000"], None));
+    for cmd in ["export", "root"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arbor"))
+            .args([cmd, "--db", &db])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Read nothing: close the pipe at once, like `| head -0`.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -44,7 +44,7 @@ pub(crate) enum Fault {
     Empty,
     /// Never answers.
     Hang,
-    /// Fails every request as a broken connection would.
+    /// Drops every connection (over sockets: accepts and closes each TCP connection).
     Drop,
 }
 
@@ -354,6 +354,18 @@ impl Cluster {
                     match fault {
                         None => {
                             tokio::spawn(server::serve(service, listener, shutdown));
+                        }
+                        Some(Fault::Drop) => {
+                            // A peer that accepts every TCP connection and closes it at once.
+                            tokio::spawn(async move {
+                                tokio::pin!(shutdown);
+                                loop {
+                                    tokio::select! {
+                                        () = &mut shutdown => return,
+                                        accepted = listener.accept() => drop(accepted),
+                                    }
+                                }
+                            });
                         }
                         Some(fault) => {
                             let faulty =
