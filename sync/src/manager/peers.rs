@@ -209,7 +209,7 @@ impl Peers {
         };
         // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not retry together.
         p.backoff_until = Some(now + delay.mul_f64(0.5 + 0.5 * jitter));
-        p.stats.last_error = Some(error);
+        p.stats.last_error = Some(shorten(error));
         p.stats.score = p.score();
     }
 
@@ -239,6 +239,21 @@ impl Peers {
         self.rng ^= self.rng << 17;
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
+}
+
+/// Errors are kept for display; a `NOT_FOUND` lists every root the server holds, so long ones
+/// are cut.
+fn shorten(mut error: String) -> String {
+    const MAX: usize = 240;
+    if error.len() > MAX {
+        let mut cut = MAX;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+        error.push('…');
+    }
+    error
 }
 
 fn ewma(old: f64, sample: f64) -> f64 {
