@@ -33,7 +33,7 @@ impl Default for RocksConfig {
     fn default() -> Self {
         Self {
             block_cache_bytes: 256 << 20,
-            write_buffer_bytes: 128 << 20,
+            write_buffer_bytes: 32 << 20,
             total_write_buffer_bytes: None,
         }
     }
