@@ -1,8 +1,38 @@
 //! # arbor-sync
 //!
-//! State sync for `arbor-merkledb`: the v1.11 protobuf messages and the `StateSync` gRPC service
-//! (generated in [`pb`]), and their conversion to and from the domain types of `arbor-merkledb`
-//! ([`convert`]). Later modules add the server, clients and the sync manager.
+//! State sync for `arbor-merkledb`:
+//! * [`pb`] and [`convert`]: the v1.11 protobuf messages and the `StateSync` gRPC service, and
+//!   their conversion to and from the domain types of `arbor-merkledb`;
+//! * [`serve`] and [`server`]: answering proof requests (bytes in → bytes out, or over gRPC);
+//! * [`client`]: the [`client::SyncClient`] trait a VM implements over its own network, with a
+//!   gRPC and an in-process implementation;
+//! * [`manager`]: the [`SyncManager`], which brings a database to a trusted root, verifying
+//!   every proof before writing; [`follow`] retargets it to the roots peers announce;
+//! * [`metrics`]: Prometheus metrics for both sides.
+//!
+//! Embedding a sync (the target root comes from whatever the application trusts, e.g. consensus):
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//!
+//! use arbor_merkledb::{Config, Db};
+//! use arbor_sync::{SyncConfig, SyncManager, client::LocalClient};
+//!
+//! let server = Db::open_memory(Config::default())?;
+//! server.propose(vec![(b"key".to_vec(), Some(b"value".to_vec()))])?.commit()?;
+//! let target = server.root()?;
+//!
+//! let replica = Db::open_memory(Config::default())?;
+//! let client = Arc::new(LocalClient::new([server]));
+//! let manager = SyncManager::start(replica.clone(), client, target, SyncConfig::default())?;
+//! let mut progress = manager.progress(); // a watch channel of `Progress`
+//! let summary = manager.wait().await?;
+//! assert_eq!(replica.root()?, target);
+//! assert!(summary.done && progress.borrow_and_update().done);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 pub mod client;
 pub mod convert;

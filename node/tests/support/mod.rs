@@ -43,34 +43,27 @@ pub(crate) fn load(db: &Path, keys: &str) -> String {
 /// Starts `arbor serve` on the database at `db` with `extra` flags; returns the process and
 /// the address it announced.
 pub(crate) fn serve(db: &Path, extra: &[&str]) -> (Reaper, String) {
-    let db = db.display().to_string();
-    let mut child = Reaper(
-        arbor()
-            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve"),
-    );
-    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("utf8");
-    let addr = first
-        .strip_prefix("listening on ")
-        .expect("announces its address")
-        .to_string();
-    // Keep reading whatever else it prints, so its stdout never hits a closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (child, addr, _) = start(db, extra, false);
     (child, addr)
 }
 
 /// Like [`serve`] with `--metrics 127.0.0.1:0` added; also returns the metrics URL it announced.
 pub(crate) fn serve_with_metrics(db: &Path, extra: &[&str]) -> (Reaper, String, String) {
+    let (child, addr, metrics) = start(db, extra, true);
+    (child, addr, metrics.expect("metrics URL"))
+}
+
+/// Starts `arbor serve` and reads what it announces: `listening on ADDR`, `root R`, and with
+/// `metrics`, `metrics on URL`.
+fn start(db: &Path, extra: &[&str], metrics: bool) -> (Reaper, String, Option<String>) {
     let db = db.display().to_string();
+    let mut command = arbor();
+    command.args(["serve", "--db", &db, "--listen", "127.0.0.1:0"]);
+    if metrics {
+        command.args(["--metrics", "127.0.0.1:0"]);
+    }
     let mut child = Reaper(
-        arbor()
-            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-            .args(["--metrics", "127.0.0.1:0"])
+        command
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -83,11 +76,14 @@ pub(crate) fn serve_with_metrics(db: &Path, extra: &[&str]) -> (Reaper, String, 
         .strip_prefix("listening on ")
         .expect("announces its address")
         .to_string();
-    let _root = next();
-    let metrics = next()
-        .strip_prefix("metrics on ")
-        .expect("announces its metrics endpoint")
-        .to_string();
+    let metrics = metrics.then(|| {
+        let _root = next();
+        next()
+            .strip_prefix("metrics on ")
+            .expect("announces its metrics endpoint")
+            .to_string()
+    });
+    // Keep reading whatever else it prints, so its stdout never hits a closed pipe.
     std::thread::spawn(move || lines.for_each(drop));
     (child, addr, metrics)
 }
