@@ -383,3 +383,168 @@ fn retargets_mid_sync_end_at_the_newest_root_without_starting_over() {
         );
     }
 }
+
+/// A database whose keys sit where region boundaries fall: every 1-byte key, keys ending in
+/// zero bytes, prefixes of one another, and random keys around them.
+fn boundary_db(rng: &mut SeededRng) -> Db {
+    let db = empty_db(BranchFactor::default());
+    let mut ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for b in 0..=255u8 {
+        ops.push((vec![b], Some(rng.bytes(4))));
+        ops.push((vec![b, 0], Some(rng.bytes(40))));
+        ops.push((vec![b, 0, 0], Some(Vec::new())));
+        ops.push((vec![b, 127, 0], Some(rng.bytes(2))));
+    }
+    for _ in 0..3000 {
+        let len = 1 + rng.below(6) as usize;
+        ops.push((rng.bytes(len), Some(rng.bytes(8))));
+    }
+    ops.push((Vec::new(), Some(b"empty key".to_vec())));
+    db.propose(ops).expect("propose").commit().expect("commit");
+    db
+}
+
+#[test]
+fn keys_on_region_boundaries_sync_and_catch_up_exactly_with_tiny_answers() {
+    let seed = SeededRng::seed_from_env(0xb0b0);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    // Tiny answers: many partial proofs, skips and region edges.
+    let config = SyncConfig {
+        key_limit: 7,
+        workers: 6,
+        ..test_config()
+    };
+    for transport in TRANSPORTS {
+        let server = boundary_db(&mut rng);
+        let client = empty_db(BranchFactor::default());
+        let r1 = server.root().expect("root");
+        rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            r1,
+            config.clone(),
+        ));
+        assert_eq!(contents(&client), contents(&server), "{transport:?} fresh");
+        // Change values at boundary keys (and delete some) so change proofs cross them.
+        let mut ops = Vec::new();
+        for b in (0..=255u8).step_by(3) {
+            ops.push((vec![b], Some(rng.bytes(5))));
+            ops.push((vec![b, 0], None));
+            ops.push((vec![b, 127, 0, 0], Some(rng.bytes(3))));
+        }
+        server
+            .propose(ops)
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        let r2 = server.root().expect("root");
+        let summary = rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            r2,
+            config.clone(),
+        ));
+        assert_eq!(
+            contents(&client),
+            contents(&server),
+            "{transport:?} catch-up"
+        );
+        assert_eq!(
+            summary.proofs_rejected, 0,
+            "an honest server is never blamed"
+        );
+    }
+}
+
+#[test]
+fn a_replica_with_unknown_contents_is_made_exact() {
+    let mut rng = SeededRng::new(0x7e57);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = random_db(&mut rng, 5000, 4);
+        // The replica holds some of the target's keys, stale values and junk: nothing the
+        // server has in history.
+        let client = empty_db(BranchFactor::default());
+        let mut ops: Vec<_> = contents(&server)
+            .into_iter()
+            .step_by(2)
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        ops.extend((0..2000).map(|_| (rng.bytes(32), Some(rng.bytes(16)))));
+        ops.extend((0..50).map(|i| (vec![i], Some(vec![i]))));
+        client
+            .propose(ops)
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        let target = server.root().expect("root");
+        let config = SyncConfig {
+            key_limit: 300,
+            ..test_config()
+        };
+        rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), None)],
+            target,
+            config,
+        ));
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+    }
+}
+
+#[test]
+fn a_sync_cancelled_at_random_moments_resumes_in_process_to_the_exact_contents() {
+    let seed = SeededRng::seed_from_env(0xca9ce1);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    let server = boundary_db(&mut rng);
+    let target = server.root().expect("root");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SyncConfig {
+        key_limit: 16,
+        workers: 3,
+        ..test_config()
+    };
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        // A RocksDB replica, reopened for every attempt as a restarted process would.
+        let client = Db::open(dir.path(), arbor::merkledb::Config::default()).expect("open");
+        let done = rt.block_on(async {
+            let cluster = Cluster::start(Transport::InProcess, vec![(server.clone(), None)]).await;
+            let manager = SyncManager::start(
+                client.clone(),
+                cluster.client.clone(),
+                target,
+                config.clone(),
+            )
+            .expect("start");
+            let handle = manager.handle();
+            let delay = Duration::from_millis(1 + rng.below(10));
+            let wait = manager.wait();
+            tokio::pin!(wait);
+            tokio::select! {
+                result = &mut wait => return result.is_ok(),
+                () = tokio::time::sleep(delay) => handle.cancel(),
+            }
+            wait.await.is_ok()
+        });
+        client.close().expect("close");
+        drop(client);
+        if done {
+            break;
+        }
+        assert!(attempts < 1000, "never finished");
+    }
+    let client = Db::open(dir.path(), arbor::merkledb::Config::default()).expect("open");
+    assert_eq!(client.root().expect("root"), target);
+    assert_eq!(contents(&client), contents(&server));
+    eprintln!("finished after {attempts} attempts");
+    assert!(attempts > 1, "the test must actually interrupt the sync");
+}
