@@ -548,3 +548,69 @@ fn a_sync_cancelled_at_random_moments_resumes_in_process_to_the_exact_contents()
     eprintln!("finished after {attempts} attempts");
     assert!(attempts > 1, "the test must actually interrupt the sync");
 }
+
+#[test]
+fn retargets_with_tiny_answers_across_boundary_keys_never_blame_an_honest_server() {
+    let seed = SeededRng::seed_from_env(0x7a7);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = boundary_db(&mut rng);
+        let client = empty_db(BranchFactor::default());
+        let config = SyncConfig {
+            key_limit: 7,
+            workers: 2,
+            ..test_config()
+        };
+        let first = server.root().expect("root");
+        let summary = rt.block_on(async {
+            let cluster = Cluster::start(transport, vec![(server.clone(), None)]).await;
+            let manager = SyncManager::start(client.clone(), cluster.client.clone(), first, config)
+                .expect("start");
+            let mut progress = manager.progress();
+            for step in 1..=4 {
+                let goal = f64::from(step) * 0.2;
+                progress
+                    .wait_for(|p| p.fraction >= goal || p.done)
+                    .await
+                    .expect("progress");
+                if progress.borrow().done {
+                    break;
+                }
+                let mut ops = Vec::new();
+                for b in 0..=255u8 {
+                    if rng.below(4) != 0 {
+                        continue;
+                    }
+                    ops.push((vec![b], Some(rng.bytes(3))));
+                    ops.push((
+                        vec![b, 0],
+                        if rng.below(2) == 0 {
+                            None
+                        } else {
+                            Some(vec![b])
+                        },
+                    ));
+                    ops.push((rng.bytes(2), Some(rng.bytes(2))));
+                }
+                server
+                    .propose(ops)
+                    .expect("propose")
+                    .commit()
+                    .expect("commit");
+                manager.update_target(server.root().expect("root"));
+            }
+            tokio::time::timeout(Duration::from_secs(120), manager.wait())
+                .await
+                .expect("in time")
+                .expect("sync")
+        });
+        assert_eq!(summary.target, server.root().expect("root"));
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+        assert_eq!(
+            summary.proofs_rejected, 0,
+            "{transport:?}: an honest server was blamed"
+        );
+    }
+}
