@@ -336,7 +336,7 @@ impl DbInner {
         if state.dirty.is_empty() {
             return Ok(());
         }
-        let mut batch = Batch::default();
+        let mut batch = Batch::with_capacity(state.dirty.len());
         for (key, node) in &state.dirty {
             let skey = node_storage_key(key);
             match node {

@@ -336,7 +336,11 @@ fn build(
             value: v.as_deref(),
         })
         .collect();
-    let mut applied = Applied::default();
+    // About 1.3 node changes per key for random inserts; sized once up front.
+    let mut applied = Applied {
+        nodes: Vec::with_capacity(batch.len() + batch.len() / 2),
+        existed: Vec::new(),
+    };
     let root = {
         let source = ChainNodes {
             chain: &base.chain,
@@ -570,7 +574,8 @@ impl Proposal {
         };
         let before = root_hash(&state.head.root);
         let after = root_hash(&p.root);
-        let mut batch = Batch::default();
+        // Values, head, history index and undo, metadata, and a few expired history records.
+        let mut batch = Batch::with_capacity(p.changes.len() + meta.len() + 8);
         for (key, value) in p.changes.iter() {
             match value {
                 Some(v) => batch.put(Space::Values, key.as_slice(), v.as_slice()),

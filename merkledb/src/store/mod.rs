@@ -58,6 +58,13 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
+    /// An empty batch with room for `ops` writes.
+    pub fn with_capacity(ops: usize) -> Self {
+        Self {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     /// Adds a put.
     pub fn put(
         &mut self,

@@ -242,6 +242,15 @@ fn update(
                 Ok((token, sub, local))
             })
             .collect::<Result<Vec<_>>>()?;
+        // Grow once: repeated doubling of these large vectors showed up as fresh-page faults.
+        out.nodes
+            .reserve(results.iter().map(|(_, _, l)| l.nodes.len()).sum::<usize>());
+        out.existed.reserve(
+            results
+                .iter()
+                .map(|(_, _, l)| l.existed.len())
+                .sum::<usize>(),
+        );
         for (token, sub, local) in results {
             out.merge(local);
             node.set_child(token, sub.map(|s| s.to_child(offset)));
