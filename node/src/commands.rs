@@ -48,11 +48,17 @@ pub(crate) fn load(
     seed: u64,
     value_size: usize,
     batch: usize,
+    memory_mb: Option<u64>,
 ) -> anyhow::Result<()> {
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let db = open(path)?;
+    let mut config = Config::default();
+    if let Some(mb) = memory_mb {
+        config = config.with_memory_budget(usize::try_from(mb)? << 20);
+    }
+    let db =
+        Db::open(path, config).with_context(|| format!("opening database {}", path.display()))?;
     let started = Instant::now();
     let mut stream = load_stream(seed, value_size);
     let mut left = keys;

@@ -26,9 +26,14 @@ pub(crate) fn run(
     history: usize,
     churn: Option<Churn>,
     metrics: Option<SocketAddr>,
+    memory_mb: Option<u64>,
 ) -> anyhow::Result<()> {
-    let db = Db::open(path, Config::default().with_history_len(history))
-        .with_context(|| format!("opening database {}", path.display()))?;
+    let mut config = Config::default().with_history_len(history);
+    if let Some(mb) = memory_mb {
+        config = config.with_memory_budget(usize::try_from(mb)? << 20);
+    }
+    let db =
+        Db::open(path, config).with_context(|| format!("opening database {}", path.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let (listener, addr) = server::bind(listen)

@@ -179,3 +179,29 @@ fn output_cut_short_by_the_reader_is_not_an_error() {
         );
     }
 }
+
+#[test]
+fn a_memory_budget_changes_nothing_but_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fast = dir.path().join("fast").display().to_string();
+    let small = dir.path().join("small").display().to_string();
+    let a = ok(arbor(&["load", "--db", &fast, "--keys", "30000"], None));
+    let b = ok(arbor(
+        &[
+            "load",
+            "--db",
+            &small,
+            "--keys",
+            "30000",
+            "--memory-mb",
+            "16",
+        ],
+        None,
+    ));
+    assert_eq!(a.lines().next(), b.lines().next(), "same root");
+    let out = arbor(
+        &["load", "--db", &small, "--keys", "1", "--memory-mb", "1"],
+        None,
+    );
+    assert!(!out.status.success(), "a budget below 16 MiB is refused");
+}
