@@ -32,25 +32,30 @@ print(f"{elapsed:.2f} {rss}")
 PY
 }
 
+# Starts `arbor serve` on database $1 in the background (not in a subshell, so the cleanup
+# trap knows its PID); sets $URL to its address.
 serve() {
-    local fifo="$WORK/serve-$1.out"
-    "$ARBOR" serve --db "$WORK/$1" --listen 127.0.0.1:0 >"$fifo" 2>/dev/null &
+    local out="$WORK/serve-$1.out"
+    "$ARBOR" serve --db "$WORK/$1" --listen 127.0.0.1:0 >"$out" 2>/dev/null &
     PIDS+=($!)
     for _ in $(seq 100); do
-        grep -q '^listening on ' "$fifo" 2>/dev/null && break
+        grep -q '^listening on ' "$out" 2>/dev/null && break
         sleep 0.1
     done
-    sed -n 's/^listening on /http:\/\//p' "$fifo"
+    URL=$(sed -n 's/^listening on /http:\/\//p' "$out")
 }
 
 read -r LOAD_S LOAD_RSS < <(measure "$ARBOR" load --db "$WORK/s1" --keys "$KEYS")
 ROOT=$("$ARBOR" root --db "$WORK/s1" | head -1)
 cp -r "$WORK/s1" "$WORK/s2"
 cp -r "$WORK/s1" "$WORK/s3"
-P1=$(serve s1)
+serve s1
+P1=$URL
 read -r ONE_S ONE_RSS < <(measure "$ARBOR" sync --progress-ms 60000 --db "$WORK/c1" --peer "$P1" --root "$ROOT" --workers "$WORKERS")
-P2=$(serve s2)
-P3=$(serve s3)
+serve s2
+P2=$URL
+serve s3
+P3=$URL
 read -r THREE_S THREE_RSS < <(measure "$ARBOR" sync --progress-ms 60000 --db "$WORK/c3" --peer "$P1" --peer "$P2" --peer "$P3" --root "$ROOT" --workers "$WORKERS")
 for c in c1 c3; do
     test "$("$ARBOR" root --db "$WORK/$c" | head -1)" = "$ROOT" || { echo "root mismatch in $c" >&2; exit 1; }
