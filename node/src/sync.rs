@@ -103,7 +103,9 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         metrics.clone(),
     ));
     let work = {
-        let (db, client, config) = (db.clone(), client.clone(), options.config.clone());
+        let mut config = options.config.clone();
+        config.metrics.clone_from(&metrics);
+        let (db, client) = (db.clone(), client.clone());
         async move {
             match options.target {
                 Target::Root(root) => {

@@ -11,7 +11,12 @@ use std::{
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
     registry::Registry,
 };
 use tokio::{
@@ -73,8 +78,8 @@ impl ServeMetrics {
     }
 }
 
-/// What a sync reports, fed from its [`Progress`].
-#[derive(Debug, Default)]
+/// What a sync reports, fed from its [`Progress`] (and commit latencies from the manager).
+#[derive(Debug)]
 pub struct SyncMetrics {
     keys: Counter,
     bytes: Counter,
@@ -82,6 +87,7 @@ pub struct SyncMetrics {
     proofs_rejected: Counter,
     commits: Counter,
     commit_seconds: Counter<f64, AtomicU64>,
+    commit_latency: Histogram,
     fraction: Gauge<f64, AtomicU64>,
     peer_score: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     /// The last cumulative values seen, so counters only ever move forward.
@@ -89,7 +95,32 @@ pub struct SyncMetrics {
     seen_seconds: Mutex<f64>,
 }
 
+impl Default for SyncMetrics {
+    fn default() -> Self {
+        Self {
+            keys: Counter::default(),
+            bytes: Counter::default(),
+            proofs_verified: Counter::default(),
+            proofs_rejected: Counter::default(),
+            commits: Counter::default(),
+            commit_seconds: Counter::default(),
+            // 1 ms to ~4 s.
+            commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
+            fraction: Gauge::default(),
+            peer_score: Family::default(),
+            seen: Mutex::default(),
+            seen_seconds: Mutex::default(),
+        }
+    }
+}
+
 impl SyncMetrics {
+    /// Records one commit of verified answers that took `took` (the manager calls this when
+    /// [`SyncConfig::metrics`](crate::SyncConfig::metrics) is set).
+    pub fn observe_commit(&self, took: std::time::Duration) {
+        self.commit_latency.observe(took.as_secs_f64());
+    }
+
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Arc<Self> {
         let m = Arc::new(Self::default());
@@ -122,6 +153,11 @@ impl SyncMetrics {
             "arbor_sync_commit_seconds",
             "Time spent committing verified answers (divide by arbor_sync_commits for latency)",
             m.commit_seconds.clone(),
+        );
+        registry.register(
+            "arbor_sync_commit_latency_seconds",
+            "Latency of each commit of verified answers",
+            m.commit_latency.clone(),
         );
         registry.register(
             "arbor_sync_keyspace_fraction",

@@ -69,6 +69,8 @@ pub struct SyncConfig {
     pub invalid_backoff: Duration,
     /// Most answers committed together in one batch.
     pub max_batch: usize,
+    /// Where to record the latency of each commit, if anywhere.
+    pub metrics: Option<Arc<crate::metrics::SyncMetrics>>,
 }
 
 impl Default for SyncConfig {
@@ -84,6 +86,7 @@ impl Default for SyncConfig {
             backoff_max: Duration::from_secs(2),
             invalid_backoff: Duration::from_secs(5),
             max_batch: 4,
+            metrics: None,
         }
     }
 }
@@ -400,6 +403,9 @@ impl Sync {
                     let (outcomes, took) = done.map_err(|e| SyncError::Task(e.to_string()))??;
                     self.commits += 1;
                     self.commit_time += took;
+                    if let Some(metrics) = &self.config.metrics {
+                        metrics.observe_commit(took);
+                    }
                     self.applied(outcomes);
                 }
                 changed = target_rx.changed(), if target_open => {
