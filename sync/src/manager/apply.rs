@@ -9,7 +9,7 @@
 //! (`Proposal::commit_with_meta`), so after a crash the persisted map never claims more than the
 //! database holds.
 
-use arbor_merkledb::{ChangeProof, Db, Hash, Key, RangeProof, Result};
+use arbor_merkledb::{ChangeProof, Db, Hash, Key, Proposal, RangeProof, Result};
 
 use super::coverage::{Coverage, Until, Work};
 use crate::next_key::find_next_key;
@@ -96,43 +96,32 @@ pub(crate) fn apply(
     let mut accepted = Vec::new();
     let mut outcomes = Vec::new();
     let view = db.view()?;
-    for job in jobs {
+    for mut job in jobs {
         let (req_start, req_end, exact) = request_bounds(&job.work);
         let below_end = |k: &[u8]| job.work.end.as_deref().is_none_or(|e| k < e);
         let before = ops.len();
-        let largest = match &job.answer {
+        let largest = match &mut job.answer {
             Answer::Range(proof) => {
                 let largest = proof
                     .key_values
                     .last()
                     .map(|kv| kv.key.clone())
                     .or(req_end.clone());
-                let mut kvs = proof.key_values.iter().peekable();
                 // Deletes: local keys in [start, largest] the proof does not hold.
-                let mut cursor = job.work.start.clone();
-                loop {
-                    let chunk = view.range(&cursor, largest.as_deref(), 4096)?;
-                    for (key, _) in &chunk {
-                        while kvs.next_if(|kv| kv.key < *key).is_some() {}
-                        let held = kvs.peek().is_some_and(|kv| kv.key == *key);
-                        if !held && below_end(key) {
-                            ops.push((key.clone(), None));
-                        }
+                let mut kvs = proof.key_values.iter().peekable();
+                for_each_local_key(&view, &job.work.start, largest.as_deref(), |key| {
+                    while kvs.next_if(|kv| kv.key.as_slice() < key).is_some() {}
+                    let held = kvs.peek().is_some_and(|kv| kv.key == key);
+                    if !held && below_end(key) {
+                        ops.push((key.to_vec(), None));
                     }
-                    match chunk.last() {
-                        Some((key, _)) if chunk.len() == 4096 => {
-                            cursor = key.clone();
-                            cursor.push(0);
-                        }
-                        _ => break,
-                    }
-                }
+                })?;
+                // The answer is not needed after this: its key-values move into the batch.
                 ops.extend(
-                    proof
-                        .key_values
-                        .iter()
+                    std::mem::take(&mut proof.key_values)
+                        .into_iter()
                         .filter(|kv| below_end(&kv.key))
-                        .map(|kv| (kv.key.clone(), Some(kv.value.clone()))),
+                        .map(|kv| (kv.key, Some(kv.value))),
                 );
                 largest
             }
@@ -153,37 +142,25 @@ pub(crate) fn apply(
                     });
                     continue;
                 }
-                ops.extend(
-                    proof
-                        .key_changes
-                        .iter()
-                        .filter(|c| below_end(&c.key))
-                        .map(|c| (c.key.clone(), c.value.clone())),
-                );
-                proof
+                let largest = proof
                     .key_changes
                     .last()
                     .map(|c| c.key.clone())
-                    .or(req_end.clone())
+                    .or(req_end.clone());
+                ops.extend(
+                    std::mem::take(&mut proof.key_changes)
+                        .into_iter()
+                        .filter(|c| below_end(&c.key))
+                        .map(|c| (c.key, c.value)),
+                );
+                largest
             }
             Answer::Clear => {
-                let mut cursor = job.work.start.clone();
-                loop {
-                    let chunk = view.range(&cursor, job.work.end.as_deref(), 4096)?;
-                    ops.extend(
-                        chunk
-                            .iter()
-                            .filter(|(k, _)| below_end(k))
-                            .map(|(k, _)| (k.clone(), None)),
-                    );
-                    match chunk.last() {
-                        Some((key, _)) if chunk.len() == 4096 => {
-                            cursor = key.clone();
-                            cursor.push(0);
-                        }
-                        _ => break,
+                for_each_local_key(&view, &job.work.start, job.work.end.as_deref(), |key| {
+                    if below_end(key) {
+                        ops.push((key.to_vec(), None));
                     }
-                }
+                })?;
                 None
             }
         };
@@ -237,6 +214,31 @@ pub(crate) fn apply(
         });
     }
     Ok(outcomes)
+}
+
+/// Calls `f` with every local key in `[start, end]` (`end` inclusive, `None` = unbounded), in
+/// order, reading the view in chunks.
+fn for_each_local_key(
+    view: &Proposal,
+    start: &[u8],
+    end: Option<&[u8]>,
+    mut f: impl FnMut(&[u8]),
+) -> Result<()> {
+    const CHUNK: usize = 4096;
+    let mut cursor = start.to_vec();
+    loop {
+        let chunk = view.range(&cursor, end, CHUNK)?;
+        for (key, _) in &chunk {
+            f(key);
+        }
+        match chunk.last() {
+            Some((key, _)) if chunk.len() == CHUNK => {
+                cursor.clone_from(key);
+                cursor.push(0);
+            }
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Whether a change proof's failure may come from the key `end` itself rather than from the
