@@ -100,7 +100,6 @@ pub async fn follow(
     };
     let started = std::time::Instant::now();
     let (mut keys, mut bytes, mut accepted, mut rejected) = (0, 0, 0, 0);
-    let (mut commits, mut commit_time) = (0, Duration::ZERO);
     loop {
         let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
         let handle = manager.handle();
@@ -123,8 +122,6 @@ pub async fn follow(
                     p.bytes += bytes;
                     p.proofs_accepted += accepted;
                     p.proofs_rejected += rejected;
-                    p.commits += commits;
-                    p.commit_time += commit_time;
                     p.elapsed = started.elapsed();
                     p.keys_per_sec = p.keys as f64 / p.elapsed.as_secs_f64().max(1e-9);
                     p.done = false;
@@ -141,9 +138,6 @@ pub async fn follow(
         bytes += summary.bytes;
         accepted += summary.proofs_accepted;
         rejected += summary.proofs_rejected;
-        commits += summary.commits;
-        commit_time += summary.commit_time;
-        (summary.commits, summary.commit_time) = (commits, commit_time);
         (summary.keys, summary.bytes) = (keys, bytes);
         (summary.proofs_accepted, summary.proofs_rejected) = (accepted, rejected);
         summary.elapsed = started.elapsed();

@@ -5,7 +5,7 @@
 //! cannot hold resources.
 
 use std::{
-    sync::{Arc, Mutex, atomic::AtomicU64},
+    sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -78,21 +78,19 @@ impl ServeMetrics {
     }
 }
 
-/// What a sync reports, fed from its [`Progress`] (and commit latencies from the manager).
+/// What a sync reports. The manager counts events as they happen (when
+/// [`SyncConfig::metrics`](crate::SyncConfig::metrics) is set, so counts add up across the
+/// managers of a follow-mode sync); [`SyncMetrics::update`] sets the gauges from a [`Progress`].
 #[derive(Debug)]
 pub struct SyncMetrics {
     keys: Counter,
     bytes: Counter,
     proofs_verified: Counter,
     proofs_rejected: Counter,
-    commits: Counter,
-    commit_seconds: Counter<f64, AtomicU64>,
+    /// Its `_count` and `_sum` are the number of commits and the time spent in them.
     commit_latency: Histogram,
     fraction: Gauge<f64, AtomicU64>,
     peer_score: Family<PeerLabels, Gauge<f64, AtomicU64>>,
-    /// The last cumulative values seen, so counters only ever move forward.
-    seen: Mutex<[u64; 5]>,
-    seen_seconds: Mutex<f64>,
 }
 
 impl Default for SyncMetrics {
@@ -102,58 +100,39 @@ impl Default for SyncMetrics {
             bytes: Counter::default(),
             proofs_verified: Counter::default(),
             proofs_rejected: Counter::default(),
-            commits: Counter::default(),
-            commit_seconds: Counter::default(),
             // 1 ms to ~4 s.
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             fraction: Gauge::default(),
             peer_score: Family::default(),
-            seen: Mutex::default(),
-            seen_seconds: Mutex::default(),
         }
     }
 }
 
 impl SyncMetrics {
-    /// Records one commit of verified answers that took `took` (the manager calls this when
-    /// [`SyncConfig::metrics`](crate::SyncConfig::metrics) is set).
-    pub fn observe_commit(&self, took: std::time::Duration) {
-        self.commit_latency.observe(took.as_secs_f64());
-    }
-
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Arc<Self> {
         let m = Arc::new(Self::default());
-        registry.register(
-            "arbor_sync_keys",
-            "Keys written or deleted by the sync",
-            m.keys.clone(),
-        );
-        registry.register(
-            "arbor_sync_bytes",
-            "Bytes of accepted answers",
-            m.bytes.clone(),
-        );
-        registry.register(
-            "arbor_sync_proofs_verified",
-            "Answers verified and committed",
-            m.proofs_verified.clone(),
-        );
-        registry.register(
-            "arbor_sync_proofs_rejected",
-            "Answers rejected (undecodable or failing verification)",
-            m.proofs_rejected.clone(),
-        );
-        registry.register(
-            "arbor_sync_commits",
-            "Commits of verified answers",
-            m.commits.clone(),
-        );
-        registry.register(
-            "arbor_sync_commit_seconds",
-            "Time spent committing verified answers (divide by arbor_sync_commits for latency)",
-            m.commit_seconds.clone(),
-        );
+        let counters = [
+            (
+                "arbor_sync_keys",
+                "Keys written or deleted by the sync",
+                &m.keys,
+            ),
+            ("arbor_sync_bytes", "Bytes of answers received", &m.bytes),
+            (
+                "arbor_sync_proofs_verified",
+                "Answers verified and committed",
+                &m.proofs_verified,
+            ),
+            (
+                "arbor_sync_proofs_rejected",
+                "Answers rejected (undecodable or failing verification)",
+                &m.proofs_rejected,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
         registry.register(
             "arbor_sync_commit_latency_seconds",
             "Latency of each commit of verified answers",
@@ -172,35 +151,25 @@ impl SyncMetrics {
         m
     }
 
-    /// Brings the metrics up to date with `progress` (cumulative figures).
+    /// An answer of `bytes` arrived.
+    pub fn observe_answer(&self, bytes: usize) {
+        self.bytes.inc_by(bytes as u64);
+    }
+
+    /// An answer was rejected.
+    pub fn observe_rejected(&self) {
+        self.proofs_rejected.inc();
+    }
+
+    /// A commit of `answers` verified answers writing `keys` keys took `took`.
+    pub fn observe_commit(&self, took: std::time::Duration, answers: u64, keys: u64) {
+        self.commit_latency.observe(took.as_secs_f64());
+        self.proofs_verified.inc_by(answers);
+        self.keys.inc_by(keys);
+    }
+
+    /// Sets the gauges from `progress`.
     pub fn update(&self, progress: &Progress) {
-        let now = [
-            progress.keys,
-            progress.bytes,
-            progress.proofs_accepted,
-            progress.proofs_rejected,
-            progress.commits,
-        ];
-        let counters = [
-            &self.keys,
-            &self.bytes,
-            &self.proofs_verified,
-            &self.proofs_rejected,
-            &self.commits,
-        ];
-        if let Ok(mut seen) = self.seen.lock() {
-            for ((counter, now), seen) in counters.iter().zip(now).zip(seen.iter_mut()) {
-                counter.inc_by(now.saturating_sub(*seen));
-                *seen = (*seen).max(now);
-            }
-        }
-        if let Ok(mut seen) = self.seen_seconds.lock() {
-            let now = progress.commit_time.as_secs_f64();
-            if now > *seen {
-                self.commit_seconds.inc_by(now - *seen);
-                *seen = now;
-            }
-        }
         self.fraction.set(progress.fraction);
         for peer in &progress.peers {
             self.peer_score

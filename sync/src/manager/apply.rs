@@ -54,8 +54,6 @@ pub(crate) enum Outcome {
         root: Hash,
         /// Keys written or deleted.
         keys: u64,
-        /// Who sent it.
-        peer: Option<usize>,
     },
     /// A change proof failed verification; nothing was written.
     Rejected {
@@ -210,7 +208,6 @@ pub(crate) fn apply(
             until,
             root: job.root,
             keys,
-            peer: job.peer,
         });
     }
     Ok(outcomes)

@@ -153,10 +153,6 @@ pub struct Progress {
     pub proofs_accepted: u64,
     /// Answers rejected (undecodable or failing verification).
     pub proofs_rejected: u64,
-    /// Commits of verified answers (each holds one or more answers).
-    pub commits: u64,
-    /// Time spent in those commits (verifying change proofs, writing, skipping ahead).
-    pub commit_time: Duration,
     /// Since the start.
     pub elapsed: Duration,
     /// Keys per second since the start.
@@ -233,8 +229,6 @@ impl SyncManager {
             bytes: 0,
             accepted: 0,
             rejected: 0,
-            commits: 0,
-            commit_time: Duration::ZERO,
             ready: Vec::new(),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -329,8 +323,6 @@ struct Sync {
     bytes: u64,
     accepted: u64,
     rejected: u64,
-    commits: u64,
-    commit_time: Duration,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
     /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
@@ -401,12 +393,7 @@ impl Sync {
                 done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
                     applying = None;
                     let (outcomes, took) = done.map_err(|e| SyncError::Task(e.to_string()))??;
-                    self.commits += 1;
-                    self.commit_time += took;
-                    if let Some(metrics) = &self.config.metrics {
-                        metrics.observe_commit(took);
-                    }
-                    self.applied(outcomes);
+                    self.applied(outcomes, took);
                 }
                 changed = target_rx.changed(), if target_open => {
                     if changed.is_ok() {
@@ -561,6 +548,9 @@ impl Sync {
         match fetched {
             Fetched::Ready(job, bytes, latency) => {
                 self.bytes += bytes as u64;
+                if let Some(metrics) = &self.config.metrics {
+                    metrics.observe_answer(bytes);
+                }
                 if let Some(peer) = job.peer {
                     self.peers.succeeded(peer, latency, bytes);
                 }
@@ -569,7 +559,7 @@ impl Sync {
             Fetched::Failed(work, peer, fault, error) => {
                 tracing::debug!(peer = %self.client.peer_name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {
-                    self.rejected += 1;
+                    self.reject();
                 }
                 self.peers.failed(peer, fault, error, Instant::now());
                 self.coverage.release(&work.start);
@@ -590,9 +580,18 @@ impl Sync {
         })
     }
 
-    /// Records what the applier did.
-    fn applied(&mut self, outcomes: Vec<Outcome>) {
+    /// Counts a rejected answer.
+    fn reject(&mut self) {
+        self.rejected += 1;
+        if let Some(metrics) = &self.config.metrics {
+            metrics.observe_rejected();
+        }
+    }
+
+    /// Records what the applier did in a commit that took `took`.
+    fn applied(&mut self, outcomes: Vec<Outcome>, took: Duration) {
         let now = Instant::now();
+        let (keys_before, accepted_before) = (self.keys, self.accepted);
         for outcome in outcomes {
             match outcome {
                 Outcome::Done {
@@ -600,13 +599,11 @@ impl Sync {
                     until,
                     root,
                     keys,
-                    peer,
                 } => {
                     self.coverage.complete(&start, &until, root);
                     self.keys += keys;
                     self.accepted += 1;
                     self.last_accept = now;
-                    let _ = peer;
                 }
                 Outcome::Rejected {
                     start,
@@ -618,7 +615,7 @@ impl Sync {
                         tracing::debug!(%error, "change proof not checkable at a region edge; refetching with range proofs");
                         self.coverage.forget(&start);
                     } else {
-                        self.rejected += 1;
+                        self.reject();
                         self.coverage.release(&start);
                         if let Some(peer) = peer {
                             self.peers.penalize(peer, Fault::Invalid, error, now);
@@ -626,6 +623,10 @@ impl Sync {
                     }
                 }
             }
+        }
+        if let Some(metrics) = &self.config.metrics {
+            let answers = self.accepted - accepted_before;
+            metrics.observe_commit(took, answers, self.keys - keys_before);
         }
     }
 
@@ -642,8 +643,6 @@ impl Sync {
             bytes: self.bytes,
             proofs_accepted: self.accepted,
             proofs_rejected: self.rejected,
-            commits: self.commits,
-            commit_time: self.commit_time,
             elapsed,
             keys_per_sec: self.keys as f64 / secs,
             eta: if done { Some(Duration::ZERO) } else { eta },

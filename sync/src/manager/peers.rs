@@ -110,7 +110,8 @@ impl Peers {
             .map(|name| Peer {
                 stats: PeerStats {
                     name,
-                    score: PRIOR_BYTES_PER_SEC,
+                    // Derived when reported (`stats`).
+                    score: 0.0,
                     answers: 0,
                     failures: 0,
                     invalid: 0,
@@ -175,7 +176,6 @@ impl Peers {
         p.stats.latency_ms = Some(p.stats.latency_ms.map_or(ms, |old| ewma(old, ms)));
         p.consecutive_failures = 0;
         p.backoff_until = None;
-        p.stats.score = p.score();
     }
 
     /// Records a failed request; the peer backs off.
@@ -210,7 +210,6 @@ impl Peers {
         // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not retry together.
         p.backoff_until = Some(now + delay.mul_f64(0.5 + 0.5 * jitter));
         p.stats.last_error = Some(shorten(error));
-        p.stats.score = p.score();
     }
 
     /// Records a request whose answer is no longer wanted (the sync was cancelled).
@@ -226,6 +225,7 @@ impl Peers {
         self.peers
             .iter()
             .map(|p| PeerStats {
+                score: p.score(),
                 backing_off: p.backoff_until.is_some_and(|t| t > now),
                 ..p.stats.clone()
             })
