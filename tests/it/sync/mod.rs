@@ -257,6 +257,52 @@ fn fresh_sync_bytes(rt: &tokio::runtime::Runtime, transport: Transport, server: 
     .bytes
 }
 
+/// Syncs `client` from `server` (starting at its current root) while the server keeps
+/// committing: each time the sync has covered another `step` of the keyspace, `change` commits to
+/// the server and the target moves to the new root, at most `changes` times. Returns the summary
+/// and how many retargets happened mid-sync.
+fn sync_while_changing(
+    rt: &tokio::runtime::Runtime,
+    transport: Transport,
+    (server, client): (&Db, &Db),
+    config: SyncConfig,
+    (step, changes): (f64, u32),
+    mut change: impl FnMut(&Db),
+) -> (SyncSummary, u32) {
+    rt.block_on(async {
+        let cluster = Cluster::start(transport, vec![(server.clone(), None)]).await;
+        let first = server.root().expect("root");
+        let manager = SyncManager::start(client.clone(), cluster.client.clone(), first, config)
+            .expect("start");
+        let mut progress = manager.progress();
+        let mut retargets = 0;
+        for n in 1..=changes {
+            let goal = f64::from(n) * step;
+            progress
+                .wait_for(|p| p.fraction >= goal || p.done)
+                .await
+                .expect("progress");
+            if progress.borrow().done {
+                break;
+            }
+            change(server);
+            manager.update_target(server.root().expect("root"));
+            retargets += 1;
+        }
+        let summary = tokio::time::timeout(Duration::from_secs(120), manager.wait())
+            .await
+            .expect("in time")
+            .expect("sync");
+        assert_eq!(
+            summary.target,
+            server.root().expect("root"),
+            "ends at the newest root"
+        );
+        assert_eq!(contents(client), contents(server), "{transport:?}");
+        (summary, retargets)
+    })
+}
+
 #[test]
 fn a_replica_catches_up_with_change_proofs_in_proportion_to_what_changed() {
     let seed = SeededRng::seed_from_env(0xca7c);
@@ -328,47 +374,27 @@ fn retargets_mid_sync_end_at_the_newest_root_without_starting_over() {
     let rt = runtime();
     for transport in TRANSPORTS {
         let server = random_db(&mut rng, 100_000, 64);
-        let first = server.root().expect("root");
         let fresh_first = fresh_sync_bytes(&rt, transport, &server);
         let client = empty_db(BranchFactor::default());
         let config = SyncConfig {
             workers: 2,
             ..test_config()
         };
-        let (summary, retargets, last) = rt.block_on(async {
-            let cluster = Cluster::start(transport, vec![(server.clone(), None)]).await;
-            let manager = SyncManager::start(client.clone(), cluster.client.clone(), first, config)
-                .expect("start");
-            let mut progress = manager.progress();
-            let mut retargets = 0;
-            let mut last = first;
-            // Retarget after each 10% of progress, as a chain producing blocks would.
-            for step in 1..=5 {
-                let goal = f64::from(step) * 0.12;
-                progress
-                    .wait_for(|p| p.fraction >= goal || p.done)
-                    .await
-                    .expect("progress");
-                if progress.borrow().done {
-                    break;
-                }
-                last = churn(&server, &mut rng, 500);
-                manager.update_target(last);
-                retargets += 1;
-            }
-            let summary = tokio::time::timeout(Duration::from_secs(120), manager.wait())
-                .await
-                .expect("in time")
-                .expect("sync");
-            (summary, retargets, last)
-        });
+        // Retarget after each 12% of progress, as a chain producing blocks would.
+        let (summary, retargets) = sync_while_changing(
+            &rt,
+            transport,
+            (&server, &client),
+            config,
+            (0.12, 5),
+            |server| {
+                churn(server, &mut rng, 500);
+            },
+        );
         assert!(
             retargets >= 3,
             "{transport:?}: only {retargets} retargets happened mid-sync"
         );
-        assert_eq!(summary.target, last);
-        assert_eq!(client.root().expect("root"), last);
-        assert_eq!(contents(&client), contents(&server));
         let fresh_last = fresh_sync_bytes(&rt, transport, &server);
         eprintln!(
             "{transport:?}: {retargets} retargets, {} bytes; fresh syncs: first root {fresh_first}, last root {fresh_last}",
@@ -563,35 +589,25 @@ fn retargets_with_tiny_answers_across_boundary_keys_never_blame_an_honest_server
             workers: 2,
             ..test_config()
         };
-        let first = server.root().expect("root");
-        let summary = rt.block_on(async {
-            let cluster = Cluster::start(transport, vec![(server.clone(), None)]).await;
-            let manager = SyncManager::start(client.clone(), cluster.client.clone(), first, config)
-                .expect("start");
-            let mut progress = manager.progress();
-            for step in 1..=4 {
-                let goal = f64::from(step) * 0.2;
-                progress
-                    .wait_for(|p| p.fraction >= goal || p.done)
-                    .await
-                    .expect("progress");
-                if progress.borrow().done {
-                    break;
-                }
+        let (summary, _) = sync_while_changing(
+            &rt,
+            transport,
+            (&server, &client),
+            config,
+            (0.2, 4),
+            |server| {
                 let mut ops = Vec::new();
                 for b in 0..=255u8 {
                     if rng.below(4) != 0 {
                         continue;
                     }
                     ops.push((vec![b], Some(rng.bytes(3))));
-                    ops.push((
-                        vec![b, 0],
-                        if rng.below(2) == 0 {
-                            None
-                        } else {
-                            Some(vec![b])
-                        },
-                    ));
+                    let value = if rng.below(2) == 0 {
+                        None
+                    } else {
+                        Some(vec![b])
+                    };
+                    ops.push((vec![b, 0], value));
                     ops.push((rng.bytes(2), Some(rng.bytes(2))));
                 }
                 server
@@ -599,15 +615,8 @@ fn retargets_with_tiny_answers_across_boundary_keys_never_blame_an_honest_server
                     .expect("propose")
                     .commit()
                     .expect("commit");
-                manager.update_target(server.root().expect("root"));
-            }
-            tokio::time::timeout(Duration::from_secs(120), manager.wait())
-                .await
-                .expect("in time")
-                .expect("sync")
-        });
-        assert_eq!(summary.target, server.root().expect("root"));
-        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+            },
+        );
         assert_eq!(
             summary.proofs_rejected, 0,
             "{transport:?}: an honest server was blamed"
