@@ -151,22 +151,8 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     reporter.abort();
     let summary = match result {
         Ok(summary) => summary,
-        Err(SyncError::Stalled { waited, peers }) => {
-            let detail: Vec<String> = peers
-                .iter()
-                .map(|p| {
-                    format!(
-                        "  {}: {}",
-                        p.name,
-                        p.last_error.as_deref().unwrap_or("no answer")
-                    )
-                })
-                .collect();
-            bail!(
-                "no peer answered usefully for {waited:?}; giving up\n{}",
-                detail.join("\n")
-            );
-        }
+        // The error names every peer with its last error.
+        Err(error @ SyncError::Stalled { .. }) => bail!("{error}; giving up"),
         Err(error) => return Err(error.into()),
     };
     let root = db.root()?;
@@ -232,17 +218,14 @@ async fn report(
     metrics: Option<Arc<SyncMetrics>>,
 ) {
     use std::io::IsTerminal;
-    let bar = matches!(output, Output::Text)
-        .then(|| std::io::stderr().is_terminal())
-        .unwrap_or(false)
-        .then(|| {
-            let bar = indicatif::ProgressBar::new(10_000);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
+    let bar = (matches!(output, Output::Text) && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(10_000);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;

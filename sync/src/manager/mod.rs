@@ -131,7 +131,7 @@ fn describe(peers: &[PeerStats]) -> String {
             format!(
                 "{}: {}",
                 p.name,
-                p.last_error.as_deref().unwrap_or("no error")
+                p.last_error.as_deref().unwrap_or("no answer")
             )
         })
         .collect::<Vec<_>>()
