@@ -37,6 +37,43 @@ impl Default for FollowConfig {
     }
 }
 
+/// What the earlier managers of one follow did, added to each later manager's own figures.
+struct Totals {
+    started: std::time::Instant,
+    keys: u64,
+    bytes: u64,
+    accepted: u64,
+    rejected: u64,
+}
+
+impl Totals {
+    /// Turns a manager's own figures into the follow's.
+    fn adjust(&self, p: &mut Progress) {
+        p.keys += self.keys;
+        p.bytes += self.bytes;
+        p.proofs_accepted += self.accepted;
+        p.proofs_rejected += self.rejected;
+        p.elapsed = self.started.elapsed();
+        p.keys_per_sec = p.keys as f64 / p.elapsed.as_secs_f64().max(1e-9);
+    }
+
+    /// Adds a finished manager's own figures.
+    fn absorb(&mut self, own: &Progress) {
+        self.keys += own.keys;
+        self.bytes += own.bytes;
+        self.accepted += own.proofs_accepted;
+        self.rejected += own.proofs_rejected;
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Subscribes to every peer's announcements; resubscribes after failures, until the receiver
 /// is dropped.
 fn subscribe_all(
@@ -98,8 +135,13 @@ pub async fn follow(
             });
         }
     };
-    let started = std::time::Instant::now();
-    let (mut keys, mut bytes, mut accepted, mut rejected) = (0, 0, 0, 0);
+    let mut totals = Totals {
+        started: std::time::Instant::now(),
+        keys: 0,
+        bytes: 0,
+        accepted: 0,
+        rejected: 0,
+    };
     loop {
         let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
         let handle = manager.handle();
@@ -118,12 +160,7 @@ pub async fn follow(
                 }
                 Ok(()) = updates.changed() => {
                     let mut p = updates.borrow_and_update().clone();
-                    p.keys += keys;
-                    p.bytes += bytes;
-                    p.proofs_accepted += accepted;
-                    p.proofs_rejected += rejected;
-                    p.elapsed = started.elapsed();
-                    p.keys_per_sec = p.keys as f64 / p.elapsed.as_secs_f64().max(1e-9);
+                    totals.adjust(&mut p);
                     p.done = false;
                     progress.send_replace(Some(p));
                 }
@@ -133,15 +170,10 @@ pub async fn follow(
                 }
             }
         };
-        let mut summary = result?;
-        keys += summary.keys;
-        bytes += summary.bytes;
-        accepted += summary.proofs_accepted;
-        rejected += summary.proofs_rejected;
-        (summary.keys, summary.bytes) = (keys, bytes);
-        (summary.proofs_accepted, summary.proofs_rejected) = (accepted, rejected);
-        summary.elapsed = started.elapsed();
-        summary.keys_per_sec = keys as f64 / summary.elapsed.as_secs_f64().max(1e-9);
+        let own = result?;
+        let mut summary = own.clone();
+        totals.adjust(&mut summary);
+        totals.absorb(&own);
         // Drain what arrived while finishing.
         while let Ok(a) = announcements.try_recv() {
             if a.seq > newest.seq {
@@ -152,12 +184,7 @@ pub async fn follow(
             continue;
         }
         progress.send_replace(Some(summary.clone()));
-        let quiet = if follow.live {
-            Duration::MAX
-        } else {
-            follow.quiet
-        };
-        let deadline = tokio::time::Instant::now() + quiet.min(Duration::from_secs(86_400 * 365));
+        let deadline = (!follow.live).then(|| tokio::time::Instant::now() + follow.quiet);
         let newer = loop {
             tokio::select! {
                 a = announcements.recv() => match a {
@@ -165,7 +192,7 @@ pub async fn follow(
                     Some(_) => {}
                     None => break None,
                 },
-                () = tokio::time::sleep_until(deadline) => break None,
+                () = sleep_until_some(deadline) => break None,
                 Ok(_) = cancel.wait_for(|c| *c) => return Err(SyncError::Cancelled),
             }
         };
