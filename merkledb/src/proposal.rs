@@ -463,6 +463,31 @@ impl Proposal {
         self.range_locked(start, end, limit)
     }
 
+    /// Calls `f` with every key in `[start, end]` (`end` inclusive, `None` = unbounded), in
+    /// order, reading in chunks so memory stays bounded however many keys there are.
+    pub fn for_each_key(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        const CHUNK: usize = 4096;
+        let mut cursor = start.to_vec();
+        loop {
+            let chunk = self.range(&cursor, end, CHUNK)?;
+            for (key, _) in &chunk {
+                f(key);
+            }
+            match chunk.last() {
+                Some((key, _)) if chunk.len() == CHUNK => {
+                    cursor.clone_from(key);
+                    cursor.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// [`Proposal::range`] under a held, validated read lock.
     fn range_locked(
         &self,

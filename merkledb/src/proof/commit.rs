@@ -25,20 +25,9 @@ impl Db {
             .map(|kv| (kv.key.clone(), Some(kv.value.clone())))
             .collect();
         let view = self.view()?;
-        let mut cursor = start.unwrap_or(&[]).to_vec();
-        loop {
-            let chunk = view.range(&cursor, largest, 4096)?;
-            for (key, _) in &chunk {
-                ops.entry(key.clone()).or_insert(None);
-            }
-            match chunk.last() {
-                Some((key, _)) if chunk.len() == 4096 => {
-                    cursor = key.clone();
-                    cursor.push(0);
-                }
-                _ => break,
-            }
-        }
+        view.for_each_key(start.unwrap_or(&[]), largest, |key| {
+            ops.entry(key.to_vec()).or_insert(None);
+        })?;
         let proposal = view.propose(ops)?;
         let root = proposal.root();
         proposal.commit()?;

@@ -9,7 +9,7 @@
 //! (`Proposal::commit_with_meta`), so after a crash the persisted map never claims more than the
 //! database holds.
 
-use arbor_merkledb::{ChangeProof, Db, Hash, Key, Proposal, RangeProof, Result};
+use arbor_merkledb::{ChangeProof, Db, Hash, Key, RangeProof, Result};
 
 use super::coverage::{Coverage, Until, Work};
 use crate::next_key::find_next_key;
@@ -107,7 +107,7 @@ pub(crate) fn apply(
                     .or(req_end.clone());
                 // Deletes: local keys in [start, largest] the proof does not hold.
                 let mut kvs = proof.key_values.iter().peekable();
-                for_each_local_key(&view, &job.work.start, largest.as_deref(), |key| {
+                view.for_each_key(&job.work.start, largest.as_deref(), |key| {
                     while kvs.next_if(|kv| kv.key.as_slice() < key).is_some() {}
                     let held = kvs.peek().is_some_and(|kv| kv.key == key);
                     if !held && below_end(key) {
@@ -154,7 +154,7 @@ pub(crate) fn apply(
                 largest
             }
             Answer::Clear => {
-                for_each_local_key(&view, &job.work.start, job.work.end.as_deref(), |key| {
+                view.for_each_key(&job.work.start, job.work.end.as_deref(), |key| {
                     if below_end(key) {
                         ops.push((key.to_vec(), None));
                     }
@@ -211,31 +211,6 @@ pub(crate) fn apply(
         });
     }
     Ok(outcomes)
-}
-
-/// Calls `f` with every local key in `[start, end]` (`end` inclusive, `None` = unbounded), in
-/// order, reading the view in chunks.
-fn for_each_local_key(
-    view: &Proposal,
-    start: &[u8],
-    end: Option<&[u8]>,
-    mut f: impl FnMut(&[u8]),
-) -> Result<()> {
-    const CHUNK: usize = 4096;
-    let mut cursor = start.to_vec();
-    loop {
-        let chunk = view.range(&cursor, end, CHUNK)?;
-        for (key, _) in &chunk {
-            f(key);
-        }
-        match chunk.last() {
-            Some((key, _)) if chunk.len() == CHUNK => {
-                cursor.clone_from(key);
-                cursor.push(0);
-            }
-            _ => return Ok(()),
-        }
-    }
 }
 
 /// Whether a change proof's failure may come from the key `end` itself rather than from the
