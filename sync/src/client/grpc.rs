@@ -45,11 +45,6 @@ impl GrpcClient {
         Ok(Self { peers })
     }
 
-    /// A client over channels built elsewhere (e.g. an in-memory transport in tests).
-    pub fn from_channels(peers: Vec<(String, Channel)>) -> Self {
-        Self { peers }
-    }
-
     fn stub(&self, peer: PeerId) -> StateSyncClient<Channel> {
         StateSyncClient::new(self.peers[peer].1.clone())
             .max_decoding_message_size(MAX_ANSWER_BYTES)
@@ -126,20 +121,6 @@ impl SyncClient for GrpcClient {
                 answer: ChangeOrRangeProof::try_from(answer)?,
                 bytes,
             })
-        }
-        .boxed()
-    }
-
-    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
-        let mut stub = self.stub(peer);
-        async move {
-            let answer = stub
-                .get_merkle_root(())
-                .await
-                .map_err(from_status)?
-                .into_inner();
-            Hash::from_slice(&answer.root_hash)
-                .ok_or_else(|| ClientError::Malformed("root is not 32 bytes".into()))
         }
         .boxed()
     }

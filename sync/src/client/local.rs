@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use arbor_merkledb::{ChangeOrRangeProof, Db, Hash, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, Db, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use prost::Message;
 use tonic::Status;
@@ -98,11 +98,6 @@ impl SyncClient for LocalClient {
             })
         }
         .boxed()
-    }
-
-    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
-        let db = self.peers[peer].1.clone();
-        async move { db.root().map_err(|e| ClientError::Transport(e.to_string())) }.boxed()
     }
 
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {

@@ -56,9 +56,6 @@ pub enum ClientError {
     /// The peer's answer could not be decoded: the peer is faulty or lying.
     #[error("undecodable answer: {0}")]
     Malformed(String),
-    /// The `WatchRoots` stream ended.
-    #[error("stream ended")]
-    StreamEnded,
 }
 
 impl From<ConvertError> for ClientError {
@@ -112,9 +109,6 @@ pub trait SyncClient: Send + Sync + 'static {
         peer: PeerId,
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>>;
-
-    /// Asks `peer` for its current root.
-    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>>;
 
     /// `peer`'s current root, then each root it commits, as they are announced.
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>>;

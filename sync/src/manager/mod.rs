@@ -658,8 +658,6 @@ fn fault_of(error: &ClientError) -> Fault {
     // malformed, e.g. after a protocol change) is not a lie: the peer backs off, no more.
     match error {
         ClientError::Malformed(_) => Fault::Invalid,
-        ClientError::Status { .. } | ClientError::Transport(_) | ClientError::StreamEnded => {
-            Fault::Unavailable
-        }
+        ClientError::Status { .. } | ClientError::Transport(_) => Fault::Unavailable,
     }
 }

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use arbor::{
     merkledb::{
-        BranchFactor, ChangeOrRangeProof, ChangeProof, Config, Db, Hash, RangeProof,
+        BranchFactor, ChangeOrRangeProof, ChangeProof, Config, Db, RangeProof,
         test_utils::SeededRng,
     },
     sync::{
@@ -218,9 +218,6 @@ impl SyncClient for FaultyLocal {
             }
         }
         .boxed()
-    }
-    fn merkle_root(&self, peer: PeerId) -> BoxFuture<'static, Result<Hash, ClientError>> {
-        self.inner.merkle_root(peer)
     }
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
         self.inner.watch_roots(peer)
