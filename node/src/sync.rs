@@ -184,7 +184,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                 summary.keys,
                 summary.bytes,
                 summary.elapsed.as_secs_f64(),
-                summary.keys_per_sec
+                summary.keys_per_sec()
             )?;
         }
     }
@@ -251,7 +251,7 @@ async fn report(
                     "percent": p.fraction * 100.0,
                     "keys_written": p.keys,
                     "bytes": p.bytes,
-                    "keys_per_sec": p.keys_per_sec,
+                    "keys_per_sec": p.keys_per_sec(),
                     "eta_seconds": p.eta.map(|d| d.as_secs_f64()),
                     "seconds": p.elapsed.as_secs_f64(),
                     "proofs_accepted": p.proofs_accepted,
@@ -267,7 +267,7 @@ async fn report(
                 bar.set_message(format!(
                     "{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers",
                     p.keys,
-                    p.keys_per_sec,
+                    p.keys_per_sec(),
                     p.peers.len()
                 ));
             }
@@ -276,7 +276,7 @@ async fn report(
                     "{:5.1}% {} keys {:.0} keys/s ETA {eta} peers {live}/{}",
                     p.fraction * 100.0 + 0.0,
                     p.keys,
-                    p.keys_per_sec,
+                    p.keys_per_sec(),
                     p.peers.len()
                 );
             }

@@ -54,7 +54,6 @@ impl Totals {
         p.proofs_accepted += self.accepted;
         p.proofs_rejected += self.rejected;
         p.elapsed = self.started.elapsed();
-        p.keys_per_sec = p.keys as f64 / p.elapsed.as_secs_f64().max(1e-9);
     }
 
     /// Adds a finished manager's own figures.

@@ -155,14 +155,19 @@ pub struct Progress {
     pub proofs_rejected: u64,
     /// Since the start.
     pub elapsed: Duration,
-    /// Keys per second since the start.
-    pub keys_per_sec: f64,
     /// Estimated time left, from the rate at which the keyspace has been covered.
     pub eta: Option<Duration>,
     /// Per-peer figures.
     pub peers: Vec<PeerStats>,
     /// The sync has finished at `target`.
     pub done: bool,
+}
+
+impl Progress {
+    /// Keys written per second since the start.
+    pub fn keys_per_sec(&self) -> f64 {
+        self.keys as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 /// The result of a finished sync.
@@ -644,7 +649,6 @@ impl Sync {
             proofs_accepted: self.accepted,
             proofs_rejected: self.rejected,
             elapsed,
-            keys_per_sec: self.keys as f64 / secs,
             eta: if done { Some(Duration::ZERO) } else { eta },
             peers: self.peers.stats(),
             done,
