@@ -50,13 +50,20 @@ pub(crate) struct HistoryEntry {
     pub after: Hash,
 }
 
+/// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the stored
+/// record.
+pub(crate) type DirtyMap = HashMap<Key, Option<Arc<Node>>, foldhash::fast::RandomState>;
+
+/// What [`DbInner::absorb_nodes`] replaced in the dirty map, one entry per key it set.
+pub(crate) type Displaced = Vec<Option<Option<Arc<Node>>>>;
+
 /// The mutable state, behind the database lock.
 pub(crate) struct State {
     /// The committed head.
     pub head: Head,
     /// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the
     /// stored record. Consulted before the cache and the store.
-    pub dirty: HashMap<Key, Option<Arc<Node>>, foldhash::fast::RandomState>,
+    pub dirty: DirtyMap,
     /// Retained commits, oldest first.
     pub history: VecDeque<HistoryEntry>,
     /// Set by `close`.
@@ -309,25 +316,51 @@ impl DbInner {
     }
 
     /// Moves the nodes changed by a commit into the dirty map (and out of the clean cache).
+    /// Returns what the dirty map held before at each key it set, in order, so that
+    /// [`DbInner::restore_dirty`] can undo it and so the caller decides where the replaced nodes
+    /// are freed.
     pub(crate) fn absorb_nodes<'a>(
         &self,
-        state: &mut State,
+        dirty: &mut DirtyMap,
         nodes: impl Iterator<Item = &'a NodeChange>,
-    ) {
+    ) -> Displaced {
+        let mut displaced = Vec::new();
         for change in nodes {
-            // Only a node that existed can have a (now stale) cached copy.
-            if change.replaced {
+            let entry = match &change.node {
+                Some(n) if !n.children.is_empty() => Some(n.clone()),
+                _ if change.was_stored => None,
+                _ => {
+                    // A leaf that existed may have been cached when it was loaded.
+                    if change.replaced {
+                        self.cache.remove(&change.key);
+                    }
+                    continue;
+                }
+            };
+            let before = dirty.insert(change.key.clone(), entry);
+            // A key with a node in the dirty map is never in the clean cache (both `absorb` and
+            // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
+            if change.replaced && !matches!(before, Some(Some(_))) {
                 self.cache.remove(&change.key);
             }
-            match &change.node {
-                Some(n) if !n.children.is_empty() => {
-                    state.dirty.insert(change.key.clone(), Some(n.clone()));
-                }
-                _ if change.was_stored => {
-                    state.dirty.insert(change.key.clone(), None);
-                }
-                _ => {}
-            }
+            displaced.push(before);
+        }
+        displaced
+    }
+
+    /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned.
+    pub(crate) fn restore_dirty<'a>(
+        dirty: &mut DirtyMap,
+        nodes: impl Iterator<Item = &'a NodeChange>,
+        displaced: Displaced,
+    ) {
+        let set = nodes
+            .filter(|c| c.node.as_ref().is_some_and(|n| !n.children.is_empty()) || c.was_stored);
+        for (change, before) in set.zip(displaced) {
+            match before {
+                Some(entry) => dirty.insert(change.key.clone(), entry),
+                None => dirty.remove(&change.key),
+            };
         }
     }
 
@@ -412,7 +445,7 @@ impl DbInner {
                 };
                 apply(&source, self.token_bits(), root, &changes, &mut applied)?
             };
-            self.absorb_nodes(&mut state, applied.nodes.iter());
+            drop(self.absorb_nodes(&mut state.dirty, applied.nodes.iter()));
             if state.dirty.len() > self.config.dirty_node_budget {
                 self.flush(&mut state)?;
             }

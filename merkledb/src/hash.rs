@@ -141,12 +141,12 @@ pub fn sha256(data: &[u8]) -> Hash {
 }
 
 /// Appends `value` as a LEB128 unsigned varint (Go's `binary.AppendUvarint`).
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_uvarint(out: &mut impl Extend<u8>, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.extend([(value as u8) | 0x80]);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.extend([value as u8]);
 }
 
 /// The ID of a node with this key, value digest and children (`(index, child ID)` in ascending
@@ -156,7 +156,9 @@ pub fn hash_node<'a>(
     value: Option<&ValueDigest>,
     children: impl ExactSizeIterator<Item = (u8, &'a Hash)>,
 ) -> Hash {
-    let mut pre = Vec::with_capacity(8 + children.len() * 34 + 34 + key.as_bytes().len());
+    // On the stack for up to 16 children with hash-sized keys: one is built per rewritten node.
+    let mut pre: smallvec::SmallVec<[u8; 640]> = smallvec::SmallVec::new();
+    pre.reserve(8 + children.len() * 34 + 34 + key.as_bytes().len());
     put_uvarint(&mut pre, children.len() as u64);
     for (index, id) in children {
         put_uvarint(&mut pre, u64::from(index));

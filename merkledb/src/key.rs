@@ -64,10 +64,21 @@ impl BranchFactor {
 
 /// A bit string. Invariant: `bytes.len() == bit_len.div_ceil(8)` and the padding bits of the
 /// last byte are zero.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Key {
     bit_len: usize,
     bytes: KeyBytes,
+}
+
+impl Clone for Key {
+    /// One copy of the bytes. (`SmallVec`'s own `clone` pushes them one at a time, and keys are
+    /// cloned for every child of every node a commit rewrites.)
+    fn clone(&self) -> Self {
+        Self {
+            bit_len: self.bit_len,
+            bytes: SmallVec::from_slice(&self.bytes),
+        }
+    }
 }
 
 impl Key {

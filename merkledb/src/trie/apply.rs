@@ -18,6 +18,7 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use smallvec::SmallVec;
 
 use super::NodeSource;
 use crate::{
@@ -66,6 +67,9 @@ impl Applied {
         self.existed.extend(other.existed);
     }
 }
+
+/// A child token with changes: the token, the subtrie under it now, and its changes.
+type Work<'c, 'v> = (u8, Option<SubRoot>, &'c [Change<'v>]);
 
 /// Where a node being updated came from.
 #[derive(Clone, Copy)]
@@ -208,8 +212,9 @@ fn update(
         }
     }
     let depth = node.key.bit_len();
-    // Group the remaining changes by the token that follows `node.key`.
-    let mut groups: Vec<(u8, &[Change<'_>])> = Vec::new();
+    // Group the remaining changes by the token that follows `node.key`, each with the existing
+    // child under that token.
+    let mut work: SmallVec<[Work<'_, '_>; 16]> = SmallVec::new();
     let mut start = 0;
     while start < rest.len() {
         let token = rest[start].key.token(depth, token_bits);
@@ -217,24 +222,18 @@ fn update(
         while end < rest.len() && rest[end].key.token(depth, token_bits) == token {
             end += 1;
         }
-        groups.push((token, &rest[start..end]));
+        let at = node.child(token).map(|c| SubRoot {
+            key: node.key.join(token, token_bits, &c.compressed),
+            id: c.id,
+            has_value: c.has_value,
+        });
+        work.push((token, at, &rest[start..end]));
         start = end;
     }
-    // The existing child under each token that has changes.
-    let work: Vec<(u8, Option<SubRoot>, &[Change<'_>])> = groups
-        .into_iter()
-        .map(|(token, group)| {
-            let at = node.child(token).map(|c| SubRoot {
-                key: node.key.join(token, token_bits, &c.compressed),
-                id: c.id,
-                has_value: c.has_value,
-            });
-            (token, at, group)
-        })
-        .collect();
     let offset = depth + token_bits;
     if rest.len() >= PARALLEL_THRESHOLD && work.len() > 1 {
         let results = work
+            .into_vec()
             .into_par_iter()
             .map(|(token, at, group)| {
                 let mut local = Applied::default();

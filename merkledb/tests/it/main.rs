@@ -3,6 +3,7 @@
 mod backends;
 mod corruption;
 mod crash;
+mod failures;
 mod model;
 mod proofs;
 mod proposals;

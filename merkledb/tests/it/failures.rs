@@ -1,0 +1,130 @@
+//! A store write that fails leaves the database as it was: the in-memory trie state the commit
+//! had started to update is restored, and the same proposal can be committed later.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use arbor_merkledb::{
+    Config, Db, StoreError,
+    store::{Batch, Durability, KeyValue, MemoryStore, Space, Store},
+    test_utils::{SeedReporter, SeededRng, reference_root},
+};
+
+/// A memory store whose writes fail while `failing` is set.
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: Arc<AtomicBool>,
+}
+
+impl Store for FlakyStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan(space, start, end, limit)
+    }
+
+    fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::MissingSpace("injected failure"));
+        }
+        self.inner.write(batch, durability)
+    }
+
+    fn clear(&self, space: Space) -> Result<(), StoreError> {
+        self.inner.clear(space)
+    }
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn batch(rng: &mut SeededRng, model: &Model, n: usize) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let existing: Vec<&Vec<u8>> = model.keys().collect();
+    (0..n)
+        .map(|i| match (i % 4, existing.is_empty()) {
+            // Deletes and overwrites of existing keys rewrite and remove inner nodes.
+            (0, false) => (
+                existing[rng.below(existing.len() as u64) as usize].clone(),
+                None,
+            ),
+            (1, false) => (
+                existing[rng.below(existing.len() as u64) as usize].clone(),
+                Some(rng.bytes(8)),
+            ),
+            _ => (rng.bytes_between(1, 40), Some(rng.bytes_between(0, 40))),
+        })
+        .collect()
+}
+
+fn apply(model: &mut Model, ops: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    for (k, v) in ops {
+        match v {
+            Some(v) => model.insert(k.clone(), v.clone()),
+            None => model.remove(k),
+        };
+    }
+}
+
+#[test]
+fn failed_commit_write_restores_the_in_memory_trie() {
+    let seed = SeededRng::seed_from_env(7);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        failing: failing.clone(),
+    };
+    let config = Config::default();
+    let bf = config.branch_factor;
+    let db = Db::open_with_store(Box::new(store), config).expect("open");
+    let mut model = Model::new();
+    for _ in 0..4 {
+        let ops = batch(&mut rng, &model, 3000);
+        db.propose(ops.clone())
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        apply(&mut model, &ops);
+    }
+    let root = db.root().expect("root");
+    assert_eq!(root, reference_root(&model, bf));
+
+    let ops = batch(&mut rng, &model, 3000);
+    let failed = db.propose(ops.clone()).expect("propose");
+    failing.store(true, Ordering::SeqCst);
+    assert!(failed.commit().is_err(), "the write fails");
+    failing.store(false, Ordering::SeqCst);
+    assert_eq!(db.root().expect("root"), root, "nothing was committed");
+
+    // Another batch proposed on the unchanged state reads the restored nodes.
+    let other = batch(&mut rng, &model, 3000);
+    let mut other_model = model.clone();
+    apply(&mut other_model, &other);
+    let proposal = db.propose(other).expect("propose");
+    assert_eq!(proposal.root(), reference_root(&other_model, bf));
+
+    // The failed proposal is still valid and commits once the store works again.
+    failed.commit().expect("commit after the failure");
+    apply(&mut model, &ops);
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+    let next = batch(&mut rng, &model, 3000);
+    db.propose(next.clone())
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    apply(&mut model, &next);
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+}
