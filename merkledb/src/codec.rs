@@ -19,7 +19,7 @@ use thiserror::Error;
 use crate::{
     hash::{Hash, put_uvarint},
     key::Key,
-    node::Child,
+    node::{Child, Children},
 };
 
 /// Why bytes failed to decode.
@@ -149,7 +149,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, CodecError> {
 }
 
 /// Encodes a node as AvalancheGo's `encodeDBNode`.
-pub fn encode_node(value: Option<&[u8]>, children: &[(u8, Child)]) -> Vec<u8> {
+pub fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + value.map_or(0, <[u8]>::len) + children.len() * 40);
     match value {
         Some(v) => {
@@ -160,9 +160,10 @@ pub fn encode_node(value: Option<&[u8]>, children: &[(u8, Child)]) -> Vec<u8> {
         None => out.push(0),
     }
     put_uvarint(&mut out, children.len() as u64);
-    for (index, child) in children {
-        put_uvarint(&mut out, u64::from(*index));
-        encode_key(&mut out, &child.compressed);
+    for child in children.iter() {
+        put_uvarint(&mut out, u64::from(child.index));
+        put_uvarint(&mut out, child.compressed_bits as u64);
+        out.extend_from_slice(child.compressed_bytes);
         out.extend_from_slice(child.id.as_bytes());
         out.push(u8::from(child.has_value));
     }
@@ -170,7 +171,7 @@ pub fn encode_node(value: Option<&[u8]>, children: &[(u8, Child)]) -> Vec<u8> {
 }
 
 /// A decoded node: its value slot and children.
-pub type DecodedNode = (Option<Vec<u8>>, Vec<(u8, Child)>);
+pub type DecodedNode = (Option<Vec<u8>>, Children);
 
 /// Decodes AvalancheGo's `decodeDBNode`, canonically.
 pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
@@ -180,7 +181,7 @@ pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
     if count > 256 {
         return Err(CodecError::TooManyChildren(count));
     }
-    let mut children = Vec::with_capacity(count as usize);
+    let mut children = Children::new();
     let mut previous: Option<u64> = None;
     for _ in 0..count {
         let index = r.uvarint()?;
@@ -191,14 +192,14 @@ pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
         let compressed = r.key()?;
         let id = Hash::from_slice(r.take(32)?).ok_or(CodecError::UnexpectedEof)?;
         let has_value = r.bool()?;
-        children.push((
+        children.set(
             index as u8,
-            Child {
+            Some(Child {
                 compressed,
                 id,
                 has_value,
-            },
-        ));
+            }),
+        );
     }
     r.finish()?;
     Ok((value, children))

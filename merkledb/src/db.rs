@@ -22,7 +22,7 @@
 //! never a mix, with no manual repair.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     path::Path,
     sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
@@ -30,6 +30,7 @@ use std::{
 use crate::{
     codec::decode_node,
     config::Config,
+    dirty::{DirtyEntry, DirtyNodes},
     error::{CorruptionError, Error, Result, StoreError},
     hash::{Hash, ValueDigest},
     key::{BranchFactor, Key},
@@ -50,12 +51,8 @@ pub(crate) struct HistoryEntry {
     pub after: Hash,
 }
 
-/// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the stored
-/// record.
-pub(crate) type DirtyMap = HashMap<Key, Option<Arc<Node>>, foldhash::fast::RandomState>;
-
-/// What [`DbInner::absorb_nodes`] replaced in the dirty map, one entry per key it set.
-pub(crate) type Displaced = Vec<Option<Option<Arc<Node>>>>;
+/// What [`DbInner::absorb_nodes`] replaced in the dirty set, one entry per key it set.
+pub(crate) type Displaced = Vec<Option<DirtyEntry>>;
 
 /// The mutable state, behind the database lock.
 pub(crate) struct State {
@@ -63,7 +60,7 @@ pub(crate) struct State {
     pub head: Head,
     /// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the
     /// stored record. Consulted before the cache and the store.
-    pub dirty: DirtyMap,
+    pub dirty: DirtyNodes,
     /// Retained commits, oldest first.
     pub history: VecDeque<HistoryEntry>,
     /// Set by `close`.
@@ -157,7 +154,7 @@ impl Db {
             config,
             state: RwLock::new(State {
                 head,
-                dirty: HashMap::default(),
+                dirty: DirtyNodes::default(),
                 history,
                 closed: false,
             }),
@@ -321,7 +318,7 @@ impl DbInner {
     /// are freed.
     pub(crate) fn absorb_nodes<'a>(
         &self,
-        dirty: &mut DirtyMap,
+        dirty: &mut DirtyNodes,
         nodes: impl Iterator<Item = &'a NodeChange>,
     ) -> Displaced {
         let mut displaced = Vec::new();
@@ -337,7 +334,7 @@ impl DbInner {
                     continue;
                 }
             };
-            let before = dirty.insert(change.key.clone(), entry);
+            let before = dirty.set(&change.key, entry);
             // A key with a node in the dirty map is never in the clean cache (both `absorb` and
             // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
             if change.replaced && !matches!(before, Some(Some(_))) {
@@ -350,17 +347,21 @@ impl DbInner {
 
     /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned.
     pub(crate) fn restore_dirty<'a>(
-        dirty: &mut DirtyMap,
+        dirty: &mut DirtyNodes,
         nodes: impl Iterator<Item = &'a NodeChange>,
         displaced: Displaced,
     ) {
-        let set = nodes
-            .filter(|c| c.node.as_ref().is_some_and(|n| !n.children.is_empty()) || c.was_stored);
-        for (change, before) in set.zip(displaced) {
+        let set: Vec<&NodeChange> = nodes
+            .filter(|c| c.node.as_ref().is_some_and(|n| !n.children.is_empty()) || c.was_stored)
+            .collect();
+        // Newest first, so a key set twice ends with what it held before the first time.
+        for (change, before) in set.into_iter().zip(displaced).rev() {
             match before {
-                Some(entry) => dirty.insert(change.key.clone(), entry),
+                Some(entry) => {
+                    dirty.set(&change.key, entry);
+                }
                 None => dirty.remove(&change.key),
-            };
+            }
         }
     }
 
@@ -370,7 +371,7 @@ impl DbInner {
             return Ok(());
         }
         let mut batch = Batch::with_capacity(state.dirty.len());
-        for (key, node) in &state.dirty {
+        for (key, node) in state.dirty.iter() {
             let skey = node_storage_key(key);
             match node {
                 Some(n) => batch.put(
@@ -385,13 +386,12 @@ impl DbInner {
             }
         }
         self.store.write(batch, Durability::Process)?;
-        for (key, node) in state.dirty.drain() {
-            match node {
-                Some(n) => self.cache.insert(key, n),
-                None => {
-                    self.cache.remove(&key);
-                }
-            }
+        let (nodes, removed) = state.dirty.take();
+        for node in nodes {
+            self.cache.insert(node.key.clone(), node);
+        }
+        for key in removed {
+            self.cache.remove(&key);
         }
         Ok(())
     }

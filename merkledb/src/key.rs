@@ -106,6 +106,18 @@ impl Key {
         }
     }
 
+    /// A key from its padded bytes (`ceil(bit_len / 8)` of them, padding bits zero), as another
+    /// key's `as_bytes` gives them.
+    pub(crate) fn from_padded(bytes: &[u8], bit_len: usize) -> Self {
+        debug_assert_eq!(bytes.len(), bit_len.div_ceil(8));
+        let mut key = Self {
+            bit_len,
+            bytes: SmallVec::from_slice(bytes),
+        };
+        key.clear_padding();
+        key
+    }
+
     /// The first `bit_len` bits of `bytes` (padding bits are cleared). Returns `None` when `bytes`
     /// is not exactly `ceil(bit_len / 8)` long.
     pub fn from_bits(bytes: &[u8], bit_len: usize) -> Option<Self> {
@@ -173,21 +185,30 @@ impl Key {
     pub fn skip(&self, bits: usize) -> Key {
         let bits = bits.min(self.bit_len);
         let mut out = Key::empty();
-        out.append_bits_from(self, bits, self.bit_len - bits);
+        out.append_bits(&self.bytes, bits, self.bit_len - bits);
         out
     }
 
     /// `self ‖ token ‖ suffix`, where `token` is `token_bits` wide.
     pub fn join(&self, token: u8, token_bits: usize, suffix: &Key) -> Key {
+        self.join_bits(token, token_bits, &suffix.bytes, suffix.bit_len)
+    }
+
+    /// [`Key::join`] with the suffix given as its padded bytes and bit length.
+    pub(crate) fn join_bits(
+        &self,
+        token: u8,
+        token_bits: usize,
+        suffix: &[u8],
+        suffix_bits: usize,
+    ) -> Key {
         let mut out = Key {
             bit_len: self.bit_len,
-            bytes: SmallVec::with_capacity(
-                (self.bit_len + token_bits + suffix.bit_len).div_ceil(8),
-            ),
+            bytes: SmallVec::with_capacity((self.bit_len + token_bits + suffix_bits).div_ceil(8)),
         };
         out.bytes.extend_from_slice(&self.bytes);
         out.push_token(token, token_bits);
-        out.append_bits_from(suffix, 0, suffix.bit_len);
+        out.append_bits(suffix, 0, suffix_bits);
         out
     }
 
@@ -209,12 +230,12 @@ impl Key {
         self.bit_len += token_bits;
     }
 
-    /// Appends `count` bits of `src` starting at bit `from`, a byte at a time.
-    fn append_bits_from(&mut self, src: &Key, from: usize, count: usize) {
+    /// Appends `count` bits of the padded bytes `src_bytes` starting at bit `from`, a byte at a
+    /// time.
+    fn append_bits(&mut self, src_bytes: &[u8], from: usize, count: usize) {
         if count == 0 {
             return;
         }
-        let src_bytes = &src.bytes;
         let first = from / 8;
         let len = count.div_ceil(8);
         let shift = from % 8;

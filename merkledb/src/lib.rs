@@ -18,6 +18,7 @@ mod changes;
 mod codec;
 mod config;
 mod db;
+mod dirty;
 mod error;
 mod hash;
 mod key;
@@ -37,7 +38,7 @@ pub use db::Db;
 pub use error::{CorruptionError, Error, Result, StoreError};
 pub use hash::{Hash, ValueDigest, hash_node, sha256};
 pub use key::{BranchFactor, Key};
-pub use node::{Child, Node, SubRoot};
+pub use node::{Child, ChildRef, Children, Node, SubRoot};
 pub use proof::{
     ChangeOrRangeProof, ChangeProof, KeyChange, KeyValue, MissingRoot, Proof, ProofError,
     ProofNode, RangeProof, verify_proof, verify_range_proof,

@@ -22,8 +22,8 @@ pub struct Child {
 /// A trie node: its full key, the digest of its value (if any) and its children.
 ///
 /// Invariants in a canonical trie: a node without a value has at least two children (except a
-/// lone root... which is then compressed away too); values sit only at whole-byte keys;
-/// `children` is sorted by index with no duplicates and every index is below the branch factor.
+/// lone root... which is then compressed away too); values sit only at whole-byte keys; every
+/// child index is below the branch factor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// The node's full key.
@@ -31,7 +31,7 @@ pub struct Node {
     /// The digest of the node's value, if it has one.
     pub value: Option<ValueDigest>,
     /// Children by ascending index.
-    pub children: Vec<(u8, Child)>,
+    pub children: Children,
 }
 
 impl Node {
@@ -40,45 +40,270 @@ impl Node {
         Self {
             key,
             value: Some(value),
-            children: Vec::new(),
+            children: Children::new(),
         }
     }
 
     /// The node's ID (hash).
     pub fn id(&self) -> Hash {
-        hash_node(
-            &self.key,
-            self.value.as_ref(),
-            self.children.iter().map(|(i, c)| (*i, &c.id)),
-        )
+        hash_node(&self.key, self.value.as_ref(), self.children.ids())
     }
 
     /// The child at `index`.
-    pub fn child(&self, index: u8) -> Option<&Child> {
-        self.children
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .ok()
-            .map(|pos| &self.children[pos].1)
+    pub fn child(&self, index: u8) -> Option<Child> {
+        self.children.get(index)
     }
 
-    /// The full key of the child at `index`.
-    pub fn child_key(&self, index: u8, child: &Child, token_bits: usize) -> Key {
-        self.key.join(index, token_bits, &child.compressed)
+    /// The subtrie under the child at `index`: its full key, ID and whether it holds a value.
+    pub fn child_subroot(&self, index: u8, token_bits: usize) -> Option<SubRoot> {
+        self.children
+            .get_ref(index)
+            .map(|c| c.subroot(&self.key, token_bits))
     }
 
     /// Sets or removes the child at `index`.
     pub fn set_child(&mut self, index: u8, child: Option<Child>) {
-        match (
-            self.children.binary_search_by_key(&index, |(i, _)| *i),
-            child,
-        ) {
-            (Ok(pos), Some(c)) => self.children[pos].1 = c,
-            (Ok(pos), None) => {
-                self.children.remove(pos);
+        self.children.set(index, child);
+    }
+}
+
+/// Compressed keys up to this many bytes are stored inside their child record (every child of a
+/// trie of keys up to 36 bytes); longer ones in [`Children`]'s side list.
+const INLINE_KEY_BYTES: usize = 36;
+
+/// `Slot::bits` of a child whose compressed key is in the side list.
+const LONG_KEY: u16 = u16::MAX;
+
+/// One child record: fixed size and `Copy`, so copying a node's children is one `memcpy`.
+/// A commit copies every node it rewrites, and a node at branch factor 16 has up to 16 children.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    id: Hash,
+    index: u8,
+    has_value: bool,
+    /// The compressed key's length in bits, or [`LONG_KEY`].
+    bits: u16,
+    /// The compressed key's padded bytes, zero after them; for a long key, the position of the
+    /// key in the side list (little-endian `u32`).
+    key: [u8; INLINE_KEY_BYTES],
+}
+
+impl Slot {
+    fn new(index: u8, child: Child, long: &mut Vec<Key>) -> Self {
+        let mut slot = Slot {
+            id: child.id,
+            index,
+            has_value: child.has_value,
+            bits: LONG_KEY,
+            key: [0; INLINE_KEY_BYTES],
+        };
+        let bytes = child.compressed.as_bytes();
+        match u16::try_from(child.compressed.bit_len()) {
+            Ok(bits) if bytes.len() <= INLINE_KEY_BYTES => {
+                slot.bits = bits;
+                slot.key[..bytes.len()].copy_from_slice(bytes);
             }
-            (Err(pos), Some(c)) => self.children.insert(pos, (index, c)),
+            _ => {
+                // Fewer than 2^32 children exist: the side list is at most 256 long.
+                slot.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
+                long.push(child.compressed);
+            }
+        }
+        slot
+    }
+
+    /// The side-list position of a long key.
+    fn long_position(&self) -> Option<usize> {
+        (self.bits == LONG_KEY).then(|| {
+            u32::from_le_bytes([self.key[0], self.key[1], self.key[2], self.key[3]]) as usize
+        })
+    }
+}
+
+/// A borrowed view of one child.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildRef<'a> {
+    /// The child's index token.
+    pub index: u8,
+    /// The padded bytes of the child's compressed key.
+    pub compressed_bytes: &'a [u8],
+    /// The compressed key's length in bits.
+    pub compressed_bits: usize,
+    /// The child's node ID.
+    pub id: &'a Hash,
+    /// True when the child node holds a value.
+    pub has_value: bool,
+}
+
+impl ChildRef<'_> {
+    /// The subtrie this child roots, under a parent with key `parent`.
+    pub fn subroot(&self, parent: &Key, token_bits: usize) -> SubRoot {
+        SubRoot {
+            key: parent.join_bits(
+                self.index,
+                token_bits,
+                self.compressed_bytes,
+                self.compressed_bits,
+            ),
+            id: *self.id,
+            has_value: self.has_value,
+        }
+    }
+
+    /// An owned copy of the child.
+    pub fn to_child(&self) -> Child {
+        Child {
+            compressed: Key::from_padded(self.compressed_bytes, self.compressed_bits),
+            id: *self.id,
+            has_value: self.has_value,
+        }
+    }
+}
+
+/// A node's children, sorted by index with no duplicates.
+///
+/// Stored as fixed-size records (see `Slot`), with compressed keys longer than 36 bytes in a
+/// side list, so that cloning a node, which every commit does for every node it rewrites, copies
+/// memory in bulk instead of key by key.
+#[derive(Clone, Default)]
+pub struct Children {
+    slots: Vec<Slot>,
+    long: Vec<Key>,
+}
+
+impl Children {
+    /// No children.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of children.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn view<'a>(&'a self, slot: &'a Slot) -> ChildRef<'a> {
+        let (compressed_bytes, compressed_bits) = match slot.long_position() {
+            Some(at) => {
+                let key = &self.long[at];
+                (key.as_bytes(), key.bit_len())
+            }
+            None => {
+                let bits = usize::from(slot.bits);
+                (&slot.key[..bits.div_ceil(8)], bits)
+            }
+        };
+        ChildRef {
+            index: slot.index,
+            compressed_bytes,
+            compressed_bits,
+            id: &slot.id,
+            has_value: slot.has_value,
+        }
+    }
+
+    /// The child at `index`, borrowed.
+    pub fn get_ref(&self, index: u8) -> Option<ChildRef<'_>> {
+        let pos = self.slots.binary_search_by_key(&index, |s| s.index).ok()?;
+        Some(self.view(&self.slots[pos]))
+    }
+
+    /// The child at `index`.
+    pub fn get(&self, index: u8) -> Option<Child> {
+        self.get_ref(index).map(|c| c.to_child())
+    }
+
+    /// True when there is a child at `index`.
+    pub fn contains(&self, index: u8) -> bool {
+        self.slots.binary_search_by_key(&index, |s| s.index).is_ok()
+    }
+
+    /// The children by ascending index, borrowed.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = ChildRef<'_>> + '_ {
+        self.slots.iter().map(|s| self.view(s))
+    }
+
+    /// `(index, ID)` of every child by ascending index: what a node's hash covers.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = (u8, &Hash)> + '_ {
+        self.slots.iter().map(|s| (s.index, &s.id))
+    }
+
+    /// Sets or removes the child at `index`.
+    pub fn set(&mut self, index: u8, child: Option<Child>) {
+        let found = self.slots.binary_search_by_key(&index, |s| s.index);
+        if let Ok(pos) = found {
+            self.forget_long(pos);
+        }
+        match (found, child) {
+            (Ok(pos), Some(c)) => self.slots[pos] = Slot::new(index, c, &mut self.long),
+            (Ok(pos), None) => {
+                self.slots.remove(pos);
+            }
+            (Err(pos), Some(c)) => {
+                let slot = Slot::new(index, c, &mut self.long);
+                self.slots.insert(pos, slot);
+            }
             (Err(_), None) => {}
         }
+    }
+
+    /// Drops the side-list key of the slot at `pos`, if it has one, keeping the list dense.
+    fn forget_long(&mut self, pos: usize) {
+        let Some(at) = self.slots[pos].long_position() else {
+            return;
+        };
+        self.long.swap_remove(at);
+        let moved = self.long.len();
+        if at < moved {
+            // The key that was last now sits at `at`: repoint its slot.
+            if let Some(slot) = self
+                .slots
+                .iter_mut()
+                .find(|s| s.long_position() == Some(moved))
+            {
+                slot.key[..4].copy_from_slice(&(at as u32).to_le_bytes());
+            }
+        }
+        self.slots[pos].bits = 0;
+    }
+}
+
+impl FromIterator<(u8, Child)> for Children {
+    /// Collects children; a later child at the same index replaces an earlier one.
+    fn from_iter<I: IntoIterator<Item = (u8, Child)>>(iter: I) -> Self {
+        let mut out = Children::new();
+        for (index, child) in iter {
+            out.set(index, Some(child));
+        }
+        out
+    }
+}
+
+impl PartialEq for Children {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.iter().zip(other.iter()).all(|(a, b)| {
+                a.index == b.index
+                    && a.id == b.id
+                    && a.has_value == b.has_value
+                    && a.compressed_bits == b.compressed_bits
+                    && a.compressed_bytes == b.compressed_bytes
+            })
+    }
+}
+
+impl Eq for Children {}
+
+impl std::fmt::Debug for Children {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.iter().map(|c| (c.index, c.to_child())))
+            .finish()
     }
 }
 
@@ -114,3 +339,6 @@ impl SubRoot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

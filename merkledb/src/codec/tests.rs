@@ -48,6 +48,7 @@ fn upstream_node_vectors_round_trip() {
         ),
     ];
     for (value, children, expected) in cases {
+        let children: Children = children.into_iter().collect();
         let expected = expected.replace(' ', "");
         let encoded = encode_node(value, &children);
         assert_eq!(hex(&encoded), expected);
@@ -59,7 +60,7 @@ fn upstream_node_vectors_round_trip() {
 
 #[test]
 fn sixteen_children_round_trip() {
-    let children: Vec<(u8, Child)> = (0u8..16)
+    let children: Children = (0u8..16)
         .map(|i| (i, child(&[i], id(i), i % 2 == 0)))
         .collect();
     let encoded = encode_node(Some(b"value"), &children);
@@ -126,7 +127,7 @@ fn non_canonical_inputs_are_rejected() {
     );
     // Two children with the same index.
     let c = child(&[], id(0), false);
-    let mut bytes = encode_node(None, &[(1, c.clone()), (2, c)]);
+    let mut bytes = encode_node(None, &[(1, c.clone()), (2, c)].into_iter().collect());
     let second = 2 + 1 + 1 + 32 + 1;
     bytes[second] = 1;
     assert_eq!(decode_node(&bytes), Err(CodecError::ChildIndex(1)));

@@ -21,7 +21,7 @@ impl ProofNode {
         Self {
             key: node.key.clone(),
             value_or_hash: node.value,
-            children: node.children.iter().map(|(i, c)| (*i, c.id)).collect(),
+            children: node.children.ids().map(|(i, id)| (i, *id)).collect(),
         }
     }
 }
@@ -47,14 +47,10 @@ fn path_to(
             break;
         }
         let token = key.token(node.key.bit_len(), token_bits);
-        let Some(child) = node.child(token) else {
+        let Some(child) = node.child_subroot(token, token_bits) else {
             break;
         };
-        current = SubRoot {
-            key: node.child_key(token, child, token_bits),
-            id: child.id,
-            has_value: child.has_value,
-        };
+        current = child;
     }
     Ok(path)
 }

@@ -207,14 +207,10 @@ impl Rebuild<'_, '_> {
                 .nodes()
                 .load(&current.key, &current.id, current.has_value)?;
             let token = p.token(node.key.bit_len(), tb);
-            let Some(child) = node.child(token) else {
+            let Some(child) = node.child_subroot(token, tb) else {
                 return Ok(None);
             };
-            current = crate::node::SubRoot {
-                key: node.child_key(token, child, tb),
-                id: child.id,
-                has_value: child.has_value,
-            };
+            current = child;
         }
     }
 

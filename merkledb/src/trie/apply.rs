@@ -25,7 +25,7 @@ use crate::{
     error::Result,
     hash::ValueDigest,
     key::Key,
-    node::{Node, SubRoot},
+    node::{Children, Node, SubRoot},
 };
 
 /// Below this many changes a level is processed on the calling thread.
@@ -131,7 +131,7 @@ pub(crate) fn apply(
     let mut node = Node {
         key: branch_key,
         value: None,
-        children: Vec::new(),
+        children: Children::new(),
     };
     node.set_child(token, Some(existing.to_child(branch_bits + token_bits)));
     // Every change is under `branch_key`: puts by construction, inside changes through
@@ -157,7 +157,7 @@ fn build(
         let node = Node {
             key: change.key.clone(),
             value,
-            children: Vec::new(),
+            children: Children::new(),
         };
         return Ok(finalize(node, Origin::Fresh, token_bits, out));
     }
@@ -166,7 +166,7 @@ fn build(
     let node = Node {
         key,
         value: None,
-        children: Vec::new(),
+        children: Children::new(),
     };
     update(
         node,
@@ -222,11 +222,7 @@ fn update(
         while end < rest.len() && rest[end].key.token(depth, token_bits) == token {
             end += 1;
         }
-        let at = node.child(token).map(|c| SubRoot {
-            key: node.key.join(token, token_bits, &c.compressed),
-            id: c.id,
-            has_value: c.has_value,
-        });
+        let at = node.child_subroot(token, token_bits);
         work.push((token, at, &rest[start..end]));
         start = end;
     }
@@ -284,14 +280,13 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
                 return None;
             }
             1 => {
-                let (token, child) = &node.children[0];
-                let sub = SubRoot {
-                    key: node.key.join(*token, token_bits, &child.compressed),
-                    id: child.id,
-                    has_value: child.has_value,
-                };
+                let sub = node
+                    .children
+                    .iter()
+                    .next()
+                    .map(|child| child.subroot(&node.key, token_bits));
                 removed(node.key, out);
-                return Some(sub);
+                return sub;
             }
             _ => {}
         }

@@ -1,0 +1,90 @@
+//! `Children` against a plain sorted map, with compressed keys short and long (longer ones are
+//! kept outside the fixed-size records).
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn child(bits: usize, fill: u8, id: u8, has_value: bool) -> Child {
+    let bytes = vec![fill; bits.div_ceil(8)];
+    Child {
+        compressed: Key::from_bits(&bytes, bits).expect("length matches"),
+        id: Hash([id; 32]),
+        has_value,
+    }
+}
+
+fn assert_matches(children: &Children, model: &BTreeMap<u8, Child>) {
+    assert_eq!(children.len(), model.len());
+    let got: Vec<(u8, Child)> = children.iter().map(|c| (c.index, c.to_child())).collect();
+    let want: Vec<(u8, Child)> = model.iter().map(|(i, c)| (*i, c.clone())).collect();
+    assert_eq!(got, want);
+    for (index, c) in model {
+        assert_eq!(children.get(*index).as_ref(), Some(c));
+        assert!(children.contains(*index));
+    }
+    let ids: Vec<(u8, Hash)> = children.ids().map(|(i, h)| (i, *h)).collect();
+    let want_ids: Vec<(u8, Hash)> = model.iter().map(|(i, c)| (*i, c.id)).collect();
+    assert_eq!(ids, want_ids);
+}
+
+#[test]
+fn long_keys_survive_replacement_and_removal() {
+    let mut children = Children::new();
+    let mut model = BTreeMap::new();
+    // 36 bytes fit in the record; 37 and 300 bytes go to the side list.
+    for (index, bits) in [
+        (1u8, 288usize),
+        (2, 289),
+        (3, 2400),
+        (4, 0),
+        (5, 3),
+        (6, 1000),
+    ] {
+        let c = child(bits, index.wrapping_mul(37), index, index % 2 == 0);
+        children.set(index, Some(c.clone()));
+        model.insert(index, c);
+    }
+    assert_matches(&children, &model);
+    // Removing a long key moves the side list's last entry; its slot must follow.
+    children.set(2, None);
+    model.remove(&2);
+    assert_matches(&children, &model);
+    // A long key replaced by a short one, and a short one by a long one.
+    let short = child(12, 0xab, 9, false);
+    children.set(3, Some(short.clone()));
+    model.insert(3, short);
+    let long = child(777, 0x5a, 8, true);
+    children.set(4, Some(long.clone()));
+    model.insert(4, long);
+    assert_matches(&children, &model);
+    let copy = children.clone();
+    assert_eq!(copy, children);
+    children.set(6, None);
+    assert_ne!(copy, children);
+}
+
+proptest! {
+    #[test]
+    fn children_behave_like_a_sorted_map(
+        ops in proptest::collection::vec((0u8..20, proptest::option::of((0usize..400, any::<u8>()))), 0..60)
+    ) {
+        let mut children = Children::new();
+        let mut model = BTreeMap::new();
+        for (index, op) in ops {
+            match op {
+                Some((bits, fill)) => {
+                    let c = child(bits, fill, fill, bits % 2 == 0);
+                    children.set(index, Some(c.clone()));
+                    model.insert(index, c);
+                }
+                None => {
+                    children.set(index, None);
+                    model.remove(&index);
+                }
+            }
+            assert_matches(&children, &model);
+        }
+    }
+}
