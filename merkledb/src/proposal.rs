@@ -19,7 +19,7 @@ use std::{
 
 use crate::{
     changes::Changes,
-    db::{CommittedNodes, Db, DbInner, Displaced, HistoryEntry, State, root_hash},
+    db::{CommittedNodes, Db, DbInner, HistoryEntry, State, root_hash},
     error::{CorruptionError, Error, Result},
     hash::Hash,
     key::Key,
@@ -68,6 +68,20 @@ impl std::fmt::Debug for Proposal {
             .field("changes", &self.inner.changes.len())
             .field("read_only", &self.inner.read_only)
             .finish()
+    }
+}
+
+impl Drop for ProposalInner {
+    /// A committed proposal's batch and nodes are freed by the next commit (see
+    /// `DbInner::defer_drop`): the nodes are shared with the dirty set, so dropping them here
+    /// would touch every one of them again on the caller's thread.
+    fn drop(&mut self) {
+        if self.is_committed() && self.nodes.len() + self.changes.len() >= 256 {
+            let nodes = std::mem::take(&mut self.nodes);
+            let changes = std::mem::take(&mut self.changes);
+            let index = self.node_index.take();
+            self.db.defer_drop(Box::new((nodes, changes, index)));
+        }
     }
 }
 
@@ -638,18 +652,24 @@ impl Proposal {
             batch.delete(Space::History, history_key(HISTORY_INDEX, *s));
             batch.delete(Space::History, history_key(HISTORY_UNDO, *s));
         }
-        // The store write and the dirty-map update run side by side; the map is restored if
-        // the write fails. The nodes this commit replaced are freed off the caller's path.
+        // The store write runs beside the dirty-set update and the freeing of what earlier
+        // commits left; the set is restored if the write fails. What this commit replaces is
+        // freed by the next one.
         let state = &mut *state;
+        let garbage = db.take_garbage();
         let (written, displaced) = rayon::join(
             || db.store.write(batch, Durability::Process),
-            || db.absorb_nodes(&mut state.dirty, p.nodes.iter()),
+            || {
+                let displaced = db.absorb_nodes(&mut state.dirty, p.nodes.iter());
+                drop(garbage);
+                displaced
+            },
         );
         if let Err(e) = written {
             DbInner::restore_dirty(&mut state.dirty, p.nodes.iter(), displaced);
             return Err(e.into());
         }
-        release_later(displaced);
+        db.defer_drop(Box::new(displaced));
         // The batch is durable: update the in-memory state to match.
         state.head = head;
         state.history.retain(|e| e.seq + history_len > seq);
@@ -659,13 +679,5 @@ impl Proposal {
             db.flush(state)?;
         }
         Ok(())
-    }
-}
-
-/// Frees nodes a commit replaced: on the thread pool when there are many (freeing thousands of
-/// cold nodes costs about as much as the store write), inline otherwise.
-fn release_later(displaced: Displaced) {
-    if displaced.len() >= 256 {
-        rayon::spawn(move || drop(displaced));
     }
 }
