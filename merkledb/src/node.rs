@@ -252,6 +252,16 @@ impl Children {
         }
     }
 
+    /// A copy with room for `extra` more children without reallocating.
+    pub fn clone_with_room(&self, extra: usize) -> Children {
+        let mut slots = Vec::with_capacity(self.slots.len() + extra);
+        slots.extend_from_slice(&self.slots);
+        Children {
+            slots,
+            long: self.long.clone(),
+        }
+    }
+
     /// Drops the side-list key of the slot at `pos`, if it has one, keeping the list dense.
     fn forget_long(&mut self, pos: usize) {
         let Some(at) = self.slots[pos].long_position() else {

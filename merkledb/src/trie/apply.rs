@@ -99,8 +99,15 @@ pub(crate) fn apply(
     if first.key.has_prefix(&existing.key) && last.key.has_prefix(&existing.key) {
         let node = src.load(&existing.key, &existing.id, existing.has_value)?;
         let stored = !node.children.is_empty();
+        // Each change adds at most one child: room for them now spares a reallocation later.
+        let room = changes.len().min((1 << token_bits) - node.children.len());
+        let copy = Node {
+            key: node.key.clone(),
+            value: node.value,
+            children: node.children.clone_with_room(room),
+        };
         return update(
-            (*node).clone(),
+            copy,
             Origin::Loaded { stored },
             src,
             token_bits,
@@ -232,7 +239,10 @@ fn update(
             .into_vec()
             .into_par_iter()
             .map(|(token, at, group)| {
-                let mut local = Applied::default();
+                let mut local = Applied {
+                    nodes: Vec::with_capacity(group.len() + group.len() / 2),
+                    existed: Vec::new(),
+                };
                 let sub = apply(src, token_bits, at, group, &mut local)?;
                 Ok((token, sub, local))
             })
