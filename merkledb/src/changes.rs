@@ -4,6 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use rayon::slice::ParallelSliceMut;
+
+/// Batches at least this long are sorted on the thread pool.
+const PARALLEL_SORT: usize = 4096;
+
 /// One change: a key and its new value (`None` deletes).
 pub(crate) type Entry = (Vec<u8>, Option<Vec<u8>>);
 
@@ -18,15 +23,21 @@ impl Changes {
     pub(crate) fn from_ops(ops: impl IntoIterator<Item = Entry>) -> Self {
         let mut entries: Vec<Entry> = ops.into_iter().collect();
         // Stable sort keeps application order among equal keys; keep the last of each run.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match out.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => out.push(entry),
-            }
+        if entries.len() >= PARALLEL_SORT {
+            entries.par_sort_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        Self { entries: out }
+        // `dedup_by` removes the later of two equal neighbours: swap first, so the later
+        // operation's value is the one kept.
+        entries.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        Self { entries }
     }
 
     /// From an already sorted, unique map.

@@ -142,11 +142,15 @@ pub fn sha256(data: &[u8]) -> Hash {
 
 /// Appends `value` as a LEB128 unsigned varint (Go's `binary.AppendUvarint`).
 pub(crate) fn put_uvarint(out: &mut impl Extend<u8>, mut value: u64) {
+    let mut buf = [0u8; 10];
+    let mut len = 0;
     while value >= 0x80 {
-        out.extend([(value as u8) | 0x80]);
+        buf[len] = (value as u8) | 0x80;
         value >>= 7;
+        len += 1;
     }
-    out.extend([value as u8]);
+    buf[len] = value as u8;
+    out.extend(buf[..=len].iter().copied());
 }
 
 /// The ID of a node with this key, value digest and children (`(index, child ID)` in ascending

@@ -362,11 +362,25 @@ fn build(
         };
         apply(&source, db.token_bits(), base.root, &batch, &mut applied)?
     };
-    let existed: std::collections::HashSet<&[u8]> =
-        applied.existed.iter().map(Key::as_bytes).collect();
+    // Which keys of the batch held a value before it, walked beside the (sorted) batch.
+    let mut existed_keys = applied.existed;
+    existed_keys.sort_unstable();
+    let mut existed_iter = existed_keys.iter().peekable();
+    let existed: Vec<bool> = changes
+        .iter()
+        .map(|(key, _)| {
+            existed_iter
+                .next_if(|k| k.as_bytes() == key.as_slice())
+                .is_some()
+        })
+        .collect();
+    debug_assert!(
+        existed_iter.next().is_none(),
+        "every existing key is in the batch"
+    );
     let mut count = base.count;
-    for (key, value) in changes.iter() {
-        match (value.is_some(), existed.contains(key.as_slice())) {
+    for ((_, value), existed) in changes.iter().zip(&existed) {
+        match (value.is_some(), existed) {
             (true, false) => count += 1,
             (false, true) => count -= 1,
             _ => {}
@@ -377,8 +391,8 @@ fn build(
     } else {
         // Previous values exist only for keys the trie held; new keys need no read.
         let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(changes.len());
-        for (key, _) in changes.iter() {
-            befores.push(if existed.contains(key.as_slice()) {
+        for ((key, _), existed) in changes.iter().zip(&existed) {
+            befores.push(if *existed {
                 read_value(db, &base.chain, key)?
             } else {
                 None
