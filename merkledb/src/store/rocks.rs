@@ -132,8 +132,13 @@ impl Store for RocksStore {
 
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
+        // Column family handles looked up once per space, not once per write.
+        let mut handles: [Option<&ColumnFamily>; Space::ALL.len()] = [None; Space::ALL.len()];
         for (space, key, value) in batch.ops {
-            let cf = self.cf(space)?;
+            let cf = match handles[space as usize] {
+                Some(cf) => cf,
+                None => *handles[space as usize].insert(self.cf(space)?),
+            };
             match value {
                 Some(v) => wb.put_cf(cf, key, v),
                 None => wb.delete_cf(cf, key),
