@@ -77,6 +77,16 @@ fn apply(model: &mut Model, ops: &[(Vec<u8>, Option<Vec<u8>>)]) {
     }
 }
 
+/// Commits a random batch of 3000 operations to `db` and to `model`.
+fn commit_random_batch(db: &Db, rng: &mut SeededRng, model: &mut Model) {
+    let ops = batch(rng, model, 3000);
+    db.propose(ops.clone())
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    apply(model, &ops);
+}
+
 #[test]
 fn failed_commit_write_restores_the_in_memory_trie() {
     let seed = SeededRng::seed_from_env(7);
@@ -92,12 +102,7 @@ fn failed_commit_write_restores_the_in_memory_trie() {
     let db = Db::open_with_store(Box::new(store), config).expect("open");
     let mut model = Model::new();
     for _ in 0..4 {
-        let ops = batch(&mut rng, &model, 3000);
-        db.propose(ops.clone())
-            .expect("propose")
-            .commit()
-            .expect("commit");
-        apply(&mut model, &ops);
+        commit_random_batch(&db, &mut rng, &mut model);
     }
     let root = db.root().expect("root");
     assert_eq!(root, reference_root(&model, bf));
@@ -120,11 +125,6 @@ fn failed_commit_write_restores_the_in_memory_trie() {
     failed.commit().expect("commit after the failure");
     apply(&mut model, &ops);
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
-    let next = batch(&mut rng, &model, 3000);
-    db.propose(next.clone())
-        .expect("propose")
-        .commit()
-        .expect("commit");
-    apply(&mut model, &next);
+    commit_random_batch(&db, &mut rng, &mut model);
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
 }
