@@ -23,7 +23,10 @@
 //! server.propose(vec![(b"key".to_vec(), Some(b"value".to_vec()))])?.commit()?;
 //! let target = server.root()?;
 //!
-//! let replica = Db::open_memory(Config::default())?;
+//! // A replica keeps no history while it syncs: the partial states a sync passes through are
+//! // never served, and their undo records cost a sixth of its writes. Reopen with history to
+//! // serve proofs once it is done.
+//! let replica = Db::open_memory(Config::default().with_history_len(0))?;
 //! let client = Arc::new(LocalClient::new([server]));
 //! let manager = SyncManager::start(replica.clone(), client, target, SyncConfig::default())?;
 //! let mut progress = manager.progress(); // a watch channel of `Progress`
