@@ -71,7 +71,8 @@ pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
         path,
         Config::default()
             .with_memory_budget(options.memory_bytes)
-            .with_history_len(0),
+            .with_history_len(0)
+            .for_bulk_writes(),
     )
     .with_context(|| format!("opening database {}", path.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -27,6 +27,12 @@ pub struct RocksConfig {
     /// Cap on all memtables together, in bytes (charged to the block cache, so block cache and
     /// memtables then share `block_cache_bytes`); `None` = only the per-family sizes bound them.
     pub total_write_buffer_bytes: Option<usize>,
+    /// Level-0 files per column family that start a compaction into level 1 (RocksDB's default
+    /// is 4). Writers with small memtables produce many small level-0 files, and every such
+    /// compaction rewrites the overlapping part of level 1: a bulk writer that reads little
+    /// gains from waiting for more (see [`Config::for_bulk_writes`](crate::Config::for_bulk_writes)).
+    /// Writes slow down at 2.5× and stop at 3.5× this many files.
+    pub level0_compaction_trigger: i32,
 }
 
 impl Default for RocksConfig {
@@ -35,6 +41,7 @@ impl Default for RocksConfig {
             block_cache_bytes: 256 << 20,
             write_buffer_bytes: 32 << 20,
             total_write_buffer_bytes: None,
+            level0_compaction_trigger: 4,
         }
     }
 }
@@ -84,6 +91,10 @@ impl RocksStore {
                 Space::Meta => 4 << 20,
             });
             opts.set_max_write_buffer_number(3);
+            let trigger = config.level0_compaction_trigger.max(1);
+            opts.set_level_zero_file_num_compaction_trigger(trigger);
+            opts.set_level_zero_slowdown_writes_trigger(trigger.saturating_mul(5) / 2);
+            opts.set_level_zero_stop_writes_trigger(trigger.saturating_mul(7) / 2);
             ColumnFamilyDescriptor::new(space.name(), opts)
         };
         let cfs = Space::ALL.map(cf_opts);
