@@ -56,8 +56,9 @@ pub(crate) struct HistoryEntry {
     pub after: Hash,
 }
 
-/// What [`DbInner::absorb_nodes`] replaced in the dirty set, one entry per key it set.
-pub(crate) type Displaced = Vec<Option<DirtyEntry>>;
+/// What [`DbInner::absorb_nodes`] replaced in the dirty set: for each change that set an entry,
+/// its position in the change list and the entry before.
+pub(crate) type Displaced = Vec<(usize, Option<DirtyEntry>)>;
 
 /// The mutable state, behind the database lock.
 pub(crate) struct State {
@@ -350,17 +351,13 @@ impl DbInner {
             .unwrap_or_default()
     }
 
-    /// Moves the nodes changed by a commit into the dirty map (and out of the clean cache).
-    /// Returns what the dirty map held before at each key it set, in order, so that
-    /// [`DbInner::restore_dirty`] can undo it and so the caller decides where the replaced nodes
-    /// are freed.
-    pub(crate) fn absorb_nodes<'a>(
-        &self,
-        dirty: &mut DirtyNodes,
-        nodes: impl Iterator<Item = &'a NodeChange>,
-    ) -> Displaced {
+    /// Moves the nodes changed by a commit into the dirty set (and out of the clean cache).
+    /// Returns, for each change that set an entry, its position in `nodes` and what the set held
+    /// there before, so that [`DbInner::restore_dirty`] can undo it and the caller decides where
+    /// the replaced nodes are freed.
+    pub(crate) fn absorb_nodes(&self, dirty: &mut DirtyNodes, nodes: &[NodeChange]) -> Displaced {
         let mut displaced = Vec::new();
-        for change in nodes {
+        for (position, change) in nodes.iter().enumerate() {
             let entry = match &change.node {
                 Some(n) if !n.children.is_empty() => Some(n.clone()),
                 _ if change.was_stored => None,
@@ -373,32 +370,30 @@ impl DbInner {
                 }
             };
             let before = dirty.set(&change.key, entry);
-            // A key with a node in the dirty map is never in the clean cache (both `absorb` and
+            // A key with a node in the dirty set is never in the clean cache (both `absorb` and
             // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
             if change.replaced && !matches!(before, Some(Some(_))) {
                 self.cache.remove(&change.key);
             }
-            displaced.push(before);
+            displaced.push((position, before));
         }
         displaced
     }
 
     /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned.
-    pub(crate) fn restore_dirty<'a>(
+    pub(crate) fn restore_dirty(
         dirty: &mut DirtyNodes,
-        nodes: impl Iterator<Item = &'a NodeChange>,
+        nodes: &[NodeChange],
         displaced: Displaced,
     ) {
-        let set: Vec<&NodeChange> = nodes
-            .filter(|c| c.node.as_ref().is_some_and(|n| !n.children.is_empty()) || c.was_stored)
-            .collect();
         // Newest first, so a key set twice ends with what it held before the first time.
-        for (change, before) in set.into_iter().zip(displaced).rev() {
+        for (position, before) in displaced.into_iter().rev() {
+            let key = &nodes[position].key;
             match before {
                 Some(entry) => {
-                    dirty.set(&change.key, entry);
+                    dirty.set(key, entry);
                 }
-                None => dirty.remove(&change.key),
+                None => dirty.remove(key),
             }
         }
     }
@@ -409,7 +404,7 @@ impl DbInner {
     }
 
     /// Writes the dirty set to the nodes space, then moves its nodes into the clean cache when
-    /// `keep` is set (not on close: nothing will read them).
+    /// `keep` is set (not on close: nothing will read them; they are freed here).
     ///
     /// The records are encoded on the thread pool and written in key order: RocksDB inserts
     /// sorted keys into its memtable about twice as fast as the hash set's order (measured on
@@ -446,8 +441,6 @@ impl DbInner {
             for node in nodes {
                 self.cache.insert(node.key.clone(), node);
             }
-        } else {
-            self.defer_drop(Box::new(nodes));
         }
         for key in removed {
             self.cache.remove(&key);
@@ -504,7 +497,7 @@ impl DbInner {
                 };
                 apply(&source, self.token_bits(), root, &changes, &mut applied)?
             };
-            drop(self.absorb_nodes(&mut state.dirty, applied.nodes.iter()));
+            drop(self.absorb_nodes(&mut state.dirty, &applied.nodes));
             if state.dirty.len() > self.config.dirty_node_budget {
                 self.flush(&mut state)?;
             }

@@ -49,11 +49,6 @@ impl Node {
         hash_node(&self.key, self.value.as_ref(), self.children.ids())
     }
 
-    /// The child at `index`.
-    pub fn child(&self, index: u8) -> Option<Child> {
-        self.children.get(index)
-    }
-
     /// The subtrie under the child at `index`: its full key, ID and whether it holds a value.
     pub fn child_subroot(&self, index: u8, token_bits: usize) -> Option<SubRoot> {
         self.children
@@ -211,16 +206,6 @@ impl Children {
     pub fn get_ref(&self, index: u8) -> Option<ChildRef<'_>> {
         let pos = self.slots.binary_search_by_key(&index, |s| s.index).ok()?;
         Some(self.view(&self.slots[pos]))
-    }
-
-    /// The child at `index`.
-    pub fn get(&self, index: u8) -> Option<Child> {
-        self.get_ref(index).map(|c| c.to_child())
-    }
-
-    /// True when there is a child at `index`.
-    pub fn contains(&self, index: u8) -> bool {
-        self.slots.binary_search_by_key(&index, |s| s.index).is_ok()
     }
 
     /// The children by ascending index, borrowed.

@@ -351,10 +351,7 @@ fn build(
         })
         .collect();
     // About 1.3 node changes per key for random inserts; sized once up front.
-    let mut applied = Applied {
-        nodes: Vec::with_capacity(batch.len() + batch.len() / 2),
-        existed: Vec::new(),
-    };
+    let mut applied = Applied::for_changes(batch.len());
     let root = {
         let source = ChainNodes {
             chain: &base.chain,
@@ -674,13 +671,13 @@ impl Proposal {
         let (written, displaced) = rayon::join(
             || db.store.write(batch, Durability::Process),
             || {
-                let displaced = db.absorb_nodes(&mut state.dirty, p.nodes.iter());
+                let displaced = db.absorb_nodes(&mut state.dirty, &p.nodes);
                 drop(garbage);
                 displaced
             },
         );
         if let Err(e) = written {
-            DbInner::restore_dirty(&mut state.dirty, p.nodes.iter(), displaced);
+            DbInner::restore_dirty(&mut state.dirty, &p.nodes, displaced);
             return Err(e.into());
         }
         db.defer_drop(Box::new(displaced));

@@ -21,8 +21,10 @@ fn assert_matches(children: &Children, model: &BTreeMap<u8, Child>) {
     let want: Vec<(u8, Child)> = model.iter().map(|(i, c)| (*i, c.clone())).collect();
     assert_eq!(got, want);
     for (index, c) in model {
-        assert_eq!(children.get(*index).as_ref(), Some(c));
-        assert!(children.contains(*index));
+        assert_eq!(
+            children.get_ref(*index).map(|r| r.to_child()).as_ref(),
+            Some(c)
+        );
     }
     let ids: Vec<(u8, Hash)> = children.ids().map(|(i, h)| (i, *h)).collect();
     let want_ids: Vec<(u8, Hash)> = model.iter().map(|(i, c)| (*i, c.id)).collect();
