@@ -136,8 +136,13 @@ impl<'a> Reader<'a> {
 
 /// Appends the encoding of `key`.
 pub fn encode_key(out: &mut Vec<u8>, key: &Key) {
-    put_uvarint(out, key.bit_len() as u64);
-    out.extend_from_slice(key.as_bytes());
+    encode_key_bits(out, key.as_bytes(), key.bit_len());
+}
+
+/// [`encode_key`] of a key given as its padded bytes and bit length.
+fn encode_key_bits(out: &mut Vec<u8>, bytes: &[u8], bit_len: usize) {
+    put_uvarint(out, bit_len as u64);
+    out.extend_from_slice(bytes);
 }
 
 /// Decodes a whole buffer holding one key.
@@ -162,8 +167,7 @@ pub fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> {
     put_uvarint(&mut out, children.len() as u64);
     for child in children.iter() {
         put_uvarint(&mut out, u64::from(child.index));
-        put_uvarint(&mut out, child.compressed_bits as u64);
-        out.extend_from_slice(child.compressed_bytes);
+        encode_key_bits(&mut out, child.compressed_bytes, child.compressed_bits);
         out.extend_from_slice(child.id.as_bytes());
         out.push(u8::from(child.has_value));
     }

@@ -31,7 +31,8 @@ pub struct RocksConfig {
     /// is 4). Writers with small memtables produce many small level-0 files, and every such
     /// compaction rewrites the overlapping part of level 1: a bulk writer that reads little
     /// gains from waiting for more (see [`Config::for_bulk_writes`](crate::Config::for_bulk_writes)).
-    /// Writes slow down at 2.5× and stop at 3.5× this many files.
+    /// Writes slow down at 2.5× and stop at 3.5× this many files, never earlier than RocksDB's
+    /// defaults (20 and 36).
     pub level0_compaction_trigger: i32,
 }
 
@@ -93,8 +94,8 @@ impl RocksStore {
             opts.set_max_write_buffer_number(3);
             let trigger = config.level0_compaction_trigger.max(1);
             opts.set_level_zero_file_num_compaction_trigger(trigger);
-            opts.set_level_zero_slowdown_writes_trigger(trigger.saturating_mul(5) / 2);
-            opts.set_level_zero_stop_writes_trigger(trigger.saturating_mul(7) / 2);
+            opts.set_level_zero_slowdown_writes_trigger((trigger.saturating_mul(5) / 2).max(20));
+            opts.set_level_zero_stop_writes_trigger((trigger.saturating_mul(7) / 2).max(36));
             ColumnFamilyDescriptor::new(space.name(), opts)
         };
         let cfs = Space::ALL.map(cf_opts);
