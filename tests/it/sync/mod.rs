@@ -40,6 +40,24 @@ async fn sync(
     summary
 }
 
+/// [`sync`] from one honest `server`, blocking on `rt`.
+fn sync_from(
+    rt: &tokio::runtime::Runtime,
+    transport: Transport,
+    client_db: &Db,
+    server: &Db,
+    target: Hash,
+    config: SyncConfig,
+) -> SyncSummary {
+    rt.block_on(sync(
+        transport,
+        client_db,
+        vec![(server.clone(), None)],
+        target,
+        config,
+    ))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,13 +104,14 @@ fn an_empty_target_clears_the_replica() {
     for transport in TRANSPORTS {
         let client = random_db(&mut rng, 1000, 16);
         let server = empty_db(BranchFactor::default());
-        rt.block_on(sync(
+        sync_from(
+            &rt,
             transport,
             &client,
-            vec![(server, None)],
+            &server,
             Hash::EMPTY_ROOT,
             test_config(),
-        ));
+        );
         assert!(contents(&client).is_empty());
     }
 }
@@ -143,13 +162,7 @@ fn edge_data_syncs_exactly() {
             let target = server.root().expect("root");
             for transport in TRANSPORTS {
                 let client = empty_db(bf);
-                rt.block_on(sync(
-                    transport,
-                    &client,
-                    vec![(server.clone(), None)],
-                    target,
-                    test_config(),
-                ));
+                sync_from(&rt, transport, &client, &server, target, test_config());
                 assert_eq!(
                     contents(&client),
                     contents(&server),
@@ -247,14 +260,7 @@ fn churn(db: &Db, rng: &mut SeededRng, n: usize) -> Hash {
 fn fresh_sync_bytes(rt: &tokio::runtime::Runtime, transport: Transport, server: &Db) -> u64 {
     let client = empty_db(BranchFactor::default());
     let target = server.root().expect("root");
-    rt.block_on(sync(
-        transport,
-        &client,
-        vec![(server.clone(), None)],
-        target,
-        test_config(),
-    ))
-    .bytes
+    sync_from(rt, transport, &client, server, target, test_config()).bytes
 }
 
 /// Syncs `client` from `server` (starting at its current root) while the server keeps
@@ -313,22 +319,10 @@ fn a_replica_catches_up_with_change_proofs_in_proportion_to_what_changed() {
         let server = random_db(&mut rng, 100_000, 64);
         let r1 = server.root().expect("root");
         let client = empty_db(BranchFactor::default());
-        rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            r1,
-            test_config(),
-        ));
+        sync_from(&rt, transport, &client, &server, r1, test_config());
         // 1% of the keys change.
         let r2 = churn(&server, &mut rng, 1000);
-        let catch_up = rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            r2,
-            test_config(),
-        ));
+        let catch_up = sync_from(&rt, transport, &client, &server, r2, test_config());
         assert_eq!(contents(&client), contents(&server));
         let fresh = fresh_sync_bytes(&rt, transport, &server);
         eprintln!(
@@ -354,13 +348,7 @@ fn a_replica_behind_a_server_without_its_history_still_converges() {
             churn(&server, &mut rng, 300);
         }
         let target = server.root().expect("root");
-        let summary = rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            target,
-            test_config(),
-        ));
+        let summary = sync_from(&rt, transport, &client, &server, target, test_config());
         assert_eq!(contents(&client), contents(&server), "{transport:?}");
         assert_eq!(summary.proofs_rejected, 0);
     }
@@ -446,13 +434,7 @@ fn keys_on_region_boundaries_sync_and_catch_up_exactly_with_tiny_answers() {
         let server = boundary_db(&mut rng);
         let client = empty_db(BranchFactor::default());
         let r1 = server.root().expect("root");
-        rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            r1,
-            config.clone(),
-        ));
+        sync_from(&rt, transport, &client, &server, r1, config.clone());
         assert_eq!(contents(&client), contents(&server), "{transport:?} fresh");
         // Change values at boundary keys (and delete some) so change proofs cross them.
         let mut ops = Vec::new();
@@ -467,13 +449,7 @@ fn keys_on_region_boundaries_sync_and_catch_up_exactly_with_tiny_answers() {
             .commit()
             .expect("commit");
         let r2 = server.root().expect("root");
-        let summary = rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            r2,
-            config.clone(),
-        ));
+        let summary = sync_from(&rt, transport, &client, &server, r2, config.clone());
         assert_eq!(
             contents(&client),
             contents(&server),
@@ -512,13 +488,7 @@ fn a_replica_with_unknown_contents_is_made_exact() {
             key_limit: 300,
             ..test_config()
         };
-        rt.block_on(sync(
-            transport,
-            &client,
-            vec![(server.clone(), None)],
-            target,
-            config,
-        ));
+        sync_from(&rt, transport, &client, &server, target, config);
         assert_eq!(contents(&client), contents(&server), "{transport:?}");
     }
 }
