@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use rayon::slice::ParallelSliceMut;
 
+/// Batches at least this long are sorted through an index of key prefixes.
+const PREFIX_SORT: usize = 256;
+
 /// Batches at least this long are sorted on the thread pool.
 const PARALLEL_SORT: usize = 4096;
 
@@ -22,14 +25,14 @@ impl Changes {
     /// From operations in application order: the last operation on a key wins.
     pub(crate) fn from_ops(ops: impl IntoIterator<Item = Entry>) -> Self {
         let mut entries: Vec<Entry> = ops.into_iter().collect();
-        // Stable sort keeps application order among equal keys; keep the last of each run.
-        if entries.len() >= PARALLEL_SORT {
-            entries.par_sort_by(|a, b| a.0.cmp(&b.0));
+        if entries.len() >= PREFIX_SORT {
+            entries = sort_by_prefix(entries);
         } else {
+            // Stable: keeps application order among equal keys.
             entries.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        // `dedup_by` removes the later of two equal neighbours: swap first, so the later
-        // operation's value is the one kept.
+        // Equal keys are adjacent in application order. `dedup_by` removes the later of two
+        // equal neighbours: swap first, so the later operation's value is the one kept.
         entries.dedup_by(|later, kept| {
             let same = later.0 == kept.0;
             if same {
@@ -85,9 +88,77 @@ impl Changes {
     }
 }
 
+/// The first 8 bytes of `key` as a big-endian number, zero-padded. Ordering by it never
+/// contradicts the keys' order: a strictly smaller prefix means a smaller key, and equal
+/// prefixes need the keys compared.
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
+}
+
+/// Sorts `entries` by key, equal keys in their original order. Sorting the entries themselves
+/// follows a pointer to each key's bytes in every comparison (a cache miss per comparison once
+/// the batch is larger than the caches); this sorts 16-byte `(prefix, position)` pairs instead
+/// and reads the keys only on equal prefixes, then moves each entry once.
+fn sort_by_prefix(mut entries: Vec<Entry>) -> Vec<Entry> {
+    let Ok(len) = u32::try_from(entries.len()) else {
+        entries.par_sort_by(|a, b| a.0.cmp(&b.0));
+        return entries;
+    };
+    let mut order: Vec<(u64, u32)> = (0..len)
+        .map(|i| (key_prefix(&entries[i as usize].0), i))
+        .collect();
+    let keys = &entries;
+    let compare = |a: &(u64, u32), b: &(u64, u32)| {
+        a.0.cmp(&b.0)
+            .then_with(|| keys[a.1 as usize].0.cmp(&keys[b.1 as usize].0))
+            .then(a.1.cmp(&b.1))
+    };
+    if order.len() >= PARALLEL_SORT {
+        order.par_sort_unstable_by(compare);
+    } else {
+        order.sort_unstable_by(compare);
+    }
+    order
+        .into_iter()
+        .map(|(_, i)| std::mem::take(&mut entries[i as usize]))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Large batches (the prefix sort) agree with a map model: keys sharing 8-byte prefixes,
+    /// keys that are prefixes of others (also with zero bytes after), repeated keys.
+    #[test]
+    fn prefix_sort_keeps_the_last_write_of_every_key() {
+        let seed = crate::test_utils::SeededRng::seed_from_env(7);
+        let mut rng = crate::test_utils::SeededRng::new(seed);
+        for _ in 0..20 {
+            let mut ops = Vec::new();
+            let mut model = BTreeMap::new();
+            for i in 0..(PREFIX_SORT * 3) as u32 {
+                let mut key = b"prefix00".to_vec();
+                key.truncate(rng.below(9) as usize);
+                for _ in 0..rng.below(3) {
+                    key.push([0u8, 1, 0xff][rng.below(3) as usize]);
+                }
+                let value = (rng.below(4) > 0).then(|| i.to_be_bytes().to_vec());
+                model.insert(key.clone(), value.clone());
+                ops.push((key, value));
+            }
+            let changes = Changes::from_ops(ops);
+            let expected: Vec<Entry> = model.into_iter().collect();
+            assert_eq!(
+                changes.iter().cloned().collect::<Vec<_>>(),
+                expected,
+                "ARBOR_TEST_SEED={seed}"
+            );
+        }
+    }
 
     #[test]
     fn last_write_wins_and_ranges_are_inclusive() {
