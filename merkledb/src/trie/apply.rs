@@ -77,8 +77,10 @@ impl Applied {
     }
 }
 
-/// A child token with changes: the token, the subtrie under it now, and its changes.
-type Work<'c, 'v> = (u8, Option<SubRoot>, &'c [Change<'v>]);
+/// A child token with changes: the token and its changes. (Small, so that the list of them on
+/// every level's stack frame is too: the subtrie under the token is looked up when its turn
+/// comes.)
+type Work<'c, 'v> = (u8, &'c [Change<'v>]);
 
 /// Where a node being updated came from.
 #[derive(Clone, Copy)]
@@ -238,17 +240,17 @@ fn update(
         while end < rest.len() && rest[end].key.token(depth, token_bits) == token {
             end += 1;
         }
-        let at = node.child_subroot(token, token_bits);
-        work.push((token, at, &rest[start..end]));
+        work.push((token, &rest[start..end]));
         start = end;
     }
     let offset = depth + token_bits;
     if rest.len() >= PARALLEL_THRESHOLD && work.len() > 1 {
+        let parent = &node;
         let results = work
-            .into_vec()
-            .into_par_iter()
-            .map(|(token, at, group)| {
+            .par_iter()
+            .map(|&(token, group)| {
                 let mut local = Applied::for_changes(group.len());
+                let at = parent.child_subroot(token, token_bits);
                 let sub = apply(src, token_bits, at, group, &mut local)?;
                 Ok((token, sub, local))
             })
@@ -267,7 +269,8 @@ fn update(
             node.set_child(token, sub.map(|s| s.to_child(offset)));
         }
     } else {
-        for (token, at, group) in work {
+        for &(token, group) in &work {
+            let at = node.child_subroot(token, token_bits);
             let sub = apply(src, token_bits, at, group, out)?;
             node.set_child(token, sub.map(|s| s.to_child(offset)));
         }
