@@ -72,15 +72,16 @@ impl std::fmt::Debug for Proposal {
 }
 
 impl Drop for ProposalInner {
-    /// A committed proposal's batch and nodes are freed by the next commit (see
-    /// `DbInner::defer_drop`): the nodes are shared with the dirty set, so dropping them here
-    /// would touch every one of them again on the caller's thread.
+    /// A committed proposal's nodes are freed by the next commit (see `DbInner::defer_drop`):
+    /// they are shared with the dirty set, so dropping them here would touch every one of them
+    /// again on the caller's thread. Its batch is freed here: the caller's thread usually
+    /// allocated the keys and values, and frees by the allocating thread are the cheap ones
+    /// (deferring them cost ~2% of the commit path's CPU time).
     fn drop(&mut self) {
         if self.is_committed() && self.nodes.len() + self.changes.len() >= 256 {
             let nodes = std::mem::take(&mut self.nodes);
-            let changes = std::mem::take(&mut self.changes);
             let index = self.node_index.take();
-            self.db.defer_drop(Box::new((nodes, changes, index)));
+            self.db.defer_drop(Box::new((nodes, index)));
         }
     }
 }
