@@ -53,8 +53,9 @@ impl Config {
 
     /// Bounds the database's memory to about `bytes`: RocksDB's block cache and memtables share
     /// half of it, the clean-node cache and the dirty-node budget a quarter each (at an
-    /// estimated 1.5 KiB per cached node: a node with 16 children holds 16 compressed keys and IDs). For processes that must stay small whatever the
-    /// database size, such as a sync client; the default favours speed.
+    /// estimated 1.5 KiB per cached node: a node with 16 children holds 16 compressed keys and
+    /// IDs). For processes that must stay small whatever the database size, such as a sync
+    /// client; the default favours speed.
     #[must_use]
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         const NODE_BYTES: usize = 1536;
