@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use arbor_merkledb::{
     BatchOp, Config, Db,
     store::{Batch, Durability, RocksConfig, RocksStore, Space, Store},
-    test_utils::SeededRng,
+    test_utils::{put_batches, random_kvs},
 };
 /// The allocator the `arbor` binary ships with.
 #[global_allocator]
@@ -40,23 +40,6 @@ fn keys() -> usize {
         .unwrap_or(1_000_000)
 }
 
-fn data(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut rng = SeededRng::new(42);
-    (0..n).map(|_| (rng.bytes(32), rng.bytes(32))).collect()
-}
-
-/// The key-values as owned batches of [`BATCH`] operations, ready to hand to the database.
-fn batches(kvs: &[(Vec<u8>, Vec<u8>)]) -> Vec<Vec<BatchOp>> {
-    kvs.chunks(BATCH)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect()
-        })
-        .collect()
-}
-
 fn commit_all(db: &Db, batches: Vec<Vec<BatchOp>>) {
     for ops in batches {
         db.propose(ops).expect("propose").commit().expect("commit");
@@ -65,7 +48,7 @@ fn commit_all(db: &Db, batches: Vec<Vec<BatchOp>>) {
 
 fn bench(c: &mut Criterion) {
     let n = keys();
-    let kvs = data(n);
+    let kvs = random_kvs(42, n);
     let mut group = c.benchmark_group("commit_random_kvs");
     group
         .sample_size(10)
@@ -78,7 +61,7 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let db = Db::open(dir.path(), Config::default()).expect("open");
-                let input = batches(&kvs);
+                let input = put_batches(&kvs, BATCH);
                 let start = Instant::now();
                 commit_all(&db, input);
                 db.close().expect("close");
@@ -97,7 +80,7 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let db = Db::open(dir.path(), Config::default()).expect("open");
-                let input = batches(&kvs);
+                let input = put_batches(&kvs, BATCH);
                 let start = Instant::now();
                 commit_all(&db, input);
                 total += start.elapsed();
@@ -113,7 +96,7 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
-                let input = batches(&kvs);
+                let input = put_batches(&kvs, BATCH);
                 let start = Instant::now();
                 for mut ops in input {
                     // Sorted, as a commit writes them (RocksDB inserts sorted keys much faster).
@@ -135,7 +118,7 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let db = Db::open_memory(Config::default()).expect("open");
-                let input = batches(&kvs);
+                let input = put_batches(&kvs, BATCH);
                 let start = Instant::now();
                 commit_all(&db, input);
                 total += start.elapsed();

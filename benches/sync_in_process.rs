@@ -13,7 +13,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use arbor_merkledb::{Config, Db, test_utils::SeededRng};
+use arbor_merkledb::{
+    Config, Db,
+    test_utils::{put_batches, random_kvs},
+};
 use arbor_sync::{SyncConfig, SyncManager, client::LocalClient};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -25,14 +28,8 @@ const KEYS: usize = 200_000;
 
 fn bench(c: &mut Criterion) {
     let server = Db::open_memory(Config::default()).expect("open");
-    let mut rng = SeededRng::new(11);
-    let mut kvs: Vec<(Vec<u8>, Vec<u8>)> =
-        (0..KEYS).map(|_| (rng.bytes(32), rng.bytes(32))).collect();
-    for chunk in kvs.chunks(10_000) {
-        let ops: Vec<_> = chunk
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
+    let mut kvs = random_kvs(11, KEYS);
+    for ops in put_batches(&kvs, 10_000) {
         server
             .propose(ops)
             .expect("propose")
@@ -56,11 +53,7 @@ fn bench(c: &mut Criterion) {
         b.iter_with_large_drop(|| {
             let dir = tempfile::tempdir().expect("tempdir");
             let db = Db::open(dir.path(), replica_config()).expect("open");
-            for chunk in kvs.chunks(2048) {
-                let ops: Vec<_> = chunk
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect();
+            for ops in put_batches(&kvs, 2048) {
                 db.propose(ops).expect("propose").commit().expect("commit");
             }
             assert_eq!(db.root().expect("root"), target);

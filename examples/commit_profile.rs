@@ -9,7 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use arbor_merkledb::{BatchOp, Config, Db, test_utils::SeededRng};
+use arbor_merkledb::{
+    Config, Db,
+    test_utils::{put_batches, random_kvs},
+};
 
 /// The allocator the `arbor` binary ships with.
 #[global_allocator]
@@ -39,8 +42,7 @@ fn cpu_seconds() -> f64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = env("N", 1_000_000);
     let rounds = env("R", 3);
-    let mut rng = SeededRng::new(42);
-    let kvs: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|_| (rng.bytes(32), rng.bytes(32))).collect();
+    let kvs = random_kvs(42, n);
     for round in 0..rounds {
         let dir = tempfile::tempdir()?;
         let db = if std::env::var_os("MEM").is_some() {
@@ -53,15 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Db::open(dir.path(), config)?
         };
         // Owned batches built before the clock, as in the criterion bench.
-        let batches: Vec<Vec<BatchOp>> = kvs
-            .chunks(10_000)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect()
-            })
-            .collect();
+        let batches = put_batches(&kvs, 10_000);
         let (mut propose, mut commit) = (Duration::ZERO, Duration::ZERO);
         let cpu_start = cpu_seconds();
         let start = Instant::now();

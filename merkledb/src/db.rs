@@ -329,8 +329,7 @@ impl DbInner {
 
     /// Keeps `item` to be freed by the next commit, beside its store write. Freeing the nodes a
     /// commit replaced and a committed proposal's node list means thousands of cold cache lines;
-    /// the store write keeps one core busy and leaves the other idle, so that is where it costs
-    /// nothing.
+    /// beside the store write, the longer half of the commit's join, it costs no wall time.
     pub(crate) fn defer_drop(&self, item: Garbage) {
         let Ok(mut garbage) = self.garbage.lock() else {
             return;

@@ -71,7 +71,7 @@ const LONG_KEY: u16 = u16::MAX;
 
 /// One child record: fixed size and `Copy`, so copying a node's children is one `memcpy`.
 /// A commit copies every node it rewrites, and a node at branch factor 16 has up to 16 children.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Slot {
     id: Hash,
     index: u8,

@@ -78,7 +78,7 @@ impl Drop for ProposalInner {
     /// allocated the keys and values, and frees by the allocating thread are the cheap ones
     /// (deferring them cost ~2% of the commit path's CPU time).
     fn drop(&mut self) {
-        if self.is_committed() && self.nodes.len() + self.changes.len() >= 256 {
+        if self.is_committed() && self.nodes.len() >= 256 {
             let nodes = std::mem::take(&mut self.nodes);
             let index = self.node_index.take();
             self.db.defer_drop(Box::new((nodes, index)));

@@ -66,6 +66,26 @@ impl SeededRng {
     }
 }
 
+/// `n` random `(key, value)` pairs of 32 bytes each, from `seed`: the benchmarks' workload.
+pub fn random_kvs(seed: u64, n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut rng = SeededRng::new(seed);
+    (0..n).map(|_| (rng.bytes(32), rng.bytes(32))).collect()
+}
+
+/// `kvs` as owned batches of `size` puts, ready for [`Db::propose`](crate::Db::propose).
+/// Benchmarks build them before their clock starts: the database takes ownership of what it is
+/// given, so copying the input is the harness's cost, not the commit's.
+pub fn put_batches(kvs: &[(Vec<u8>, Vec<u8>)], size: usize) -> Vec<Vec<crate::BatchOp>> {
+    kvs.chunks(size)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect()
+        })
+        .collect()
+}
+
 /// Prints the seed when dropped during a panic (a failing test).
 pub struct SeedReporter {
     /// The seed to report.

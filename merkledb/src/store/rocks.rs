@@ -30,7 +30,8 @@ pub struct RocksConfig {
     /// Level-0 files per column family that start a compaction into level 1 (RocksDB's default
     /// is 4). Writers with small memtables produce many small level-0 files, and every such
     /// compaction rewrites the overlapping part of level 1: a bulk writer that reads little
-    /// gains from waiting for more (see [`Config::for_bulk_writes`](crate::Config::for_bulk_writes)).
+    /// gains from waiting for more (see
+    /// [`Config::for_bulk_writes`](crate::Config::for_bulk_writes)).
     /// Writes slow down at 2.5× and stop at 3.5× this many files, never earlier than RocksDB's
     /// defaults (20 and 36).
     pub level0_compaction_trigger: i32,
