@@ -40,6 +40,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    arbor_merkledb::alloc::tune_mimalloc();
     let n = env("N", 1_000_000);
     let rounds = env("R", 3);
     let kvs = random_kvs(42, n);

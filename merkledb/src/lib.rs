@@ -13,7 +13,10 @@
 //!
 //! ## Feature flags
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
+//! * `mimalloc`: [`alloc::tune_mimalloc`], for applications whose global allocator is mimalloc.
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 mod changes;
 mod codec;
 mod config;

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the trie allocates many small, short-lived buffers; glibc malloc spent ~25% of a
-/// bulk load in malloc/free and consolidation.
+/// bulk load in malloc/free and consolidation. Tuned at startup by
+/// [`arbor_merkledb::alloc::tune_mimalloc`].
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -153,6 +154,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    arbor_merkledb::alloc::tune_mimalloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
