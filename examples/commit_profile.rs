@@ -5,7 +5,9 @@
 //! those come from criterion.
 //!
 //! Environment: `N` keys (default 1,000,000), `R` rounds (default 3), `MEM=1` for the in-memory
-//! store, `WB` RocksDB memtable size in MiB.
+//! store, `WB` RocksDB memtable size in MiB, `NO_CLOSE=1` to leave each round's database open
+//! (and its files behind), `PERF_CTL` a fifo to profile the timed commits only:
+//! `mkfifo /tmp/ctl && PERF_CTL=/tmp/ctl perf record -D -1 --control fifo:/tmp/ctl -g …`.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,21 @@ fn cpu_seconds() -> f64 {
     }
 }
 
+/// Sends `command` to `perf record --control fifo:$PERF_CTL` (if set), so that a profile started
+/// with `-D -1` covers the timed commits only.
+fn perf_control(command: &[u8]) {
+    use std::io::Write;
+    if let Some(path) = std::env::var_os("PERF_CTL") {
+        let sent = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut fifo| fifo.write_all(command));
+        if let Err(e) = sent {
+            eprintln!("perf control {path:?}: {e}");
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     arbor_merkledb::alloc::tune_mimalloc();
     let n = env("N", 1_000_000);
@@ -58,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Owned batches built before the clock, as in the criterion bench.
         let batches = put_batches(&kvs, 10_000);
         let (mut propose, mut commit) = (Duration::ZERO, Duration::ZERO);
+        perf_control(b"enable\n");
         let cpu_start = cpu_seconds();
         let start = Instant::now();
         for ops in batches {
@@ -70,8 +88,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let total = start.elapsed();
         let cpu = cpu_seconds() - cpu_start;
+        perf_control(b"disable\n");
         let t = Instant::now();
-        db.close()?;
+        if std::env::var_os("NO_CLOSE").is_some() {
+            // Leaves the close's flush out of a profile: the database and its files leak.
+            std::mem::forget(db);
+            std::mem::forget(dir);
+        } else {
+            db.close()?;
+        }
         println!(
             "round {round}: {:.2} s ({:.0} keys/s), cpu {cpu:.2} s; propose {:.2} s, commit {:.2} s, close {:.2} s",
             total.as_secs_f64(),

@@ -351,7 +351,7 @@ fn build(
             value: v.as_deref(),
         })
         .collect();
-    // About 1.3 node changes per key for random inserts; sized once up front.
+    // Sized once up front (see `Applied::for_changes`).
     let mut applied = Applied::for_changes(batch.len());
     let root = {
         let source = ChainNodes {

@@ -62,11 +62,11 @@ pub(crate) struct Applied {
 }
 
 impl Applied {
-    /// Empty, with room for the node changes of `changes` changes (about 1.3 per key for random
-    /// inserts), so the list is not regrown by doubling.
+    /// Empty, with room for the node changes of `changes` changes (1.3–1.6 per key for random
+    /// inserts: more as the trie grows), so the list is not regrown by doubling.
     pub(crate) fn for_changes(changes: usize) -> Self {
         Self {
-            nodes: Vec::with_capacity(changes + changes / 2),
+            nodes: Vec::with_capacity(2 * changes),
             existed: Vec::new(),
         }
     }
