@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, digest::generic_array::GenericArray};
+use smallvec::SmallVec;
 
 use crate::key::Key;
 
@@ -92,6 +93,14 @@ impl ValueDigest {
                 len: value.len() as u8,
                 buf,
             }
+        } else if value.len() <= MAX_ONE_BLOCK {
+            // Values of 32 to 55 bytes (the common 32-byte hashes and values) fit one padded
+            // block.
+            let mut block: SmallVec<[u8; 64]> = SmallVec::from_slice(value);
+            Self {
+                len: 32,
+                buf: sha256_padding_in_place(&mut block).0,
+            }
         } else {
             Self {
                 len: 32,
@@ -140,6 +149,37 @@ pub fn sha256(data: &[u8]) -> Hash {
     Hash(Sha256::digest(data).into())
 }
 
+/// The longest message that one padded SHA-256 block holds (the padding takes 9 bytes or more).
+const MAX_ONE_BLOCK: usize = 55;
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// SHA-256 of the bytes in `message`, computed by appending the padding to the buffer and
+/// compressing its blocks where they lie: the hasher's own block buffer and the copies into it
+/// are skipped. Node IDs are hashed this way (hashing is an eighth of a commit's CPU time).
+fn sha256_padding_in_place<A: smallvec::Array<Item = u8>>(message: &mut SmallVec<A>) -> Hash {
+    let bit_len = (message.len() as u64) * 8;
+    message.push(0x80);
+    let padded = (message.len() + 8).div_ceil(64) * 64;
+    message.resize(padded - 8, 0);
+    message.extend_from_slice(&bit_len.to_be_bytes());
+    let mut state = SHA256_INITIAL;
+    for block in message.chunks_exact(64) {
+        sha2::compress256(
+            &mut state,
+            std::slice::from_ref(GenericArray::from_slice(block)),
+        );
+    }
+    let mut out = [0u8; 32];
+    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    Hash(out)
+}
+
 /// Appends `value` as a LEB128 unsigned varint (Go's `binary.AppendUvarint`).
 pub(crate) fn put_uvarint(out: &mut impl Extend<u8>, mut value: u64) {
     let mut buf = [0u8; 10];
@@ -160,9 +200,10 @@ pub fn hash_node<'a>(
     value: Option<&ValueDigest>,
     children: impl ExactSizeIterator<Item = (u8, &'a Hash)>,
 ) -> Hash {
-    // On the stack for up to 16 children with hash-sized keys: one is built per rewritten node.
-    let mut pre: smallvec::SmallVec<[u8; 640]> = smallvec::SmallVec::new();
-    pre.reserve(8 + children.len() * 34 + 34 + key.as_bytes().len());
+    // On the stack for up to 16 children with hash-sized keys, padding included: one is built
+    // per rewritten node.
+    let mut pre: SmallVec<[u8; 640]> = SmallVec::new();
+    pre.reserve(8 + children.len() * 34 + 34 + key.as_bytes().len() + 72);
     put_uvarint(&mut pre, children.len() as u64);
     for (index, id) in children {
         put_uvarint(&mut pre, u64::from(index));
@@ -178,7 +219,7 @@ pub fn hash_node<'a>(
     }
     put_uvarint(&mut pre, key.bit_len() as u64);
     pre.extend_from_slice(key.as_bytes());
-    sha256(&pre)
+    sha256_padding_in_place(&mut pre)
 }
 
 #[cfg(test)]

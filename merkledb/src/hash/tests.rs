@@ -97,3 +97,39 @@ fn hex_round_trip() {
     assert_eq!(Hash::from_hex(&h.to_hex().to_uppercase()), Some(h));
     assert!(Hash::from_hex("zz").is_none());
 }
+
+/// The in-place padding agrees with the `sha2` hasher for every message length across several
+/// block boundaries (0 to 300 bytes), on the stack and spilled to the heap.
+#[test]
+fn padding_in_place_matches_the_hasher() {
+    for len in 0..=300usize {
+        let message: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let expected = sha256(&message);
+        let mut small: SmallVec<[u8; 64]> = SmallVec::from_slice(&message);
+        assert_eq!(
+            sha256_padding_in_place(&mut small),
+            expected,
+            "length {len}"
+        );
+        let mut large: SmallVec<[u8; 640]> = SmallVec::from_slice(&message);
+        assert_eq!(
+            sha256_padding_in_place(&mut large),
+            expected,
+            "length {len}"
+        );
+    }
+}
+
+/// Values at the one-block limit and beyond hash like any other digest.
+#[test]
+fn value_digests_at_the_block_limit() {
+    for len in [31usize, 32, 54, 55, 56, 64, 100] {
+        let value = vec![0xa5u8; len];
+        let expected = if len < 32 {
+            value.clone()
+        } else {
+            sha256(&value).0.to_vec()
+        };
+        assert_eq!(ValueDigest::of(&value).as_bytes(), expected, "length {len}");
+    }
+}
