@@ -78,7 +78,7 @@ fn branch_factor_sizes() {
 
 proptest::proptest! {
     #[test]
-    fn skip_take_join_match_a_bit_model(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..12), a in 0usize..100, b in 0usize..100) {
+    fn skip_take_join_match_a_bit_model(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40), a in 0usize..330, b in 0usize..330) {
         let bits: Vec<u8> = bytes.iter().flat_map(|x| (0..8).rev().map(move |i| (x >> i) & 1)).collect();
         let key = Key::from_bytes(&bytes);
         let from_bits = |bits: &[u8]| {
