@@ -369,7 +369,7 @@ impl DbInner {
                     continue;
                 }
             };
-            let before = dirty.set(&change.key, entry);
+            let before = dirty.set_replacing(&change.key, entry, change.before.as_ref());
             // A key with a node in the dirty set is never in the clean cache (both `absorb` and
             // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
             if change.replaced && !matches!(before, Some(Some(_))) {

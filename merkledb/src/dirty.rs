@@ -83,13 +83,26 @@ impl DirtyNodes {
 
     /// Sets the entry at `key` (a node's key must be `key`). Returns the previous entry.
     pub(crate) fn set(&mut self, key: &Key, entry: DirtyEntry) -> Option<DirtyEntry> {
+        self.set_replacing(key, entry, None)
+    }
+
+    /// [`DirtyNodes::set`], given the node expected at `key` (`likely`): an entry at the same
+    /// address is known to be it without reading its key, which is usually a cache miss. Any
+    /// other entry is compared by key, so a wrong guess costs only that read.
+    pub(crate) fn set_replacing(
+        &mut self,
+        key: &Key,
+        entry: DirtyEntry,
+        likely: Option<&Arc<Node>>,
+    ) -> Option<DirtyEntry> {
         debug_assert!(entry.as_ref().is_none_or(|n| n.key == *key));
         let hash = self.hash(key);
         let hasher = self.hasher;
+        let is_key = |n: &Arc<Node>| likely.is_some_and(|l| Arc::ptr_eq(n, l)) || n.key == *key;
         match entry {
             Some(node) => {
                 let table = self.table_mut(key);
-                if let Some(slot) = table.find_mut(hash, |n| n.key == *key) {
+                if let Some(slot) = table.find_mut(hash, is_key) {
                     return Some(Some(mem::replace(slot, node)));
                 }
                 table.insert_unique(hash, node, |n| hasher.hash_one(&n.key));
@@ -98,24 +111,29 @@ impl DirtyNodes {
                 was_removed.then_some(None)
             }
             None => {
-                let before = self.remove_node(key, hash);
+                let before = self.remove_node(key, hash, is_key);
                 let was_removed = !self.removed.insert(key.clone());
                 before.map(Some).or(was_removed.then_some(None))
             }
         }
     }
 
-    /// Removes and returns the node at `key`, whose hash is `hash`.
-    fn remove_node(&mut self, key: &Key, hash: u64) -> Option<Arc<Node>> {
+    /// Removes and returns the node at `key`, whose hash is `hash`, found by `is_key`.
+    fn remove_node(
+        &mut self,
+        key: &Key,
+        hash: u64,
+        is_key: impl FnMut(&Arc<Node>) -> bool,
+    ) -> Option<Arc<Node>> {
         let table = self.tables.get_mut(table_of(key))?;
-        let occupied = table.find_entry(hash, |n| n.key == *key).ok()?;
+        let occupied = table.find_entry(hash, is_key).ok()?;
         self.nodes -= 1;
         Some(occupied.remove().0)
     }
 
     /// Removes whatever is at `key`.
     pub(crate) fn remove(&mut self, key: &Key) {
-        self.remove_node(key, self.hash(key));
+        self.remove_node(key, self.hash(key), |n| n.key == *key);
         self.removed.remove(key);
     }
 
@@ -181,6 +199,28 @@ mod tests {
         dirty.remove(&a);
         dirty.remove(&b);
         assert!(dirty.is_empty());
+    }
+
+    /// The expected node only saves a key comparison: a stale or unrelated guess still finds
+    /// the entry by key, and removals honour it the same way.
+    #[test]
+    fn replacing_finds_the_entry_with_or_without_the_right_guess() {
+        let mut dirty = DirtyNodes::default();
+        let a = Key::from_bytes(b"a");
+        let first = node(b"a", b"1");
+        dirty.set(&a, Some(first.clone()));
+        let second = node(b"a", b"2");
+        let before = dirty.set_replacing(&a, Some(second.clone()), Some(&first));
+        assert!(before.flatten().is_some_and(|n| Arc::ptr_eq(&n, &first)));
+        // A guess that is not the entry (an equal copy, or another key's node) falls back to
+        // the key.
+        let unrelated = node(b"b", b"9");
+        let before = dirty.set_replacing(&a, Some(node(b"a", b"3")), Some(&unrelated));
+        assert!(before.flatten().is_some_and(|n| Arc::ptr_eq(&n, &second)));
+        assert_eq!(dirty.len(), 1);
+        let before = dirty.set_replacing(&a, None, Some(&first));
+        assert_eq!(before, Some(Some(node(b"a", b"3"))));
+        assert_eq!(dirty.get(&a), Some(None));
     }
 
     /// Keys of every length land in their own table, the longest ones (beyond the last table)

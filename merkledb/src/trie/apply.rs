@@ -50,6 +50,10 @@ pub(crate) struct NodeChange {
     pub was_stored: bool,
     /// True when a node existed at `key` before the batch (so caches may hold a stale copy).
     pub replaced: bool,
+    /// That node as the batch loaded it. The commit finds it in the dirty set by address, so
+    /// replacing it there does not read the old node's key (a cache miss per rewritten node);
+    /// held, so the address cannot be reused meanwhile.
+    pub before: Option<Arc<Node>>,
 }
 
 /// What applying a batch produced.
@@ -83,12 +87,11 @@ impl Applied {
 type Work<'c, 'v> = (u8, &'c [Change<'v>]);
 
 /// Where a node being updated came from.
-#[derive(Clone, Copy)]
 enum Origin {
     /// Created by this batch (a new branch point or leaf).
     Fresh,
-    /// Loaded from the trie; `stored` when it had children.
-    Loaded { stored: bool },
+    /// Loaded from the trie (`node`); `stored` when it had children.
+    Loaded { stored: bool, node: Arc<Node> },
 }
 
 /// Applies `changes` (sorted, unique, all under the trie position of `at`) to the subtrie `at`.
@@ -119,7 +122,7 @@ pub(crate) fn apply(
         };
         return update(
             copy,
-            Origin::Loaded { stored },
+            Origin::Loaded { stored, node },
             src,
             token_bits,
             changes,
@@ -280,22 +283,26 @@ fn update(
 
 /// Records `node` (or its disappearance) and returns the subtrie now at its position.
 fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) -> Option<SubRoot> {
-    let was_stored = matches!(origin, Origin::Loaded { stored: true });
-    let replaced = matches!(origin, Origin::Loaded { .. });
-    let removed = |key: Key, out: &mut Applied| {
+    let (was_stored, before) = match origin {
+        Origin::Loaded { stored, node } => (stored, Some(node)),
+        Origin::Fresh => (false, None),
+    };
+    let replaced = before.is_some();
+    let removed = |key: Key, out: &mut Applied, before: Option<Arc<Node>>| {
         if replaced {
             out.nodes.push(NodeChange {
                 key,
                 node: None,
                 was_stored,
                 replaced,
+                before,
             });
         }
     };
     if node.value.is_none() {
         match node.children.len() {
             0 => {
-                removed(node.key, out);
+                removed(node.key, out, before);
                 return None;
             }
             1 => {
@@ -304,7 +311,7 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
                     .iter()
                     .next()
                     .map(|child| child.subroot(&node.key, token_bits));
-                removed(node.key, out);
+                removed(node.key, out, before);
                 return sub;
             }
             _ => {}
@@ -321,6 +328,7 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
             node: Some(Arc::new(node)),
             was_stored,
             replaced,
+            before,
         });
     }
     Some(sub)
