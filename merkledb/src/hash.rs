@@ -203,7 +203,11 @@ pub fn hash_node<'a>(
     // On the stack for up to 16 children with hash-sized keys, padding included: one is built
     // per rewritten node.
     let mut pre: SmallVec<[u8; 640]> = SmallVec::new();
-    pre.reserve(8 + children.len() * 34 + 34 + key.as_bytes().len() + 72);
+    // At most: the child count (1–2 bytes for up to 256), per child a 1–2-byte index and the
+    // ID, the value digest (35), the key length (up to 3) and bytes; then the padding, which
+    // rounds up to whole blocks. A 16-child node with a 32-byte key takes 640 bytes.
+    let unpadded = 2 + children.len() * 34 + 35 + 3 + key.as_bytes().len();
+    pre.reserve((unpadded + 9).div_ceil(64) * 64);
     put_uvarint(&mut pre, children.len() as u64);
     for (index, id) in children {
         put_uvarint(&mut pre, u64::from(index));

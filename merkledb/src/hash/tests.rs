@@ -133,3 +133,27 @@ fn value_digests_at_the_block_limit() {
         assert_eq!(ValueDigest::of(&value).as_bytes(), expected, "length {len}");
     }
 }
+
+/// A full 16-ary node with a hash-sized key is hashed on the stack: its padded pre-image fits
+/// the inline buffer (a spill would allocate on every rewritten node).
+#[test]
+fn a_full_node_preimage_fits_the_inline_buffer() {
+    let ids: Vec<(u8, Hash)> = (0..16u8).map(|i| (i, Hash([i; 32]))).collect();
+    let key = Key::from_bytes(&[0xab; 32]);
+    let digest = ValueDigest::of(&[7u8; 32]);
+    let children = ids.len();
+    let unpadded = 2 + children * 34 + 35 + 3 + key.as_bytes().len();
+    assert!((unpadded + 9).div_ceil(64) * 64 <= 640);
+    // And the hash is the one the hasher computes over the plain pre-image.
+    let mut pre = vec![16u8];
+    for (i, id) in &ids {
+        pre.push(*i);
+        pre.extend_from_slice(&id.0);
+    }
+    pre.extend_from_slice(&[1, 32]);
+    pre.extend_from_slice(digest.as_bytes());
+    pre.extend_from_slice(&[0x80, 0x02]);
+    pre.extend_from_slice(key.as_bytes());
+    let got = hash_node(&key, Some(&digest), ids.iter().map(|(i, id)| (*i, id)));
+    assert_eq!(got, sha256(&pre));
+}
