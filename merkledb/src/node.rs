@@ -172,6 +172,14 @@ impl Children {
         Self::default()
     }
 
+    /// No children yet, with room for `capacity` without reallocating.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(capacity),
+            long: Vec::new(),
+        }
+    }
+
     /// The number of children.
     pub fn len(&self) -> usize {
         self.slots.len()

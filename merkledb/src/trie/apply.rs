@@ -149,10 +149,12 @@ pub(crate) fn apply(
     let branch_bits = branch_bits / token_bits * token_bits;
     let branch_key = existing.key.take(branch_bits);
     let token = existing.key.token(branch_bits, token_bits);
+    // Room for the existing subtrie and a child per change, at most a full node: grown one at a
+    // time, the records were reallocated twice on the way to a full node.
     let mut node = Node {
         key: branch_key,
         value: None,
-        children: Children::new(),
+        children: Children::with_capacity((1 + changes.len()).min(1 << token_bits)),
     };
     node.set_child(token, Some(existing.to_child(branch_bits + token_bits)));
     // Every change is under `branch_key`: puts by construction, inside changes through
@@ -187,7 +189,7 @@ fn build(
     let node = Node {
         key,
         value: None,
-        children: Children::new(),
+        children: Children::with_capacity((last + 1 - first).min(1 << token_bits)),
     };
     update(
         node,
