@@ -13,7 +13,7 @@
 //!
 //! ## Feature flags
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
-//! * `mimalloc`: [`alloc::tune_mimalloc`], for applications whose global allocator is mimalloc.
+//! * `mimalloc`: `alloc::tune_mimalloc`, for processes whose global allocator is mimalloc.
 
 #[cfg(feature = "mimalloc")]
 pub mod alloc;

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the trie allocates many small, short-lived buffers; glibc malloc spent ~25% of a
-/// bulk load in malloc/free and consolidation. Tuned at startup by
-/// [`arbor_merkledb::alloc::tune_mimalloc`].
+/// bulk load in malloc/free and consolidation. Its purge delay is left at the default (see
+/// `arbor_merkledb::alloc` for when the longer one pays: not in a one-database process, where it
+/// only raised peak RSS).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -154,7 +155,6 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    arbor_merkledb::alloc::tune_mimalloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
