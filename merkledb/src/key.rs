@@ -189,6 +189,30 @@ impl Key {
         out
     }
 
+    /// Writes the bits after the first `from` into `out` as padded bytes and returns their
+    /// number: [`Key::skip`] without building a key. `out` must have room for them; its bytes
+    /// after them are left as they are.
+    pub(crate) fn write_suffix(&self, from: usize, out: &mut [u8]) -> usize {
+        let from = from.min(self.bit_len);
+        let bits = self.bit_len - from;
+        let len = bits.div_ceil(8);
+        // `len` bytes exist from here on: the key has `bit_len.div_ceil(8)` bytes.
+        let src = &self.bytes[from / 8..];
+        let shift = from % 8;
+        if shift == 0 {
+            out[..len].copy_from_slice(&src[..len]);
+        } else {
+            for (i, byte) in out[..len].iter_mut().enumerate() {
+                let lo = src.get(i + 1).map_or(0, |b| b >> (8 - shift));
+                *byte = (src[i] << shift) | lo;
+            }
+        }
+        if bits % 8 != 0 {
+            out[len - 1] &= 0xffu8 << (8 - bits % 8);
+        }
+        bits
+    }
+
     /// `self ‖ token ‖ suffix`, where `token` is `token_bits` wide.
     pub fn join(&self, token: u8, token_bits: usize, suffix: &Key) -> Key {
         self.join_bits(token, token_bits, &suffix.bytes, suffix.bit_len)

@@ -107,6 +107,25 @@ impl Slot {
         slot
     }
 
+    /// The record of the subtrie `sub` under a parent whose child keys start at bit `offset`.
+    fn of_subroot(index: u8, sub: &SubRoot, offset: usize, long: &mut Vec<Key>) -> Self {
+        let mut slot = Slot {
+            id: sub.id,
+            index,
+            has_value: sub.has_value,
+            bits: LONG_KEY,
+            key: [0; INLINE_KEY_BYTES],
+        };
+        let bits = sub.key.bit_len().saturating_sub(offset);
+        if bits <= INLINE_KEY_BYTES * 8 {
+            slot.bits = sub.key.write_suffix(offset, &mut slot.key) as u16;
+        } else {
+            slot.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
+            long.push(sub.key.skip(offset));
+        }
+        slot
+    }
+
     /// The side-list position of a long key.
     fn long_position(&self) -> Option<usize> {
         (self.bits == LONG_KEY).then(|| {
@@ -228,17 +247,36 @@ impl Children {
 
     /// Sets or removes the child at `index`.
     pub fn set(&mut self, index: u8, child: Option<Child>) {
+        self.put(
+            index,
+            child.map(|c| move |long: &mut Vec<Key>| Slot::new(index, c, long)),
+        );
+    }
+
+    /// Sets the child at `index` to the subtrie `sub` (its key's bits from `offset` on, the
+    /// parent's key and the index token before them, are the compressed key), or removes it.
+    /// The same as [`Children::set`] with [`SubRoot::to_child`], without building the
+    /// compressed key on the way: a commit does this for every node it rewrites.
+    pub fn set_subroot(&mut self, index: u8, sub: Option<&SubRoot>, offset: usize) {
+        self.put(
+            index,
+            sub.map(|s| move |long: &mut Vec<Key>| Slot::of_subroot(index, s, offset, long)),
+        );
+    }
+
+    /// Puts the record `make` builds at `index`, or removes the one there.
+    fn put(&mut self, index: u8, make: Option<impl FnOnce(&mut Vec<Key>) -> Slot>) {
         let found = self.slots.binary_search_by_key(&index, |s| s.index);
         if let Ok(pos) = found {
             self.forget_long(pos);
         }
-        match (found, child) {
-            (Ok(pos), Some(c)) => self.slots[pos] = Slot::new(index, c, &mut self.long),
+        match (found, make) {
+            (Ok(pos), Some(make)) => self.slots[pos] = make(&mut self.long),
             (Ok(pos), None) => {
                 self.slots.remove(pos);
             }
-            (Err(pos), Some(c)) => {
-                let slot = Slot::new(index, c, &mut self.long);
+            (Err(pos), Some(make)) => {
+                let slot = make(&mut self.long);
                 self.slots.insert(pos, slot);
             }
             (Err(_), None) => {}

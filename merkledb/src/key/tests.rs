@@ -91,6 +91,11 @@ proptest::proptest! {
         let a = a.min(bits.len());
         let b = b.min(bits.len() - a);
         proptest::prop_assert_eq!(key.skip(a), from_bits(&bits[a..]));
+        let mut written = [0xffu8; 48];
+        let n = key.write_suffix(a, &mut written);
+        proptest::prop_assert_eq!(n, bits.len() - a);
+        let skipped = key.skip(a);
+        proptest::prop_assert_eq!(&written[..n.div_ceil(8)], skipped.as_bytes());
         proptest::prop_assert_eq!(key.take(a), from_bits(&bits[..a]));
         let mid = key.skip(a).take(b);
         proptest::prop_assert_eq!(&mid, &from_bits(&bits[a..a + b]));

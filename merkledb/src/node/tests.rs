@@ -90,3 +90,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// A child set from a subtrie's key and offset is the child `SubRoot::to_child` builds, for
+    /// compressed keys inside the record and in the side list, at every bit offset.
+    #[test]
+    fn set_subroot_equals_set_with_to_child(
+        bytes in proptest::collection::vec(any::<u8>(), 0..48),
+        cut in 0usize..400,
+        index in any::<u8>(),
+        id in any::<u8>(),
+        has_value in any::<bool>(),
+    ) {
+        let key = Key::from_bytes(&bytes);
+        let offset = cut.min(key.bit_len());
+        let sub = SubRoot { key, id: Hash([id; 32]), has_value };
+        let mut by_child = Children::new();
+        by_child.set(index, Some(sub.to_child(offset)));
+        let mut by_subroot = Children::new();
+        by_subroot.set_subroot(index, Some(&sub), offset);
+        prop_assert_eq!(&by_subroot, &by_child);
+        // Replacing and removing through either path keeps them equal.
+        by_child.set(index, Some(sub.to_child(0)));
+        by_subroot.set_subroot(index, Some(&sub), 0);
+        prop_assert_eq!(&by_subroot, &by_child);
+        by_child.set(index, None);
+        by_subroot.set_subroot(index, None, 0);
+        prop_assert!(by_subroot.is_empty() && by_child.is_empty());
+    }
+}

@@ -156,7 +156,8 @@ pub(crate) fn apply(
         value: None,
         children: Children::with_capacity((1 + changes.len()).min(1 << token_bits)),
     };
-    node.set_child(token, Some(existing.to_child(branch_bits + token_bits)));
+    node.children
+        .set_subroot(token, Some(&existing), branch_bits + token_bits);
     // Every change is under `branch_key`: puts by construction, inside changes through
     // `existing.key`, and outside deletes are skipped by `update` when they find nothing.
     update(node, Origin::Fresh, src, token_bits, changes, out)
@@ -271,13 +272,13 @@ fn update(
         );
         for (token, sub, local) in results {
             out.merge(local);
-            node.set_child(token, sub.map(|s| s.to_child(offset)));
+            node.children.set_subroot(token, sub.as_ref(), offset);
         }
     } else {
         for &(token, group) in &work {
             let at = node.child_subroot(token, token_bits);
             let sub = apply(src, token_bits, at, group, out)?;
-            node.set_child(token, sub.map(|s| s.to_child(offset)));
+            node.children.set_subroot(token, sub.as_ref(), offset);
         }
     }
     Ok(finalize(node, origin, token_bits, out))
