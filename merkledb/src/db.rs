@@ -363,7 +363,7 @@ impl DbInner {
                 _ if change.was_stored => None,
                 _ => {
                     // A leaf that existed may have been cached when it was loaded.
-                    if change.replaced {
+                    if change.replaced() {
                         self.cache.remove(&change.key);
                     }
                     continue;
@@ -372,7 +372,7 @@ impl DbInner {
             let before = dirty.set_replacing(&change.key, entry, change.before.as_ref());
             // A key with a node in the dirty set is never in the clean cache (both `absorb` and
             // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
-            if change.replaced && !matches!(before, Some(Some(_))) {
+            if change.replaced() && !matches!(before, Some(Some(_))) {
                 self.cache.remove(&change.key);
             }
             displaced.push((position, before));

@@ -48,12 +48,18 @@ pub(crate) struct NodeChange {
     /// True when the node that was at `key` before had children (so it is persisted in the nodes
     /// space and a removal must be written there).
     pub was_stored: bool,
-    /// True when a node existed at `key` before the batch (so caches may hold a stale copy).
-    pub replaced: bool,
-    /// That node as the batch loaded it. The commit finds it in the dirty set by address, so
-    /// replacing it there does not read the old node's key (a cache miss per rewritten node);
-    /// held, so the address cannot be reused meanwhile.
+    /// The node that was at `key` before the batch, as the batch loaded it; `None` for a node
+    /// the batch created. The commit finds it in the dirty set by address, so replacing it
+    /// there does not read the old node's key (a cache miss per rewritten node); held, so the
+    /// address cannot be reused meanwhile.
     pub before: Option<Arc<Node>>,
+}
+
+impl NodeChange {
+    /// True when a node existed at `key` before the batch (so caches may hold a stale copy).
+    pub(crate) fn replaced(&self) -> bool {
+        self.before.is_some()
+    }
 }
 
 /// What applying a batch produced.
@@ -292,12 +298,11 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
     };
     let replaced = before.is_some();
     let removed = |key: Key, out: &mut Applied, before: Option<Arc<Node>>| {
-        if replaced {
+        if before.is_some() {
             out.nodes.push(NodeChange {
                 key,
                 node: None,
                 was_stored,
-                replaced,
                 before,
             });
         }
@@ -330,7 +335,6 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
             key: node.key.clone(),
             node: Some(Arc::new(node)),
             was_stored,
-            replaced,
             before,
         });
     }
