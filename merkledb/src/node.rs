@@ -84,44 +84,45 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(index: u8, child: Child, long: &mut Vec<Key>) -> Self {
-        let mut slot = Slot {
-            id: child.id,
+    /// A record with no compressed key yet.
+    fn blank(index: u8, id: Hash, has_value: bool) -> Self {
+        Slot {
+            id,
             index,
-            has_value: child.has_value,
+            has_value,
             bits: LONG_KEY,
             key: [0; INLINE_KEY_BYTES],
-        };
+        }
+    }
+
+    /// Puts `key` in the side list and points the record at it.
+    fn keep_long(&mut self, key: Key, long: &mut Vec<Key>) {
+        // Fewer than 2^32 children exist: the side list is at most 256 long.
+        self.bits = LONG_KEY;
+        self.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
+        long.push(key);
+    }
+
+    fn new(index: u8, child: Child, long: &mut Vec<Key>) -> Self {
+        let mut slot = Slot::blank(index, child.id, child.has_value);
         let bytes = child.compressed.as_bytes();
         match u16::try_from(child.compressed.bit_len()) {
             Ok(bits) if bytes.len() <= INLINE_KEY_BYTES => {
                 slot.bits = bits;
                 slot.key[..bytes.len()].copy_from_slice(bytes);
             }
-            _ => {
-                // Fewer than 2^32 children exist: the side list is at most 256 long.
-                slot.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
-                long.push(child.compressed);
-            }
+            _ => slot.keep_long(child.compressed, long),
         }
         slot
     }
 
     /// The record of the subtrie `sub` under a parent whose child keys start at bit `offset`.
     fn of_subroot(index: u8, sub: &SubRoot, offset: usize, long: &mut Vec<Key>) -> Self {
-        let mut slot = Slot {
-            id: sub.id,
-            index,
-            has_value: sub.has_value,
-            bits: LONG_KEY,
-            key: [0; INLINE_KEY_BYTES],
-        };
-        let bits = sub.key.bit_len().saturating_sub(offset);
-        if bits <= INLINE_KEY_BYTES * 8 {
+        let mut slot = Slot::blank(index, sub.id, sub.has_value);
+        if sub.key.bit_len().saturating_sub(offset) <= INLINE_KEY_BYTES * 8 {
             slot.bits = sub.key.write_suffix(offset, &mut slot.key) as u16;
         } else {
-            slot.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
-            long.push(sub.key.skip(offset));
+            slot.keep_long(sub.key.skip(offset), long);
         }
         slot
     }
