@@ -86,9 +86,10 @@ impl DirtyNodes {
         self.set_replacing(key, entry, None)
     }
 
-    /// [`DirtyNodes::set`], given the node expected at `key` (`likely`): an entry at the same
-    /// address is known to be it without reading its key, which is usually a cache miss. Any
-    /// other entry is compared by key, so a wrong guess costs only that read.
+    /// [`DirtyNodes::set`], given the node expected at `key` (`likely`, a node whose key is
+    /// `key`): an entry at the same address is known to be it without reading its key, which is
+    /// usually a cache miss. Any other entry is compared by key, so a wrong guess costs only that
+    /// read.
     pub(crate) fn set_replacing(
         &mut self,
         key: &Key,
@@ -96,6 +97,7 @@ impl DirtyNodes {
         likely: Option<&Arc<Node>>,
     ) -> Option<DirtyEntry> {
         debug_assert!(entry.as_ref().is_none_or(|n| n.key == *key));
+        debug_assert!(likely.is_none_or(|n| n.key == *key));
         let hash = self.hash(key);
         let hasher = self.hasher;
         let is_key = |n: &Arc<Node>| likely.is_some_and(|l| Arc::ptr_eq(n, l)) || n.key == *key;
@@ -201,8 +203,8 @@ mod tests {
         assert!(dirty.is_empty());
     }
 
-    /// The expected node only saves a key comparison: a stale or unrelated guess still finds
-    /// the entry by key, and removals honour it the same way.
+    /// The expected node only saves a key comparison: a stale guess (another version at the key)
+    /// still finds the entry by key, and removals honour the guess the same way.
     #[test]
     fn replacing_finds_the_entry_with_or_without_the_right_guess() {
         let mut dirty = DirtyNodes::default();
@@ -212,10 +214,10 @@ mod tests {
         let second = node(b"a", b"2");
         let before = dirty.set_replacing(&a, Some(second.clone()), Some(&first));
         assert!(before.flatten().is_some_and(|n| Arc::ptr_eq(&n, &first)));
-        // A guess that is not the entry (an equal copy, or another key's node) falls back to
-        // the key.
-        let unrelated = node(b"b", b"9");
-        let before = dirty.set_replacing(&a, Some(node(b"a", b"3")), Some(&unrelated));
+        // A guess that is not the entry (a stale version at the same key) falls back to the
+        // key.
+        let stale = node(b"a", b"1");
+        let before = dirty.set_replacing(&a, Some(node(b"a", b"3")), Some(&stale));
         assert!(before.flatten().is_some_and(|n| Arc::ptr_eq(&n, &second)));
         assert_eq!(dirty.len(), 1);
         let before = dirty.set_replacing(&a, None, Some(&first));
