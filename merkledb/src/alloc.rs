@@ -15,7 +15,7 @@
 //! with it against 260–310 MiB without (alternating runs), at the same speed. So the `arbor`
 //! binary does not call it; the benchmarks do.
 
-use libmimalloc_sys::{mi_option_get, mi_option_set_default, mi_option_t};
+use libmimalloc_sys::{mi_option_set_default, mi_option_t};
 
 /// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 headers; the Rust
 /// bindings do not name it). The test below fails if a new mimalloc moves it.
@@ -29,24 +29,25 @@ pub const PURGE_DELAY_MS: i64 = 10_000;
 /// but not the global allocator.
 pub fn tune_mimalloc() {
     #[allow(unsafe_code)]
-    // SAFETY: both calls only read or store one integer in mimalloc's static option table, at an
-    // index inside it; they allocate nothing and have no other precondition.
+    // SAFETY: the call only stores one integer in mimalloc's static option table, at an index
+    // inside it; it allocates nothing and has no other precondition.
     unsafe {
         mi_option_set_default(PURGE_DELAY, PURGE_DELAY_MS as _);
     }
 }
 
-/// mimalloc's current purge delay in milliseconds.
-pub fn purge_delay_ms() -> i64 {
-    #[allow(unsafe_code)]
-    // SAFETY: as in `tune_mimalloc`.
-    let value = unsafe { mi_option_get(PURGE_DELAY) };
-    value as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mimalloc's current purge delay in milliseconds.
+    fn purge_delay_ms() -> i64 {
+        #[allow(unsafe_code)]
+        // SAFETY: the call only reads one integer of mimalloc's static option table, at an index
+        // inside it.
+        let value = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
+        value as i64
+    }
 
     #[test]
     fn the_purge_delay_is_the_option_tuned() {

@@ -29,8 +29,6 @@ const LENGTH_TABLES: usize = 258;
 pub(crate) struct DirtyNodes {
     /// Nodes to write, by `node.key`, in the table of the key's length (grown on demand).
     tables: Vec<HashTable<Arc<Node>>>,
-    /// The number of nodes in `tables`.
-    nodes: usize,
     /// Keys whose stored record must be deleted.
     removed: HashSet<Key, Hasher>,
     hasher: Hasher,
@@ -48,7 +46,12 @@ fn table_of(key: &Key) -> usize {
 impl DirtyNodes {
     /// The number of entries (nodes and deletions).
     pub(crate) fn len(&self) -> usize {
-        self.nodes + self.removed.len()
+        self.node_count() + self.removed.len()
+    }
+
+    /// The number of nodes in the tables (a sum over at most [`LENGTH_TABLES`] of them).
+    fn node_count(&self) -> usize {
+        self.tables.iter().map(HashTable::len).sum()
     }
 
     /// True when there is nothing to flush.
@@ -108,7 +111,6 @@ impl DirtyNodes {
                     return Some(Some(mem::replace(slot, node)));
                 }
                 table.insert_unique(hash, node, |n| hasher.hash_one(&n.key));
-                self.nodes += 1;
                 let was_removed = self.removed.remove(key);
                 was_removed.then_some(None)
             }
@@ -129,7 +131,6 @@ impl DirtyNodes {
     ) -> Option<Arc<Node>> {
         let table = self.tables.get_mut(table_of(key))?;
         let occupied = table.find_entry(hash, is_key).ok()?;
-        self.nodes -= 1;
         Some(occupied.remove().0)
     }
 
@@ -150,18 +151,16 @@ impl DirtyNodes {
 
     /// Empties the set, returning the nodes and the removed keys.
     pub(crate) fn take(&mut self) -> (Vec<Arc<Node>>, Vec<Key>) {
-        let mut nodes = Vec::with_capacity(self.nodes);
+        let mut nodes = Vec::with_capacity(self.node_count());
         for table in &mut self.tables {
             nodes.extend(table.drain());
         }
-        self.nodes = 0;
         (nodes, self.removed.drain().collect())
     }
 
     /// Empties the set.
     pub(crate) fn clear(&mut self) {
         self.tables.iter_mut().for_each(HashTable::clear);
-        self.nodes = 0;
         self.removed.clear();
     }
 }

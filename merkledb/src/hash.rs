@@ -193,6 +193,18 @@ pub(crate) fn put_uvarint(out: &mut impl Extend<u8>, mut value: u64) {
     out.extend(buf[..=len].iter().copied());
 }
 
+/// Pre-images up to this many bytes, padding included, are built on the stack: every node of up
+/// to 16 children with a key of up to 32 bytes (see the test on [`padded_preimage_bound`]).
+const PREIMAGE_INLINE: usize = 640;
+
+/// At most the padded pre-image's size: the child count (1–2 bytes for up to 256), per child a
+/// 1–2-byte index and the ID, the value digest (35), the key length (up to 3) and the key bytes,
+/// then SHA-256's padding, rounded up to whole blocks.
+fn padded_preimage_bound(children: usize, key_bytes: usize) -> usize {
+    let unpadded = 2 + children * 34 + 35 + 3 + key_bytes;
+    (unpadded + 9).div_ceil(64) * 64
+}
+
 /// The ID of a node with this key, value digest and children (`(index, child ID)` in ascending
 /// index order).
 pub fn hash_node<'a>(
@@ -202,12 +214,8 @@ pub fn hash_node<'a>(
 ) -> Hash {
     // On the stack for up to 16 children with hash-sized keys, padding included: one is built
     // per rewritten node.
-    let mut pre: SmallVec<[u8; 640]> = SmallVec::new();
-    // At most: the child count (1–2 bytes for up to 256), per child a 1–2-byte index and the
-    // ID, the value digest (35), the key length (up to 3) and bytes; then the padding, which
-    // rounds up to whole blocks. A 16-child node with a 32-byte key takes 640 bytes.
-    let unpadded = 2 + children.len() * 34 + 35 + 3 + key.as_bytes().len();
-    pre.reserve((unpadded + 9).div_ceil(64) * 64);
+    let mut pre: SmallVec<[u8; PREIMAGE_INLINE]> = SmallVec::new();
+    pre.reserve(padded_preimage_bound(children.len(), key.as_bytes().len()));
     put_uvarint(&mut pre, children.len() as u64);
     for (index, id) in children {
         put_uvarint(&mut pre, u64::from(index));

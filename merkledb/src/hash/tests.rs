@@ -134,17 +134,13 @@ fn value_digests_at_the_block_limit() {
     }
 }
 
-/// A full 16-ary node with a hash-sized key is hashed on the stack: its padded pre-image fits
-/// the inline buffer (a spill would allocate on every rewritten node).
+/// A full 16-ary node with a value and a hash-sized key (the largest pre-image that stays on
+/// the stack, 10 blocks once padded) hashes like the hasher over its pre-image written out.
 #[test]
-fn a_full_node_preimage_fits_the_inline_buffer() {
+fn a_full_node_hashes_like_the_hasher_over_its_preimage() {
     let ids: Vec<(u8, Hash)> = (0..16u8).map(|i| (i, Hash([i; 32]))).collect();
     let key = Key::from_bytes(&[0xab; 32]);
     let digest = ValueDigest::of(&[7u8; 32]);
-    let children = ids.len();
-    let unpadded = 2 + children * 34 + 35 + 3 + key.as_bytes().len();
-    assert!((unpadded + 9).div_ceil(64) * 64 <= 640);
-    // And the hash is the one the hasher computes over the plain pre-image.
     let mut pre = vec![16u8];
     for (i, id) in &ids {
         pre.push(*i);
@@ -156,4 +152,14 @@ fn a_full_node_preimage_fits_the_inline_buffer() {
     pre.extend_from_slice(key.as_bytes());
     let got = hash_node(&key, Some(&digest), ids.iter().map(|(i, id)| (*i, id)));
     assert_eq!(got, sha256(&pre));
+}
+
+/// A full 16-ary node with a 32-byte key stays within the inline pre-image buffer (a spill
+/// would allocate on every rewritten node); bigger ones are allowed to spill.
+#[test]
+fn full_nodes_with_hash_sized_keys_are_hashed_on_the_stack() {
+    assert!(padded_preimage_bound(16, 32) <= PREIMAGE_INLINE);
+    assert!(padded_preimage_bound(17, 32) > PREIMAGE_INLINE);
+    // The bound holds the real pre-image: 1 + 16 × 33 + 34 + 2 + 32 bytes and 9 of padding.
+    assert!(padded_preimage_bound(16, 32) >= 1 + 16 * 33 + 34 + 2 + 32 + 9);
 }
