@@ -45,7 +45,7 @@ use crate::{
     },
     node::{Node, SubRoot},
     store::{Batch, Durability, MemoryStore, RocksStore, ScanIter, Space, Store},
-    trie::{Applied, Change, NodeChange, NodeSource, apply},
+    trie::{Applied, Change, NodeChange, NodeSource, Prefetch, apply},
 };
 
 /// One retained commit: its sequence number and the roots before and after it.
@@ -536,6 +536,10 @@ pub(crate) struct CommittedNodes<'a> {
 }
 
 impl NodeSource for CommittedNodes<'_> {
+    fn prefetch(&self, key: &Key, part: Prefetch) {
+        self.state.dirty.prefetch(key, part);
+    }
+
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
         let stored = match self.state.dirty.get(key) {
             Some(Some(node)) => return Ok(node.clone()),

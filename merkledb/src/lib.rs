@@ -27,6 +27,7 @@ mod hash;
 mod key;
 mod layout;
 mod node;
+mod prefetch;
 mod proof;
 mod proposal;
 pub mod store;

@@ -29,7 +29,7 @@ use crate::{
     },
     node::{Node, SubRoot},
     store::{Batch, Durability, Space},
-    trie::{Applied, Change, NodeChange, NodeSource, apply},
+    trie::{Applied, Change, NodeChange, NodeSource, Prefetch, apply},
 };
 
 /// A batch operation: a key and its new value (`None` deletes).
@@ -146,6 +146,12 @@ struct ChainNodes<'a> {
 }
 
 impl NodeSource for ChainNodes<'_> {
+    /// Only nodes of the committed trie are fetched early: a proposal's own nodes are few and
+    /// recently written, so usually still cached.
+    fn prefetch(&self, key: &Key, part: Prefetch) {
+        self.committed.prefetch(key, part);
+    }
+
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
         for p in self.chain {
             if let Some(node) = p.node(key) {

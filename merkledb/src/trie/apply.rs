@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
-use super::NodeSource;
+use super::{NodeSource, Prefetch};
 use crate::{
     error::Result,
     hash::ValueDigest,
@@ -281,9 +281,20 @@ fn update(
             node.children.set_subroot(token, sub.as_ref(), offset);
         }
     } else {
-        for &(token, group) in &work {
-            let at = node.child_subroot(token, token_bits);
-            let sub = apply(src, token_bits, at, group, out)?;
+        // The children with changes, asked for all at once so that their cache misses overlap;
+        // each one's child records are asked for one turn ahead (see `Prefetch`).
+        let mut ats: SmallVec<[Option<SubRoot>; 16]> = work
+            .iter()
+            .map(|&(token, _)| node.child_subroot(token, token_bits))
+            .collect();
+        for at in ats.iter().flatten() {
+            src.prefetch(&at.key, Prefetch::Node);
+        }
+        for (turn, &(token, group)) in work.iter().enumerate() {
+            if let Some(Some(next)) = ats.get(turn + 1) {
+                src.prefetch(&next.key, Prefetch::Children);
+            }
+            let sub = apply(src, token_bits, ats[turn].take(), group, out)?;
             node.children.set_subroot(token, sub.as_ref(), offset);
         }
     }
