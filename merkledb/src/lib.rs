@@ -13,9 +13,9 @@
 //!
 //! ## Feature flags
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
-//! * `mimalloc`: `alloc::tune_mimalloc`, for processes whose global allocator is mimalloc.
+//! * `mimalloc`: `alloc::tune_mimalloc`, for processes whose global allocator is mimalloc
+//!   (`alloc::tune_system_malloc`, for the C library's allocator RocksDB uses, is always there).
 
-#[cfg(feature = "mimalloc")]
 pub mod alloc;
 mod changes;
 mod codec;
