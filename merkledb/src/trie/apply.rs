@@ -283,10 +283,12 @@ fn update(
     } else {
         // The children with changes, asked for all at once so that their cache misses overlap;
         // each one's child records are asked for one turn ahead (see `Prefetch`).
-        let mut ats: SmallVec<[Option<SubRoot>; 16]> = work
-            .iter()
-            .map(|&(token, _)| node.child_subroot(token, token_bits))
-            .collect();
+        // Filled in place: collected, the 1.4 KB vector was built and then copied.
+        let mut ats: SmallVec<[Option<SubRoot>; 16]> = SmallVec::new();
+        ats.extend(
+            work.iter()
+                .map(|&(token, _)| node.child_subroot(token, token_bits)),
+        );
         for at in ats.iter().flatten() {
             src.prefetch(&at.key, Prefetch::Node);
         }
