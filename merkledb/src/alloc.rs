@@ -7,7 +7,12 @@
 //!   new memtable was faulted in again and zeroed by the kernel, on the commit's critical path:
 //!   56k page faults per million committed keys (`perf record -e page-faults`: 80% of them in
 //!   `MemTable::Add`). Tuned, 13k remain, and alternating runs of `examples/commit_profile.rs`
-//!   ran 3% faster (2.070 → 2.005 s median, CPU −3.4%).
+//!   ran 3% faster (2.070 → 2.005 s median, CPU −3.4%). It pays in processes whose hot path is
+//!   a loop of commits of default-sized memtables (the benchmarks; an application committing
+//!   blocks). The `arbor` binary does not call it: its sync ran at the same speed with it and
+//!   peaked higher (10M keys: 26.4–26.7 s and 377 MiB against 26.0–27.1 s and 298–351 MiB,
+//!   alternating runs), and `arbor load` did not change (3.04–3.09 s against 3.00–3.07 s for
+//!   1M keys).
 //! * `tune_mimalloc` (feature `mimalloc`): for processes whose global allocator is mimalloc
 //!   and that free a large trie and build another within seconds.
 //!

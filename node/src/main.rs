@@ -155,9 +155,6 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before RocksDB allocates anything: its memtables' memory is then reused, not faulted in
-    // again for every memtable (see the function's docs).
-    arbor_merkledb::alloc::tune_system_malloc();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
