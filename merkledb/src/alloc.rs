@@ -30,8 +30,8 @@
 //! the `arbor` binary does not call it; the benchmarks do.
 
 /// Allocations from this size up are `mmap`ed by glibc, and unmapped when freed
-/// ([`tune_system_malloc`]): 32 MiB, glibc's largest. A memtable block (an eighth of its write
-/// buffer) stays below it for write buffers up to 256 MiB.
+/// ([`tune_system_malloc`]): 32 MiB, the most glibc's own adaptive threshold reaches. A memtable
+/// block (an eighth of its write buffer) stays below it for write buffers up to 256 MiB.
 pub const SYSTEM_MMAP_THRESHOLD: usize = 32 << 20;
 
 /// Free memory at the top of a glibc heap beyond this is given back to the OS
@@ -48,8 +48,12 @@ pub const SYSTEM_TRIM_THRESHOLD: usize = 256 << 20;
 /// Returns whether the settings were applied: not when `GLIBC_TUNABLES` sets any `glibc.malloc`
 /// tunable (the operator's choice wins), nor on a C library other than glibc.
 pub fn tune_system_malloc() -> bool {
-    let chosen = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
-    !chosen && set_glibc_thresholds()
+    !environment_tunes_malloc() && set_glibc_thresholds()
+}
+
+/// True when `GLIBC_TUNABLES` sets a `glibc.malloc` tunable.
+fn environment_tunes_malloc() -> bool {
+    std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -73,16 +77,14 @@ fn set_glibc_thresholds() -> bool {
 mod tests {
     use super::*;
 
+    /// `mallopt` reports success on glibc (it returns 0 for a parameter it rejects), and the
+    /// environment's choice is respected. (Whether blocks then come from the heap is not
+    /// observable without racing the other tests' allocations; the page-fault counts in the
+    /// module docs are the evidence.)
     #[test]
     fn system_malloc_tuning_applies_on_glibc_unless_the_environment_chose() {
-        let chosen = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
         let glibc = cfg!(all(target_os = "linux", target_env = "gnu"));
-        assert_eq!(tune_system_malloc(), glibc && !chosen);
-        // Allocating and freeing around the thresholds still works once tuned.
-        for bytes in [SYSTEM_MMAP_THRESHOLD - 1, SYSTEM_MMAP_THRESHOLD + 1] {
-            let block = vec![1u8; bytes];
-            assert_eq!(block.iter().map(|&b| usize::from(b)).sum::<usize>(), bytes);
-        }
+        assert_eq!(tune_system_malloc(), glibc && !environment_tunes_malloc());
     }
 }
 
