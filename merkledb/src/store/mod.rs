@@ -4,6 +4,7 @@
 //! A store holds four keyspaces ([`Space`]) and applies a [`Batch`] atomically: after a crash
 //! either every operation of a batch is visible or none is.
 
+mod batch_rep;
 mod memory;
 mod rocks;
 
