@@ -40,17 +40,21 @@ fn put_slice(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
     Some(())
 }
 
+/// At least the serialized size of `ops`: per record a type, a family ID and two lengths of
+/// up to 5 bytes each, and the bytes.
+pub(super) fn size_bound(ops: &[Op<'_>]) -> usize {
+    HEADER
+        + ops
+            .iter()
+            .map(|(_, k, v)| 16 + k.len() + v.as_ref().map_or(0, |v| v.len()))
+            .sum::<usize>()
+}
+
 /// The serialized batch of `ops`, or `None` when RocksDB's format cannot hold it (more than
 /// 2^32 − 1 records, or a key or value of 4 GiB or more).
 pub(super) fn encode(ops: &[Op<'_>], ids: &FamilyIds) -> Option<Vec<u8>> {
     let count = u32::try_from(ops.len()).ok()?;
-    // Per record: a type, a family ID and two lengths of up to 5 bytes each, and the bytes.
-    let bytes = HEADER
-        + ops
-            .iter()
-            .map(|(_, k, v)| 16 + k.len() + v.as_ref().map_or(0, |v| v.len()))
-            .sum::<usize>();
-    let mut rep = Vec::with_capacity(bytes);
+    let mut rep = Vec::with_capacity(size_bound(ops));
     rep.extend_from_slice(&[0; 8]);
     rep.extend_from_slice(&count.to_le_bytes());
     for (space, key, value) in ops {
@@ -100,32 +104,28 @@ fn family_id_of_probe(probe: &[u8]) -> Option<u32> {
 
 /// Learns each space's column family ID from RocksDB's encoding of probe batches, and checks
 /// that this module encodes a put and a delete in every space byte for byte as RocksDB does.
-/// `rocks_encoding(space, with_delete)` returns RocksDB's encoding of a put of an empty key and
-/// value into `space` (followed by a delete of the key `probe` and a put of `probe` → `probe`
-/// when `with_delete`). `None` when anything differs: the caller then adds records through the
-/// C API instead.
-pub(super) fn learn_family_ids(
-    rocks_encoding: impl Fn(Space, bool) -> Vec<u8>,
-) -> Option<FamilyIds> {
+/// `rocks_encoding(ops)` is RocksDB's own encoding of `ops` (through its C API). `None` when
+/// anything differs: the caller then adds records through the C API instead.
+pub(super) fn learn_family_ids(rocks_encoding: impl Fn(&[Op<'_>]) -> Vec<u8>) -> Option<FamilyIds> {
+    // A probe key and value of 200 bytes, whose length takes a two-byte varint.
+    const PROBE: &[u8] = &[0xa5; 200];
+    let empty_put = |space| -> Op<'_> { (space, (&b""[..]).into(), Some((&b""[..]).into())) };
     let mut ids: FamilyIds = [0; Space::ALL.len()];
     for space in Space::ALL {
-        ids[space as usize] = family_id_of_probe(&rocks_encoding(space, false))?;
+        ids[space as usize] = family_id_of_probe(&rocks_encoding(&[empty_put(space)]))?;
     }
     for space in Space::ALL {
-        let ops: [Op<'_>; 3] = [
-            (space, (&b""[..]).into(), Some((&b""[..]).into())),
-            (space, (&PROBE[..]).into(), None),
-            (space, (&PROBE[..]).into(), Some((&PROBE[..]).into())),
+        let ops = [
+            empty_put(space),
+            (space, PROBE.into(), None),
+            (space, PROBE.into(), Some(PROBE.into())),
         ];
-        if encode(&ops, &ids)? != rocks_encoding(space, true) {
+        if encode(&ops, &ids)? != rocks_encoding(&ops) {
             return None;
         }
     }
     Some(ids)
 }
-
-/// The probe key and value: 200 bytes, so that its length takes a two-byte varint.
-pub(super) const PROBE: [u8; 200] = [0xa5; 200];
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +145,25 @@ mod tests {
             put_varint32(&mut out, value);
             assert_eq!(out, bytes, "{value}");
         }
+    }
+
+    /// The IDs are learned from an encoder that agrees with this one, and refused (so the
+    /// store falls back to the C API) when the other encoding differs in any byte.
+    #[test]
+    fn family_ids_are_learned_only_from_an_agreeing_encoding() {
+        let ids: FamilyIds = [3, 1, 0, 200];
+        let agreeing = |ops: &[Op<'_>]| encode(ops, &ids).expect("encodes");
+        assert_eq!(learn_family_ids(agreeing), Some(ids));
+        assert_eq!(learn_family_ids(|_: &[Op<'_>]| Vec::new()), None);
+        // Right on the single probes, one byte off on the put-and-delete ones.
+        let off_by_one_byte = |ops: &[Op<'_>]| {
+            let mut rep = agreeing(ops);
+            if ops.len() > 1 {
+                *rep.last_mut().expect("non-empty") ^= 1;
+            }
+            rep
+        };
+        assert_eq!(learn_family_ids(off_by_one_byte), None);
     }
 
     #[test]
