@@ -292,5 +292,13 @@ mod tests {
         assert_eq!(store.get(Space::History, b"h").expect("get"), Some(vec![]));
         assert_eq!(store.get(Space::Values, b"gone").expect("get"), None);
         assert_eq!(store.get(Space::Nodes, b"k").expect("get"), None);
+        // An empty batch (a header with a count of 0) is a no-op, also when fsynced.
+        store
+            .write(Batch::default(), Durability::Machine)
+            .expect("empty write");
+        assert_eq!(
+            store.get(Space::Values, b"k").expect("get"),
+            Some(vec![7; 200])
+        );
     }
 }
