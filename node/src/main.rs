@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the trie allocates many small, short-lived buffers; glibc malloc spent ~25% of a
-/// bulk load in malloc/free and consolidation. Its purge delay is left at the default (see
-/// `arbor_merkledb::alloc` for when the longer one pays: not in a one-database process, where it
-/// only raised peak RSS).
+/// bulk load in malloc/free and consolidation. Neither tuning of `arbor_merkledb::alloc` is
+/// applied (mimalloc's longer purge delay, glibc's thresholds for RocksDB's memory): in this
+/// one-database process they bought no speed and raised peak RSS (see that module's docs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
