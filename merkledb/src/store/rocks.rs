@@ -27,6 +27,12 @@ pub struct RocksConfig {
     pub block_cache_bytes: usize,
     /// Memtable size per column family in bytes.
     pub write_buffer_bytes: usize,
+    /// Full memtables of a column family that one flush merges into one level-0 file
+    /// (RocksDB's `min_write_buffer_number_to_merge`; up to two more fill meanwhile). Random
+    /// writes land all over a memtable's skiplist and each insert misses the cache on the levels
+    /// its search walks, more often the more entries it holds: many small memtables flushed
+    /// together make inserts cheaper than one large one, with level-0 files as large as before.
+    pub memtables_per_flush: i32,
     /// Cap on all memtables together, in bytes (charged to the block cache, so block cache and
     /// memtables then share `block_cache_bytes`); `None` = only the per-family sizes bound them.
     pub total_write_buffer_bytes: Option<usize>,
@@ -44,7 +50,8 @@ impl Default for RocksConfig {
     fn default() -> Self {
         Self {
             block_cache_bytes: 256 << 20,
-            write_buffer_bytes: 32 << 20,
+            write_buffer_bytes: 8 << 20,
+            memtables_per_flush: 4,
             total_write_buffer_bytes: None,
             level0_compaction_trigger: 4,
         }
@@ -98,7 +105,12 @@ impl RocksStore {
                 Space::Values | Space::Nodes | Space::History => config.write_buffer_bytes,
                 Space::Meta => 4 << 20,
             });
-            opts.set_max_write_buffer_number(3);
+            let per_flush = match space {
+                Space::Values | Space::Nodes | Space::History => config.memtables_per_flush.max(1),
+                Space::Meta => 1,
+            };
+            opts.set_min_write_buffer_number_to_merge(per_flush);
+            opts.set_max_write_buffer_number(per_flush.saturating_add(2));
             let trigger = config.level0_compaction_trigger.max(1);
             opts.set_level_zero_file_num_compaction_trigger(trigger);
             opts.set_level_zero_slowdown_writes_trigger((trigger.saturating_mul(5) / 2).max(20));
