@@ -5,8 +5,9 @@
 //! those come from criterion.
 //!
 //! Environment: `N` keys (default 1,000,000), `R` rounds (default 3), `MEM=1` for the in-memory
-//! store, `WB` RocksDB memtable size in MiB, `NO_CLOSE=1` to leave each round's database open
-//! (and its files behind), `PERF_CTL` a fifo to profile the timed commits only:
+//! store, `WB` RocksDB memtable size in MiB, `PER_FLUSH` memtables merged per flush,
+//! `NO_CLOSE=1` to leave each round's database open (and its files behind), `PERF_CTL` a fifo to
+//! profile the timed commits only:
 //! `mkfifo /tmp/ctl && PERF_CTL=/tmp/ctl perf record -D -1 --control fifo:/tmp/ctl -g …`.
 
 use std::time::{Duration, Instant};
@@ -70,6 +71,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut config = Config::default();
             if let Ok(mib) = std::env::var("WB") {
                 config.rocks.write_buffer_bytes = mib.parse::<usize>()? << 20;
+            }
+            if let Ok(count) = std::env::var("PER_FLUSH") {
+                config.rocks.memtables_per_flush = count.parse()?;
             }
             Db::open(dir.path(), config)?
         };
