@@ -32,6 +32,9 @@ pub struct RocksConfig {
     /// writes land all over a memtable's skiplist and each insert misses the cache on the levels
     /// its search walks, more often the more entries it holds: many small memtables flushed
     /// together make inserts cheaper than one large one, with level-0 files as large as before.
+    /// A family holds up to `memtables_per_flush + 2` memtables. Default 4 (of 8 MiB): the 1M-key
+    /// commit benchmark 7% faster than one 32 MiB memtable per flush (BENCHMARKS.md, seventh
+    /// session), scans of unflushed data ~7% slower (more skiplists to merge).
     pub memtables_per_flush: i32,
     /// Cap on all memtables together, in bytes (charged to the block cache, so block cache and
     /// memtables then share `block_cache_bytes`); `None` = only the per-family sizes bound them.
