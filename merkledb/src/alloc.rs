@@ -1,18 +1,20 @@
 //! Allocator tuning for processes that run a database: call the functions here once at startup.
 //!
 //! * [`tune_system_malloc`]: RocksDB's C++ code allocates through the C library's `malloc`,
-//!   whatever Rust's global allocator is. Its memtables are built from 4 MiB blocks (a
-//!   write buffer's eighth), freed whole when a memtable is flushed. glibc's defaults hand such
+//!   whatever Rust's global allocator is. Its memtables are built from blocks of an eighth of
+//!   the write buffer, freed whole when a memtable is flushed. glibc's defaults hand such
 //!   blocks back to the OS (`mmap` above its threshold, heap trimming above another), so every
-//!   new memtable was faulted in again and zeroed by the kernel, on the commit's critical path:
-//!   56k page faults per million committed keys (`perf record -e page-faults`: 80% of them in
-//!   `MemTable::Add`). Tuned, 13k remain, and alternating runs of `examples/commit_profile.rs`
-//!   ran 3% faster (2.070 → 2.005 s median, CPU −3.4%). It pays in processes whose hot path is
-//!   a loop of commits of default-sized memtables (the benchmarks; an application committing
-//!   blocks). The `arbor` binary does not call it: its sync ran at the same speed with it and
-//!   peaked higher (10M keys: 26.4–26.7 s and 377 MiB against 26.0–27.1 s and 298–351 MiB,
-//!   alternating runs), and `arbor load` did not change (3.04–3.09 s against 3.00–3.07 s for
-//!   1M keys).
+//!   new memtable was faulted in again and zeroed by the kernel, on the commit's critical path.
+//!   With 32 MiB memtables (4 MiB blocks): 56k page faults per million committed keys
+//!   (`perf record -e page-faults`: 80% of them in `MemTable::Add`); tuned, 13k remained, and
+//!   alternating runs of `examples/commit_profile.rs` ran 3% faster (2.070 → 2.005 s median,
+//!   CPU −3.4%). With the default since, 8 MiB memtables (1 MiB blocks): 193k → 97k page
+//!   faults over three rounds of 1M keys, 1.755 → 1.720 s median (CPU −2.3%). It pays in
+//!   processes whose hot path is a loop of commits (the benchmarks; an application committing
+//!   blocks). The `arbor` binary does not call it: with 32 MiB memtables its sync ran at the
+//!   same speed with it and peaked higher (10M keys: 26.4–26.7 s and 377 MiB against 26.0–27.1 s
+//!   and 298–351 MiB, alternating runs), and `arbor load` did not change (3.04–3.09 s against
+//!   3.00–3.07 s for 1M keys).
 //! * `tune_mimalloc` (feature `mimalloc`): for processes whose global allocator is mimalloc
 //!   and that free a large trie and build another within seconds.
 //!
@@ -121,8 +123,8 @@ mod mi {
         /// mimalloc's current purge delay in milliseconds.
         fn purge_delay_ms() -> i64 {
             #[allow(unsafe_code)]
-            // SAFETY: the call only reads one integer of mimalloc's static option table, at an index
-            // inside it.
+            // SAFETY: the call only reads one integer of mimalloc's static option table, at an
+            // index inside it.
             let value = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
             value as i64
         }

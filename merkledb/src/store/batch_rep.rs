@@ -14,6 +14,7 @@
 //! key and, for a put, the value, each a varint32 length followed by the bytes.
 
 use super::{Op, Space};
+use crate::{codec::Reader, hash::put_uvarint};
 
 /// Header bytes: sequence (8) and count (4).
 const HEADER: usize = 12;
@@ -26,12 +27,9 @@ const TYPE_FAMILY_VALUE: u8 = 0x5;
 /// Each space's column family ID, indexed by `Space as usize`.
 pub(super) type FamilyIds = [u32; Space::ALL.len()];
 
-fn put_varint32(out: &mut Vec<u8>, mut value: u32) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
+/// RocksDB's varint32 is the LEB128 varint the node hashing writes, limited to 32 bits.
+fn put_varint32(out: &mut Vec<u8>, value: u32) {
+    put_uvarint(out, u64::from(value));
 }
 
 fn put_slice(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
@@ -80,26 +78,14 @@ pub(super) fn encode(ops: &[Op<'_>], ids: &FamilyIds) -> Option<Vec<u8>> {
 /// The column family ID in `probe`, RocksDB's own encoding of a batch holding one put of an
 /// empty key and value into that family; `None` if `probe` is not such a batch.
 fn family_id_of_probe(probe: &[u8]) -> Option<u32> {
-    let (&kind, mut rest) = probe.get(HEADER..)?.split_first()?;
-    let id = match kind {
+    let mut reader = Reader::new(probe.get(HEADER..)?);
+    let id = match reader.byte().ok()? {
         TYPE_VALUE => 0,
-        TYPE_FAMILY_VALUE => {
-            let mut id = 0u32;
-            let mut shift = 0;
-            loop {
-                let (&byte, tail) = rest.split_first()?;
-                rest = tail;
-                id |= u32::from(byte & 0x7f).checked_shl(shift)?;
-                if byte < 0x80 {
-                    break id;
-                }
-                shift += 7;
-            }
-        }
+        TYPE_FAMILY_VALUE => u32::try_from(reader.uvarint().ok()?).ok()?,
         _ => return None,
     };
     // An empty key and an empty value: two zero lengths, nothing after.
-    (rest == [0, 0]).then_some(id)
+    (reader.take(2).ok()? == [0, 0] && reader.finish().is_ok()).then_some(id)
 }
 
 /// Learns each space's column family ID from RocksDB's encoding of probe batches, and checks
