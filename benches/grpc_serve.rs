@@ -34,8 +34,6 @@ fn request(root: Hash, start: Vec<u8>) -> pb::SyncGetRangeProofRequest {
 }
 
 fn bench(c: &mut Criterion) {
-    arbor_merkledb::alloc::tune_mimalloc();
-    arbor_merkledb::alloc::tune_system_malloc();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path(), Config::default()).expect("open");
     let mut rng = SeededRng::new(7);

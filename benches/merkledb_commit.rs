@@ -47,8 +47,6 @@ fn commit_all(db: &Db, batches: Vec<Vec<BatchOp>>) {
 }
 
 fn bench(c: &mut Criterion) {
-    arbor_merkledb::alloc::tune_mimalloc();
-    arbor_merkledb::alloc::tune_system_malloc();
     let n = keys();
     let kvs = random_kvs(42, n);
     let mut group = c.benchmark_group("commit_random_kvs");

@@ -28,8 +28,6 @@ fn keys() -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    arbor_merkledb::alloc::tune_mimalloc();
-    arbor_merkledb::alloc::tune_system_malloc();
     let n = keys();
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(dir.path(), Config::default()).expect("open");

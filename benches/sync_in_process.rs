@@ -27,8 +27,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const KEYS: usize = 200_000;
 
 fn bench(c: &mut Criterion) {
-    arbor_merkledb::alloc::tune_mimalloc();
-    arbor_merkledb::alloc::tune_system_malloc();
     let server = Db::open_memory(Config::default()).expect("open");
     let mut kvs = random_kvs(11, KEYS);
     for ops in put_batches(&kvs, 10_000) {

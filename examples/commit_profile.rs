@@ -58,8 +58,6 @@ fn perf_control(command: &[u8]) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    arbor_merkledb::alloc::tune_mimalloc();
-    arbor_merkledb::alloc::tune_system_malloc();
     let n = env("N", 1_000_000);
     let rounds = env("R", 3);
     let kvs = random_kvs(42, n);

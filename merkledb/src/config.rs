@@ -63,7 +63,7 @@ impl Config {
         self.rocks.total_write_buffer_bytes = Some(bytes / 4);
         self.rocks.write_buffer_bytes = (bytes / 8).max(4 << 20);
         // Under the cap above (two memtables' worth for all families) four never fill: flush
-        // them one at a time, as the sync client was measured with.
+        // them one at a time.
         self.rocks.memtables_per_flush = 1;
         self.node_cache_nodes = bytes / 4 / NODE_BYTES;
         self.dirty_node_budget = (bytes / 4 / NODE_BYTES).max(1024);
@@ -71,8 +71,8 @@ impl Config {
     }
 
     /// Tunes the store for a writer that commits much and reads little, such as a sync client:
-    /// RocksDB compacts level 0 into level 1 only once 12 files accumulate (instead of 4), which
-    /// cut a 1M-key sync with a 64 MiB budget by ~10% (its small memtables flush often).
+    /// RocksDB compacts level 0 into level 1 only once 12 files accumulate (instead of 4): a
+    /// writer with small memtables flushes often, and each early compaction rewrites level 1.
     /// Reads over many level-0 files cost more, so a server should keep the default.
     #[must_use]
     pub fn for_bulk_writes(mut self) -> Self {

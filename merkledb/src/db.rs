@@ -27,26 +27,21 @@ use std::{
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
-use rayon::{
-    iter::{IntoParallelRefIterator, ParallelIterator},
-    slice::ParallelSliceMut,
-};
-
 use crate::{
-    codec::decode_node,
     config::Config,
     dirty::{DirtyEntry, DirtyNodes},
     error::{CorruptionError, Error, Result, StoreError},
-    hash::{Hash, ValueDigest},
+    hash::Hash,
     key::{BranchFactor, Key},
-    layout::{
-        HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key,
-        node_storage_key,
-    },
+    layout::{HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key},
     node::{Node, SubRoot},
-    store::{Batch, Durability, MemoryStore, RocksStore, ScanIter, Space, Store},
-    trie::{Applied, Change, NodeChange, NodeSource, Prefetch, apply},
+    store::{Batch, Durability, MemoryStore, ScanIter, Space, Store},
+    trie::{Applied, Change, apply},
 };
+
+mod nodes;
+
+pub(crate) use nodes::CommittedNodes;
 
 /// One retained commit: its sequence number and the roots before and after it.
 #[derive(Clone, Copy, Debug)]
@@ -117,8 +112,9 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     /// Opens (creating if needed) a RocksDB-backed database in directory `path`.
+    #[cfg(feature = "rocksdb")]
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self> {
-        let store = RocksStore::open(path.as_ref(), &config.rocks)?;
+        let store = crate::store::RocksStore::open(path.as_ref(), &config.rocks)?;
         Self::open_with_store(Box::new(store), config)
     }
 
@@ -327,127 +323,6 @@ impl DbInner {
         self.config.branch_factor.token_bits()
     }
 
-    /// Keeps `item` to be freed by the next commit, beside its store write. Freeing the nodes a
-    /// commit replaced and a committed proposal's node list means thousands of cold cache lines;
-    /// beside the store write, the longer half of the commit's join, it costs no wall time.
-    pub(crate) fn defer_drop(&self, item: Garbage) {
-        let Ok(mut garbage) = self.garbage.lock() else {
-            return;
-        };
-        garbage.push(item);
-        if garbage.len() > MAX_GARBAGE {
-            let full = std::mem::take(&mut *garbage);
-            drop(garbage);
-            drop(full);
-        }
-    }
-
-    /// Takes everything [`DbInner::defer_drop`] kept.
-    pub(crate) fn take_garbage(&self) -> Vec<Garbage> {
-        self.garbage
-            .lock()
-            .map(|mut g| std::mem::take(&mut *g))
-            .unwrap_or_default()
-    }
-
-    /// Moves the nodes changed by a commit into the dirty set (and out of the clean cache).
-    /// Returns, for each change that set an entry, its position in `nodes` and what the set held
-    /// there before, so that [`DbInner::restore_dirty`] can undo it and the caller decides where
-    /// the replaced nodes are freed.
-    pub(crate) fn absorb_nodes(&self, dirty: &mut DirtyNodes, nodes: &[NodeChange]) -> Displaced {
-        // Sized once: grown by doubling, this list took fresh (kernel-zeroed) pages every commit.
-        let mut displaced = Vec::with_capacity(nodes.len());
-        for (position, change) in nodes.iter().enumerate() {
-            let entry = match &change.node {
-                Some(n) if !n.children.is_empty() => Some(n.clone()),
-                _ if change.was_stored => None,
-                _ => {
-                    // A leaf that existed may have been cached when it was loaded.
-                    if change.replaced() {
-                        self.cache.remove(&change.key);
-                    }
-                    continue;
-                }
-            };
-            let before = dirty.set_replacing(&change.key, entry, change.before.as_ref());
-            // A key with a node in the dirty set is never in the clean cache (both `absorb` and
-            // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
-            if change.replaced() && !matches!(before, Some(Some(_))) {
-                self.cache.remove(&change.key);
-            }
-            displaced.push((position, before));
-        }
-        displaced
-    }
-
-    /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned.
-    pub(crate) fn restore_dirty(
-        dirty: &mut DirtyNodes,
-        nodes: &[NodeChange],
-        displaced: Displaced,
-    ) {
-        // Newest first, so a key set twice ends with what it held before the first time.
-        for (position, before) in displaced.into_iter().rev() {
-            let key = &nodes[position].key;
-            match before {
-                Some(entry) => {
-                    dirty.set(key, entry);
-                }
-                None => dirty.remove(key),
-            }
-        }
-    }
-
-    /// Writes the dirty set to the nodes space and moves it into the clean cache.
-    pub(crate) fn flush(&self, state: &mut State) -> Result<()> {
-        self.write_dirty(state, true)
-    }
-
-    /// Writes the dirty set to the nodes space, then moves its nodes into the clean cache when
-    /// `keep` is set (not on close: nothing will read them; they are freed here).
-    ///
-    /// The records are encoded on the thread pool and written in key order: RocksDB inserts
-    /// sorted keys into its memtable about twice as fast as the hash set's order (measured on
-    /// the values of the commit benchmark: 0.6 s against 1.2 s per million keys).
-    fn write_dirty(&self, state: &mut State, keep: bool) -> Result<()> {
-        if state.dirty.is_empty() {
-            return Ok(());
-        }
-        let entries: Vec<(&Key, Option<&Arc<Node>>)> = state.dirty.iter().collect();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
-            .par_iter()
-            .map(|(key, node)| {
-                let record = node.map(|n| {
-                    crate::codec::encode_node(
-                        n.value.as_ref().map(ValueDigest::as_bytes),
-                        &n.children,
-                    )
-                });
-                (node_storage_key(key), record)
-            })
-            .collect();
-        drop(entries);
-        records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut batch = Batch::with_capacity(records.len());
-        for (key, record) in records {
-            match record {
-                Some(bytes) => batch.put(Space::Nodes, key, bytes),
-                None => batch.delete(Space::Nodes, key),
-            }
-        }
-        self.store.write(batch, Durability::Process)?;
-        let (nodes, removed) = state.dirty.take();
-        if keep {
-            for node in nodes {
-                self.cache.insert(node.key.clone(), node);
-            }
-        }
-        for key in removed {
-            self.cache.remove(&key);
-        }
-        Ok(())
-    }
-
     fn close(&self, state: &mut State) -> Result<()> {
         self.write_dirty(state, false)?;
         // A short write-ahead log makes the next open fast (no replay of this session's writes).
@@ -525,82 +400,5 @@ impl Drop for DbInner {
                 }
             }
         }
-    }
-}
-
-/// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come
-/// from the values space.
-pub(crate) struct CommittedNodes<'a> {
-    pub inner: &'a DbInner,
-    pub state: &'a State,
-}
-
-impl NodeSource for CommittedNodes<'_> {
-    fn prefetch(&self, key: &Key, part: Prefetch) {
-        self.state.dirty.prefetch(key, part);
-    }
-
-    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
-        let stored = match self.state.dirty.get(key) {
-            Some(Some(node)) => return Ok(node.clone()),
-            Some(None) => None,
-            None => {
-                if let Some(node) = self.inner.cache.get(key) {
-                    return Ok(node);
-                }
-                let skey = node_storage_key(key);
-                self.inner
-                    .store
-                    .get(Space::Nodes, &skey)?
-                    .map(|bytes| (skey, bytes))
-            }
-        };
-        let node = match stored {
-            Some((skey, bytes)) => {
-                let (value, children) =
-                    decode_node(&bytes).map_err(|source| CorruptionError::Decode {
-                        what: "node",
-                        key: skey.clone(),
-                        source,
-                    })?;
-                let value = match value {
-                    None => None,
-                    Some(v) => Some(ValueDigest::from_digest_bytes(&v).ok_or(
-                        CorruptionError::Malformed {
-                            what: "node digest",
-                            key: skey,
-                        },
-                    )?),
-                };
-                Node {
-                    key: key.clone(),
-                    value,
-                    children,
-                }
-            }
-            None => {
-                if !has_value || !key.is_whole_bytes() {
-                    return Err(CorruptionError::MissingNode(key.clone()).into());
-                }
-                let value = self
-                    .inner
-                    .store
-                    .get(Space::Values, key.as_bytes())?
-                    .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
-                Node::leaf(key.clone(), ValueDigest::of(&value))
-            }
-        };
-        let actual = node.id();
-        if actual != *id {
-            return Err(CorruptionError::NodeHashMismatch {
-                key: key.clone(),
-                expected: *id,
-                actual,
-            }
-            .into());
-        }
-        let node = Arc::new(node);
-        self.inner.cache.insert(key.clone(), node.clone());
-        Ok(node)
     }
 }

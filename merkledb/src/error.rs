@@ -9,6 +9,7 @@ use crate::{codec::CodecError, hash::Hash, key::Key, proof::ProofError};
 #[non_exhaustive]
 pub enum StoreError {
     /// RocksDB failed.
+    #[cfg(feature = "rocksdb")]
     #[error("rocksdb {op} failed (column family {space:?}): {source}")]
     Rocks {
         /// The operation: open, get, scan, write, clear.

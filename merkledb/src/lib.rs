@@ -13,10 +13,7 @@
 //!
 //! ## Feature flags
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
-//! * `mimalloc`: `alloc::tune_mimalloc`, for processes whose global allocator is mimalloc
-//!   (`alloc::tune_system_malloc`, for the C library's allocator RocksDB uses, is always there).
 
-pub mod alloc;
 mod changes;
 mod codec;
 mod config;

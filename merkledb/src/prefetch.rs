@@ -32,18 +32,3 @@ pub(crate) fn prefetch_bytes<T>(start: *const T, bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, bytes);
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefetching_any_address_changes_nothing() {
-        let data = vec![7u8; 1000];
-        prefetch_bytes(data.as_ptr(), data.len());
-        // Addresses that are not (or no longer) valid are fine too: only a hint.
-        prefetch_bytes(std::ptr::null::<u8>(), 128);
-        prefetch_bytes(data.as_ptr().wrapping_add(1 << 40), 64);
-        assert!(data.iter().all(|&b| b == 7));
-    }
-}

@@ -7,7 +7,8 @@
 //! ([`Error::Invalid`]); children of a committed proposal become committable in turn.
 //!
 //! A proposal with an empty batch is a *view*: a consistent read handle on a state. Historical
-//! views (`Db::view_at`) are read-only proposals carrying the inverse of the newer commits.
+//! views (`Db::view_at`, in `history`) are read-only proposals carrying the inverse of the newer
+//! commits. The commit protocol is in `commit`.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,18 +20,18 @@ use std::{
 
 use crate::{
     changes::Changes,
-    db::{CommittedNodes, Db, DbInner, HistoryEntry, State, root_hash},
+    db::{CommittedNodes, Db, DbInner, State, root_hash},
     error::{CorruptionError, Error, Result},
     hash::Hash,
     key::Key,
-    layout::{
-        HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, app_meta_key, decode_undo, encode_undo,
-        history_key,
-    },
+    layout::encode_undo,
     node::{Node, SubRoot},
-    store::{Batch, Durability, Space},
+    store::Space,
     trie::{Applied, Change, NodeChange, NodeSource, Prefetch, apply},
 };
+
+mod commit;
+mod history;
 
 /// A batch operation: a key and its new value (`None` deletes).
 pub type BatchOp = (Vec<u8>, Option<Vec<u8>>);
@@ -75,8 +76,7 @@ impl Drop for ProposalInner {
     /// A committed proposal's nodes are freed by the next commit (see `DbInner::defer_drop`):
     /// they are shared with the dirty set, so dropping them here would touch every one of them
     /// again on the caller's thread. Its batch is freed here: the caller's thread usually
-    /// allocated the keys and values, and frees by the allocating thread are the cheap ones
-    /// (deferring them cost ~2% of the commit path's CPU time).
+    /// allocated the keys and values, and frees by the allocating thread are the cheap ones.
     fn drop(&mut self) {
         if self.is_committed() && self.nodes.len() >= 256 {
             let nodes = std::mem::take(&mut self.nodes);
@@ -261,86 +261,6 @@ impl Db {
     pub fn view(&self) -> Result<Proposal> {
         self.propose(std::iter::empty())
     }
-
-    /// A read-only view of the trie at `root`: the current root or one in the retained history.
-    pub fn view_at(&self, root: Hash) -> Result<Proposal> {
-        let state = self.inner.read()?;
-        self.view_at_locked(&state, root)
-    }
-
-    /// [`Db::view_at`] under a held read lock.
-    pub(crate) fn view_at_locked(&self, state: &State, root: Hash) -> Result<Proposal> {
-        let target_seq = if root_hash(&state.head.root) == root {
-            state.head.seq
-        } else {
-            find_seq(&state.history, root).ok_or(Error::RootNotInHistory {
-                root,
-                retained: state.history.len() + 1,
-            })?
-        };
-        let undo = self.undo_between(state, target_seq, state.head.seq)?;
-        let view = build(
-            &self.inner,
-            state,
-            Base::head(state),
-            Changes::from_map(undo),
-            true,
-        )?;
-        if view.root() != root {
-            return Err(CorruptionError::RootMismatch {
-                expected: root,
-                actual: view.root(),
-            }
-            .into());
-        }
-        Ok(view)
-    }
-
-    /// For every key changed by commits `from + 1 ..= to`, its value as of commit `from` (the value
-    /// before the first of those commits that touched it).
-    pub(crate) fn undo_between(
-        &self,
-        state: &State,
-        from: u64,
-        to: u64,
-    ) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>> {
-        let _ = state; // The caller holds the lock, so no commit deletes these records meanwhile.
-        let mut out = BTreeMap::new();
-        for s in from + 1..=to {
-            let key = history_key(HISTORY_UNDO, s);
-            let bytes =
-                self.inner
-                    .store
-                    .get(Space::History, &key)?
-                    .ok_or(CorruptionError::Malformed {
-                        what: "missing history undo record",
-                        key: key.clone(),
-                    })?;
-            let entries = decode_undo(&bytes).map_err(|source| CorruptionError::Decode {
-                what: "history undo",
-                key,
-                source,
-            })?;
-            for (k, before) in entries {
-                out.entry(k).or_insert(before);
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The newest sequence number whose root is `root`, within the retained history.
-pub(crate) fn find_seq(
-    history: &std::collections::VecDeque<HistoryEntry>,
-    root: Hash,
-) -> Option<u64> {
-    if let Some(e) = history.iter().rev().find(|e| e.after == root) {
-        return Some(e.seq);
-    }
-    history
-        .front()
-        .filter(|e| e.before == root)
-        .map(|e| e.seq - 1)
 }
 
 fn build(
@@ -602,100 +522,5 @@ impl Proposal {
             chain: &chain,
             nodes: &nodes,
         })
-    }
-
-    /// Commits this proposal: one atomic batch of values, head and history.
-    pub fn commit(&self) -> Result<()> {
-        self.commit_with_meta(&[])
-    }
-
-    /// Commits this proposal together with application metadata records (`None` deletes one),
-    /// in the same atomic batch: after a crash, either both the contents and the records are
-    /// stored, or neither. Read them back with [`Db::app_meta`](crate::Db::app_meta).
-    pub fn commit_with_meta(&self, meta: &[(&[u8], Option<&[u8]>)]) -> Result<()> {
-        let p = &self.inner;
-        if p.read_only {
-            return Err(Error::Invalid);
-        }
-        let db = &p.db;
-        let mut state = db.write()?;
-        p.check_valid(&state)?;
-        if p.parent.as_ref().is_some_and(|q| !q.is_committed()) {
-            return Err(Error::ParentNotCommitted);
-        }
-        let seq = state.head.seq + 1;
-        let head = Head {
-            seq,
-            count: p.count,
-            root: p.root.clone(),
-        };
-        let before = root_hash(&state.head.root);
-        let after = root_hash(&p.root);
-        // Values, head, history index and undo, metadata, and a few expired history records.
-        let mut batch = Batch::with_capacity(p.changes.len() + meta.len() + 8);
-        for (key, value) in p.changes.iter() {
-            match value {
-                Some(v) => batch.put(Space::Values, key.as_slice(), v.as_slice()),
-                None => batch.delete(Space::Values, key.as_slice()),
-            }
-        }
-        batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
-        for (key, value) in meta {
-            match value {
-                Some(v) => batch.put(Space::Meta, app_meta_key(key), *v),
-                None => batch.delete(Space::Meta, app_meta_key(key)),
-            }
-        }
-        let history_len = db.config.history_len as u64;
-        let mut new_entry = None;
-        if history_len > 0 {
-            let mut index = Vec::with_capacity(64);
-            index.extend_from_slice(before.as_bytes());
-            index.extend_from_slice(after.as_bytes());
-            batch.put(Space::History, history_key(HISTORY_INDEX, seq), index);
-            batch.put(
-                Space::History,
-                history_key(HISTORY_UNDO, seq),
-                p.undo.as_slice(),
-            );
-            new_entry = Some(HistoryEntry { seq, before, after });
-        }
-        let expired: Vec<u64> = state
-            .history
-            .iter()
-            .map(|e| e.seq)
-            .filter(|&s| s + history_len <= seq)
-            .collect();
-        for s in &expired {
-            batch.delete(Space::History, history_key(HISTORY_INDEX, *s));
-            batch.delete(Space::History, history_key(HISTORY_UNDO, *s));
-        }
-        // The store write runs beside the dirty-set update and the freeing of what earlier
-        // commits left; the set is restored if the write fails. What this commit replaces is
-        // freed by the next one.
-        let state = &mut *state;
-        let garbage = db.take_garbage();
-        let (written, displaced) = rayon::join(
-            || db.store.write(batch, Durability::Process),
-            || {
-                let displaced = db.absorb_nodes(&mut state.dirty, &p.nodes);
-                drop(garbage);
-                displaced
-            },
-        );
-        if let Err(e) = written {
-            DbInner::restore_dirty(&mut state.dirty, &p.nodes, displaced);
-            return Err(e.into());
-        }
-        db.defer_drop(Box::new(displaced));
-        // The batch is durable: update the in-memory state to match.
-        state.head = head;
-        state.history.retain(|e| e.seq + history_len > seq);
-        state.history.extend(new_entry);
-        p.committed.store(true, Ordering::Release);
-        if state.dirty.len() > db.config.dirty_node_budget {
-            db.flush(state)?;
-        }
-        Ok(())
     }
 }

@@ -10,16 +10,19 @@ use crate::{
     key::{BranchFactor, Key},
 };
 
-/// A small, fast, deterministic generator (SplitMix64). Not for cryptography.
+/// A small, fast, deterministic generator (`fastrand`'s wyrand) whose seed can come from the
+/// environment. Not for cryptography.
 #[derive(Clone, Debug)]
 pub struct SeededRng {
-    state: u64,
+    rng: fastrand::Rng,
 }
 
 impl SeededRng {
     /// A generator with this seed.
     pub fn new(seed: u64) -> Self {
-        Self { state: seed }
+        Self {
+            rng: fastrand::Rng::with_seed(seed),
+        }
     }
 
     /// The seed from `ARBOR_TEST_SEED`, or `default` (tests pass a fixed or time-based one).
@@ -32,24 +35,17 @@ impl SeededRng {
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.rng.u64(..)
     }
 
     /// A number in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.rng.u64(..n)
     }
 
     /// Fills `out` with random bytes.
     pub fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
+        self.rng.fill(out);
     }
 
     /// Random bytes of a random length in `min..max` (`max > min`).

@@ -8,175 +8,93 @@
 //! workers = 8
 //! ```
 //!
-//! The subcommand's table is turned into flags (`key` → `--key`, underscores as dashes; `true`
-//! → the bare flag, `false` → nothing; arrays → the flag repeated) and placed before the command
-//! line's own flags. A flag given on the command line replaces the file's value entirely (for a
-//! repeated flag such as `--peer`, the file's whole list). Unknown keys are rejected by the
-//! same parser as unknown flags.
+//! Each key names a flag of its subcommand (`key` → `--key`, underscores as dashes) and its value
+//! becomes that flag's default in clap's parser, so the file's values pass through the same
+//! parsing and checks as the flags, and clap's value sources settle precedence: a flag on the
+//! command line replaces the file's value entirely (for a repeated flag such as `--peer`, the
+//! file's whole list). An unknown section or key is an error naming it.
 
-use std::{ffi::OsString, path::Path};
+use std::{collections::BTreeMap, ffi::OsString, path::Path};
 
 use anyhow::{Context, bail};
+use clap::Command;
 
-/// The subcommands a file may have a table for.
-const SUBCOMMANDS: [&str; 6] = ["load", "root", "import", "export", "serve", "sync"];
-
-/// Expands `--config FILE` (anywhere on the command line) into flags; returns the arguments
-/// unchanged when there is none.
-pub(crate) fn expand(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
-    let mut file = None;
-    let mut rest = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter();
-    while let Some(arg) = iter.next() {
-        match arg.to_str() {
-            Some("--config") => {
-                file = Some(iter.next().context("--config needs a file")?);
-            }
-            Some(s) if s.starts_with("--config=") => {
-                file = Some(OsString::from(&s["--config=".len()..]));
-            }
-            _ => rest.push(arg),
-        }
-    }
-    let Some(file) = file else {
-        return Ok(rest);
+/// Removes `--config FILE` (or `--config=FILE`) from `args`, returning the file if given.
+pub(crate) fn take_config_flag(args: &mut Vec<OsString>) -> anyhow::Result<Option<OsString>> {
+    let Some(at) = args
+        .iter()
+        .position(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
+    else {
+        return Ok(None);
     };
-    let path = Path::new(&file);
+    let flag = args.remove(at).to_string_lossy().into_owned();
+    match flag.strip_prefix("--config=") {
+        Some(file) => Ok(Some(file.into())),
+        None if at < args.len() => Ok(Some(args.remove(at))),
+        None => bail!("--config needs a file"),
+    }
+}
+
+/// `command` with the values of the config file at `path` as the defaults of its subcommands'
+/// flags.
+pub(crate) fn with_file_defaults(mut command: Command, path: &Path) -> anyhow::Result<Command> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?;
-    for (name, value) in &table {
-        if !SUBCOMMANDS.contains(&name.as_str()) || !value.is_table() {
+    let file: BTreeMap<String, toml::Table> = toml::from_str(&text).with_context(|| {
+        format!(
+            "parsing config file {} (one table per subcommand)",
+            path.display()
+        )
+    })?;
+    for (section, table) in file {
+        let Some(subcommand) = command.find_subcommand(&section) else {
+            let known: Vec<_> = command.get_subcommands().map(Command::get_name).collect();
             bail!(
-                "config file {}: unknown section [{name}] (expected tables named {})",
+                "config file {}: unknown section [{section}] (expected one of {})",
                 path.display(),
-                SUBCOMMANDS.join(", ")
+                known.join(", ")
             );
-        }
-    }
-    // The subcommand is the first argument after the program that is not a flag.
-    let Some(position) = rest
-        .iter()
-        .skip(1)
-        .position(|a| !a.to_string_lossy().starts_with('-'))
-    else {
-        return Ok(rest);
-    };
-    let position = position + 1;
-    let subcommand = rest[position].to_string_lossy().into_owned();
-    let Some(section) = table.get(&subcommand).and_then(toml::Value::as_table) else {
-        return Ok(rest);
-    };
-    let given = |flag: &str| {
-        rest.iter().any(|a| {
-            let a = a.to_string_lossy();
-            a == flag || a.starts_with(&format!("{flag}="))
-        })
-    };
-    let mut flags = Vec::new();
-    for (key, value) in section {
-        let flag = format!("--{}", key.replace('_', "-"));
-        if given(&flag) {
-            continue;
-        }
-        let scalar = |v: &toml::Value| -> anyhow::Result<String> {
-            Ok(match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                _ => bail!("config [{subcommand}] {key}: expected a string or a number"),
-            })
         };
-        match value {
-            toml::Value::Boolean(true) => flags.push(OsString::from(&flag)),
-            toml::Value::Boolean(false) => {}
-            toml::Value::Array(items) => {
-                for item in items {
-                    flags.push(OsString::from(&flag));
-                    flags.push(OsString::from(scalar(item)?));
-                }
+        let mut defaults = Vec::new();
+        for (key, value) in table {
+            let long = key.replace('_', "-");
+            let Some(arg) = subcommand
+                .get_arguments()
+                .find(|a| a.get_long() == Some(long.as_str()))
+            else {
+                bail!(
+                    "config file {}: [{section}] has no flag --{long}",
+                    path.display()
+                );
+            };
+            let values = match value {
+                toml::Value::Array(items) => items.into_iter().map(scalar).collect(),
+                other => scalar(other).map(|v| vec![v]),
             }
-            other => {
-                flags.push(OsString::from(&flag));
-                flags.push(OsString::from(scalar(other)?));
-            }
+            .with_context(|| format!("config file {}: [{section}] {key}", path.display()))?;
+            defaults.push((arg.get_id().clone(), values));
         }
+        command = command.mut_subcommand(section, |mut subcommand| {
+            for (id, values) in defaults {
+                subcommand =
+                    subcommand.mut_arg(id, |arg| arg.required(false).default_values(values));
+            }
+            subcommand
+        });
     }
-    rest.splice(position + 1..position + 1, flags);
-    Ok(rest)
+    Ok(command)
+}
+
+/// A TOML scalar as the text a flag would carry.
+fn scalar(value: toml::Value) -> anyhow::Result<String> {
+    Ok(match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => bail!("expected a string, a number, a boolean or a list of them"),
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn expand_with(file: &str, args: &[&str]) -> anyhow::Result<Vec<String>> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("arbor.toml");
-        std::fs::write(&path, file).expect("write");
-        let mut all: Vec<OsString> = vec!["arbor".into()];
-        all.extend(args.iter().map(OsString::from));
-        all.push("--config".into());
-        all.push(path.clone().into());
-        Ok(expand(all)?
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect())
-    }
-
-    #[test]
-    fn a_section_becomes_flags_that_the_command_line_overrides() {
-        let file = r#"
-            [sync]
-            db = "/data"
-            peer = ["http://a:1", "http://b:2"]
-            follow = true
-            json = false
-            workers = 4
-            [serve]
-            listen = "127.0.0.1:7000"
-        "#;
-        let args = expand_with(file, &["sync", "--workers", "9"]).expect("expand");
-        assert_eq!(
-            args,
-            [
-                "arbor",
-                "sync",
-                "--db",
-                "/data",
-                "--follow",
-                "--peer",
-                "http://a:1",
-                "--peer",
-                "http://b:2",
-                "--workers",
-                "9"
-            ]
-        );
-        let args = expand_with(file, &["sync", "--peer=http://c:3"]).expect("expand");
-        assert!(
-            !args.iter().any(|a| a == "http://a:1"),
-            "command-line peers replace the list"
-        );
-    }
-
-    #[test]
-    fn bad_files_are_reported() {
-        assert!(
-            expand_with("[nope]\nx = 1", &["sync"]).is_err(),
-            "unknown section"
-        );
-        assert!(expand_with("[sync\n", &["sync"]).is_err(), "syntax");
-        assert!(
-            expand_with("[sync]\ndb = {a = 1}", &["sync"]).is_err(),
-            "table value"
-        );
-        let missing = expand(vec![
-            "arbor".into(),
-            "--config".into(),
-            "/nonexistent".into(),
-        ]);
-        assert!(missing.is_err());
-    }
-}
+mod tests;

@@ -3,17 +3,17 @@
 mod commands;
 mod config;
 mod hexline;
+mod metrics;
 mod serve;
 mod sync;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// mimalloc: the trie allocates many small, short-lived buffers; glibc malloc spent ~25% of a
-/// bulk load in malloc/free and consolidation. Neither tuning of `arbor_merkledb::alloc` is
-/// applied (mimalloc's longer purge delay, glibc's thresholds for RocksDB's memory): in this
-/// one-database process they bought no speed and raised peak RSS (see that module's docs).
+/// mimalloc: the trie allocates many small, short-lived buffers, which glibc's malloc serves
+/// more slowly. Its settings are mimalloc's defaults (`MIMALLOC_*` environment variables change
+/// them).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -49,7 +49,7 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
         /// Bound the database's caches and buffers to about this many MiB (default: sized for
-        /// speed: about 0.8 GiB at 1M keys; 128 MiB halves the load rate).
+        /// speed, not memory).
         #[arg(long, value_parser = clap::value_parser!(u64).range(16..))]
         memory_mb: Option<u64>,
     },
@@ -80,13 +80,13 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         history: usize,
         /// Random puts/deletes per churn commit (a stand-in for a chain producing blocks).
-        #[arg(long, requires = "churn_every")]
+        #[arg(long)]
         churn_keys: Option<usize>,
-        /// Milliseconds between churn commits.
-        #[arg(long, requires = "churn_keys")]
+        /// Milliseconds between churn commits (with --churn-keys).
+        #[arg(long)]
         churn_every: Option<u64>,
         /// Stop churning after this many commits.
-        #[arg(long, requires = "churn_keys")]
+        #[arg(long)]
         churn_commits: Option<u64>,
         /// Serve Prometheus metrics at http://ADDR/metrics.
         #[arg(long)]
@@ -106,16 +106,16 @@ enum Command {
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
         /// The trusted target root (64 hex characters).
-        #[arg(long, required_unless_present = "follow", conflicts_with = "follow")]
+        #[arg(long)]
         root: Option<String>,
         /// Take the target from the roots the peers announce and retarget as they change.
         #[arg(long)]
         follow: bool,
         /// With --follow: finish once synced and no newer root came for this many milliseconds.
-        #[arg(long, default_value_t = 2000, requires = "follow")]
+        #[arg(long, default_value_t = 2000)]
         quiet_ms: u64,
         /// With --follow: never finish; keep following new roots.
-        #[arg(long, requires = "follow")]
+        #[arg(long)]
         live: bool,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -162,8 +162,13 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = config::expand(std::env::args_os().collect())?;
-    match Cli::parse_from(args).command {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    if let Some(file) = config::take_config_flag(&mut args)? {
+        command = config::with_file_defaults(command, std::path::Path::new(&file))?;
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches_from(args)).unwrap_or_else(|e| e.exit());
+    match cli.command {
         Command::Load {
             db,
             keys,
@@ -184,13 +189,18 @@ fn main() -> anyhow::Result<()> {
             metrics,
             memory_mb,
         } => {
-            let churn = churn_keys
-                .zip(churn_every)
-                .map(|(keys, every)| serve::Churn {
+            // Checked here, not by clap, so that flags and config-file values obey the same rules.
+            let churn = match (churn_keys, churn_every) {
+                (Some(keys), Some(every)) => Some(serve::Churn {
                     keys,
                     every: std::time::Duration::from_millis(every),
                     commits: churn_commits,
-                });
+                }),
+                (None, None) if churn_commits.is_none() => None,
+                _ => anyhow::bail!(
+                    "--churn-keys and --churn-every go together (--churn-commits needs both)"
+                ),
+            };
             serve::run(&db, listen, history, churn, metrics, memory_mb)
         }
         Command::Sync {
@@ -208,13 +218,19 @@ fn main() -> anyhow::Result<()> {
             memory_mb,
             metrics,
         } => {
+            // Checked here, not by clap, so that flags and config-file values obey the same rules.
+            if live && !follow {
+                anyhow::bail!("--live needs --follow");
+            }
             let target = match (root, follow) {
-                (Some(hex), _) => {
+                (Some(_), true) => anyhow::bail!("--root and --follow exclude each other"),
+                (None, false) => anyhow::bail!("give the target: --root HEX or --follow"),
+                (Some(hex), false) => {
                     sync::Target::Root(arbor_merkledb::Hash::from_hex(&hex).ok_or_else(|| {
                         anyhow::anyhow!("--root {hex:?}: expected 64 hex characters")
                     })?)
                 }
-                (None, _) => sync::Target::Follow(arbor_sync::follow::FollowConfig {
+                (None, true) => sync::Target::Follow(arbor_sync::follow::FollowConfig {
                     quiet: std::time::Duration::from_millis(quiet_ms),
                     live,
                     ..Default::default()

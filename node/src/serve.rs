@@ -4,11 +4,10 @@ use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use arbor_merkledb::{Config, Db, test_utils::SeededRng};
-use arbor_sync::{
-    RootAnnouncer, ServerConfig, StateSyncService,
-    metrics::{ServeMetrics, serve_metrics},
-    server,
-};
+use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{ServeMetrics, serve_metrics};
 
 /// Random commits on a timer, a stand-in for a chain producing blocks.
 pub(crate) struct Churn {
@@ -43,7 +42,7 @@ pub(crate) fn run(
         let metrics_listener = match metrics {
             Some(addr) => {
                 let mut registry = prometheus_client::registry::Registry::default();
-                service = service.with_metrics(ServeMetrics::register(&mut registry));
+                service = service.with_observer(ServeMetrics::register(&mut registry));
                 let (listener, addr) = server::bind(addr)
                     .await
                     .with_context(|| format!("binding the metrics endpoint {addr}"))?;
@@ -60,22 +59,27 @@ pub(crate) fn run(
             let _ = writeln!(out, "metrics on http://{addr}/metrics");
         }
         let _ = out.flush();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let poller = tokio::spawn(service.clone().poll_roots(stopped(stop_rx.clone())));
+        let stop = CancellationToken::new();
+        let poller = tokio::spawn(service.clone().poll_roots(stop.clone().cancelled_owned()));
         let churner = churn.map(|churn| {
-            let (db, announcer, rx) = (db.clone(), service.announcer(), stop_rx.clone());
-            tokio::spawn(async move { churn_loop(db, announcer, churn, rx).await })
+            let (db, announcer, stop) = (db.clone(), service.announcer(), stop.clone());
+            tokio::spawn(async move { churn_loop(db, announcer, churn, stop).await })
         });
         if let Some((listener, _, registry)) = metrics_listener {
-            tokio::spawn(serve_metrics(registry, listener, stopped(stop_rx.clone())));
+            tokio::spawn(serve_metrics(
+                registry,
+                listener,
+                stop.clone().cancelled_owned(),
+            ));
         }
-        let server = tokio::spawn(server::serve(service, listener, stopped(stop_rx)));
+        let server = tokio::spawn(server::serve(
+            service,
+            listener,
+            stop.clone().cancelled_owned(),
+        ));
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
-        let _ = stop_tx.send(true);
+        stop.cancel();
         server.await.context("server task")?.context("serving")?;
         poller.await.context("poller task")?;
         if let Some(churner) = churner {
@@ -91,7 +95,7 @@ async fn churn_loop(
     db: Db,
     announcer: RootAnnouncer,
     churn: Churn,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut rng = SeededRng::new(db.commit_seq()?.wrapping_add(0xc4a2));
     let mut done = 0u64;
@@ -99,7 +103,7 @@ async fn churn_loop(
     ticker.tick().await;
     while churn.commits.is_none_or(|max| done < max) {
         tokio::select! {
-            _ = stop.changed() => return Ok(()),
+            () = stop.cancelled() => return Ok(()),
             _ = ticker.tick() => {}
         }
         let view = db.view()?;

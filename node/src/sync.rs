@@ -8,9 +8,13 @@ use arbor_sync::{
     Progress, SyncConfig, SyncError, SyncManager,
     client::{GrpcClient, SyncClient},
     follow::{FollowConfig, follow},
-    metrics::{SyncMetrics, serve_metrics},
+    manager::PeerStats,
 };
+use serde::Serialize;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{SyncMetrics, serve_metrics};
 
 /// What to sync to.
 pub(crate) enum Target {
@@ -65,8 +69,8 @@ fn check_peers(peers: &[String]) -> anyhow::Result<()> {
 pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
     check_peers(&options.peers)?;
     // No history while syncing: the roots a sync passes through are partial states nobody will
-    // ask a proof of, and their undo records were a sixth of the client's writes (1M keys: 64 MB
-    // of SST files). `arbor serve` on the replica keeps history again from its synced root on.
+    // ask a proof of, and their undo records would be a large share of the client's writes.
+    // `arbor serve` on the replica keeps history again from its synced root on.
     let db = Db::open(
         path,
         Config::default()
@@ -84,7 +88,7 @@ pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
 async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     let client: Arc<dyn SyncClient> = Arc::new(GrpcClient::connect_lazy(&options.peers)?);
     let (progress_tx, progress_rx) = watch::channel(None::<Progress>);
-    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
     let metrics = match options.metrics {
         Some(addr) => {
             let mut registry = prometheus_client::registry::Registry::default();
@@ -110,15 +114,16 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     ));
     let work = {
         let mut config = options.config.clone();
-        config.metrics.clone_from(&metrics);
-        let (db, client) = (db.clone(), client.clone());
+        config.observer = metrics
+            .clone()
+            .map(|m| m as Arc<dyn arbor_sync::SyncObserver>);
+        let (db, client, cancel) = (db.clone(), client.clone(), cancel.clone());
         async move {
             match options.target {
                 Target::Root(root) => {
                     let manager = SyncManager::start(db, client, root, config)?;
                     let handle = manager.handle();
                     let mut updates = manager.progress();
-                    let mut cancel = cancel_rx;
                     // Forwards progress and cancellation until aborted after the sync ends.
                     let forward = tokio::spawn(async move {
                         loop {
@@ -127,7 +132,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                                     let p = updates.borrow_and_update().clone();
                                     progress_tx.send_replace(Some(p));
                                 }
-                                Ok(_) = cancel.wait_for(|c| *c) => {
+                                () = cancel.cancelled() => {
                                     handle.cancel();
                                     return;
                                 }
@@ -140,7 +145,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                     result
                 }
                 Target::Follow(follow_config) => {
-                    follow(db, client, config, follow_config, progress_tx, cancel_rx).await
+                    follow(db, client, config, follow_config, progress_tx, cancel).await
                 }
             }
         }
@@ -150,7 +155,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         result = &mut work => result,
         () = crate::serve::shutdown_signal() => {
             eprintln!("interrupted: stopping; progress is saved and a rerun resumes");
-            cancel_tx.send_replace(true);
+            cancel.cancel();
             work.await
         }
     };
@@ -168,18 +173,18 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     match options.output {
         Output::Json => {
-            let line = serde_json::json!({
-                "event": "done",
-                "root": root.to_hex(),
-                "key_count": db.key_count()?,
-                "keys_written": summary.keys,
-                "bytes": summary.bytes,
-                "seconds": summary.elapsed.as_secs_f64(),
-                "proofs_accepted": summary.proofs_accepted,
-                "proofs_rejected": summary.proofs_rejected,
-                "peers": peers_json(&summary),
-            });
-            writeln!(out, "{line}")?;
+            let line = DoneLine {
+                event: "done",
+                root: root.to_hex(),
+                key_count: db.key_count()?,
+                keys_written: summary.keys,
+                bytes: summary.bytes,
+                seconds: summary.elapsed.as_secs_f64(),
+                proofs_accepted: summary.proofs_accepted,
+                proofs_rejected: summary.proofs_rejected,
+                peers: &summary.peers,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
         }
         Output::Text => {
             writeln!(out, "root {}", root.to_hex())?;
@@ -197,23 +202,34 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn peers_json(p: &Progress) -> serde_json::Value {
-    p.peers
-        .iter()
-        .map(|peer| {
-            serde_json::json!({
-                "peer": peer.name,
-                "score": peer.score,
-                "answers": peer.answers,
-                "failures": peer.failures,
-                "invalid": peer.invalid,
-                "bytes": peer.bytes,
-                "latency_ms": peer.latency_ms,
-                "last_error": peer.last_error,
-                "backing_off": peer.backing_off,
-            })
-        })
-        .collect()
+/// The `--json` summary line.
+#[derive(Serialize)]
+struct DoneLine<'a> {
+    event: &'static str,
+    root: String,
+    key_count: u64,
+    keys_written: u64,
+    bytes: u64,
+    seconds: f64,
+    proofs_accepted: u64,
+    proofs_rejected: u64,
+    peers: &'a [PeerStats],
+}
+
+/// A `--json` progress line.
+#[derive(Serialize)]
+struct ProgressLine<'a> {
+    event: &'static str,
+    target: String,
+    percent: f64,
+    keys_written: u64,
+    bytes: u64,
+    keys_per_sec: f64,
+    eta_seconds: Option<f64>,
+    seconds: f64,
+    proofs_accepted: u64,
+    proofs_rejected: u64,
+    peers: &'a [PeerStats],
 }
 
 /// Shows progress until aborted.
@@ -251,21 +267,23 @@ async fn report(
             .count();
         match (&bar, output) {
             (_, Output::Json) => {
-                let line = serde_json::json!({
-                    "event": "progress",
-                    "target": p.target.to_hex(),
-                    "percent": p.fraction * 100.0,
-                    "keys_written": p.keys,
-                    "bytes": p.bytes,
-                    "keys_per_sec": p.keys_per_sec(),
-                    "eta_seconds": p.eta.map(|d| d.as_secs_f64()),
-                    "seconds": p.elapsed.as_secs_f64(),
-                    "proofs_accepted": p.proofs_accepted,
-                    "proofs_rejected": p.proofs_rejected,
-                    "peers": peers_json(&p),
-                });
+                let line = ProgressLine {
+                    event: "progress",
+                    target: p.target.to_hex(),
+                    percent: p.fraction * 100.0,
+                    keys_written: p.keys,
+                    bytes: p.bytes,
+                    keys_per_sec: p.keys_per_sec(),
+                    eta_seconds: p.eta.map(|d| d.as_secs_f64()),
+                    seconds: p.elapsed.as_secs_f64(),
+                    proofs_accepted: p.proofs_accepted,
+                    proofs_rejected: p.proofs_rejected,
+                    peers: &p.peers,
+                };
                 let mut out = std::io::stdout();
-                let _ = writeln!(out, "{line}");
+                if let Ok(line) = serde_json::to_string(&line) {
+                    let _ = writeln!(out, "{line}");
+                }
                 let _ = out.flush();
             }
             (Some(bar), Output::Text) => {

@@ -147,7 +147,7 @@ fn sync_rejects_bad_input_with_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db").display().to_string();
     let root = "00".repeat(32);
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--peer", "http://127.0.0.1:1", "--root", "zz"], "64 hex"),
         (
             &["--peer", "localhost:7000", "--root", &root],
@@ -161,7 +161,11 @@ fn sync_rejects_bad_input_with_clear_errors() {
         (&["--root", &root], "--peer"),
         (
             &["--peer", "http://127.0.0.1:1", "--root", &root, "--follow"],
-            "cannot be used",
+            "exclude each other",
+        ),
+        (
+            &["--peer", "http://127.0.0.1:1", "--root", &root, "--live"],
+            "--live needs --follow",
         ),
     ];
     for (args, expected) in cases {

@@ -13,14 +13,9 @@
 //!   are masked (not rejected), as upstream.
 //! * In proofs, a `MaybeBytes` field (`value_or_hash`, `KeyChange.value`, `Proof.value`) must be
 //!   present; `is_nothing = true` with a non-empty value is malformed.
-//! * In requests, a bound that is absent or has `is_nothing = true` means *unbounded*.
+//! * In requests, a bound that is absent or has `is_nothing = true` means *unbounded* (the
+//!   bounds rule is in [`crate::request`]).
 //!
-//! # Bounds
-//!
-//! Request bounds are **inclusive at both ends**: a request covers the keys `k` with
-//! `start <= k <= end`, where `start = None` means "from the smallest key" and `end = None` means
-//! "to +∞". When both are set, `start <= end` is required (`start == end` asks for one key).
-
 use std::collections::BTreeMap;
 
 use arbor_merkledb::{
@@ -28,7 +23,10 @@ use arbor_merkledb::{
     ValueDigest,
 };
 
-use crate::pb;
+use crate::{
+    pb,
+    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
+};
 
 #[cfg(test)]
 mod tests;
@@ -114,49 +112,6 @@ pub enum ConvertError {
     /// A `Request` holding neither a range-proof nor a change-proof request.
     #[error("request holds no message")]
     EmptyRequest,
-}
-
-/// A request for a range proof: the key-values of `[start, end]` (both **inclusive**; `None` is
-/// unbounded) at `root`, within the given limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RangeProofRequest {
-    /// The root to prove against.
-    pub root: Hash,
-    /// The smallest key wanted (inclusive); `None` starts at the smallest key.
-    pub start: Option<Vec<u8>>,
-    /// The largest key wanted (inclusive); `None` goes to the end of the key space.
-    pub end: Option<Vec<u8>>,
-    /// The maximum number of key-values (non-zero).
-    pub key_limit: u32,
-    /// The maximum encoded response size in bytes (non-zero).
-    pub bytes_limit: u32,
-}
-
-/// A request for a change proof: the changes of `[start, end]` (both **inclusive**; `None` is
-/// unbounded) between `start_root` and `end_root`, within the given limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangeProofRequest {
-    /// The root the client has.
-    pub start_root: Hash,
-    /// The root the client wants.
-    pub end_root: Hash,
-    /// The smallest key wanted (inclusive); `None` starts at the smallest key.
-    pub start: Option<Vec<u8>>,
-    /// The largest key wanted (inclusive); `None` goes to the end of the key space.
-    pub end: Option<Vec<u8>>,
-    /// The maximum number of key changes (non-zero).
-    pub key_limit: u32,
-    /// The maximum encoded response size in bytes (non-zero).
-    pub bytes_limit: u32,
-}
-
-/// A request carried over a VM's own network (the v1.11 `Request` wrapper).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SyncRequest {
-    /// A range-proof request.
-    Range(RangeProofRequest),
-    /// A change-proof request.
-    Change(ChangeProofRequest),
 }
 
 // ---------------------------------------------------------------------------------------------

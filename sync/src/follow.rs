@@ -10,6 +10,7 @@ use std::{sync::Arc, time::Duration};
 use arbor_merkledb::Db;
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{Announcement, SyncClient},
@@ -111,19 +112,19 @@ fn subscribe_all(
 
 /// Syncs `db` to the newest root its peers announce, retargeting as new roots arrive; see the
 /// module docs for when it finishes. Progress of the current sync is sent to `progress`;
-/// `cancel` set to `true` stops it. Keys and bytes in the summary add up every retarget.
+/// cancelling `cancel` stops it. Keys and bytes in the summary add up every retarget.
 pub async fn follow(
     db: Db,
     client: Arc<dyn SyncClient>,
     config: SyncConfig,
     follow: FollowConfig,
     progress: watch::Sender<Option<Progress>>,
-    mut cancel: watch::Receiver<bool>,
+    cancel: CancellationToken,
 ) -> Result<SyncSummary, SyncError> {
     let mut announcements = subscribe_all(&client, follow.resubscribe);
     let first = tokio::select! {
         first = tokio::time::timeout(config.stall_timeout, announcements.recv()) => first,
-        Ok(_) = cancel.wait_for(|c| *c) => return Err(SyncError::Cancelled),
+        () = cancel.cancelled() => return Err(SyncError::Cancelled),
     };
     let mut newest = match first {
         Ok(Some(a)) => a,
@@ -163,7 +164,7 @@ pub async fn follow(
                     p.done = false;
                     progress.send_replace(Some(p));
                 }
-                Ok(_) = cancel.wait_for(|c| *c), if !cancelling => {
+                () = cancel.cancelled(), if !cancelling => {
                     cancelling = true;
                     handle.cancel();
                 }
@@ -192,7 +193,7 @@ pub async fn follow(
                     None => break None,
                 },
                 () = sleep_until_some(deadline) => break None,
-                Ok(_) = cancel.wait_for(|c| *c) => return Err(SyncError::Cancelled),
+                () = cancel.cancelled() => return Err(SyncError::Cancelled),
             }
         };
         match newer {

@@ -8,7 +8,8 @@
 //!   gRPC and an in-process implementation;
 //! * [`manager`]: the [`SyncManager`], which brings a database to a trusted root, verifying
 //!   every proof before writing; [`follow`] retargets it to the roots peers announce;
-//! * [`metrics`]: Prometheus metrics for both sides.
+//! * [`observe`]: the observer seam through which both sides report what they do (the `arbor`
+//!   binary binds it to Prometheus).
 //!
 //! Embedding a sync (the target root comes from whatever the application trusts, e.g. consensus):
 //!
@@ -41,13 +42,15 @@ pub mod client;
 pub mod convert;
 pub mod follow;
 pub mod manager;
-pub mod metrics;
-pub mod next_key;
+pub mod observe;
+pub mod request;
 pub mod serve;
 pub mod server;
 
-pub use convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest};
+pub use convert::ConvertError;
 pub use manager::{Progress, SyncConfig, SyncError, SyncManager, SyncSummary};
+pub use observe::{ServeObserver, SyncObserver};
+pub use request::{ChangeProofRequest, RangeProofRequest, SyncRequest};
 pub use serve::{Limits, ServeError, handle_request_bytes, serve_change_proof, serve_range_proof};
 pub use server::{RootAnnouncer, ServerConfig, StateSyncService};
 

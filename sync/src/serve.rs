@@ -10,8 +10,9 @@ use arbor_merkledb::{ChangeOrRangeProof, Db, Error as DbError, Hash, MissingRoot
 use prost::Message;
 
 use crate::{
-    convert::{ChangeProofRequest, ConvertError, RangeProofRequest, SyncRequest},
+    convert::ConvertError,
     pb,
+    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
 };
 
 /// Most key-values served in one proof.

@@ -15,12 +15,13 @@ use arbor_merkledb::{Db, Hash, ProofError};
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
+use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
-    convert::{ChangeProofRequest, RangeProofRequest},
-    metrics::ServeMetrics,
+    observe::ServeObserver,
     pb,
+    request::{ChangeProofRequest, RangeProofRequest},
     serve::{Limits, ServeError, serve_change_proof, serve_range_proof},
 };
 
@@ -95,9 +96,9 @@ pub struct StateSyncService {
     roots: broadcast::Sender<pb::RootUpdate>,
     /// Set when the server shuts down: ends `WatchRoots` streams, which would otherwise keep
     /// their connections (and a graceful shutdown) open forever.
-    closing: tokio::sync::watch::Sender<bool>,
-    /// Request counters, when metrics are on.
-    metrics: Option<Arc<ServeMetrics>>,
+    closing: CancellationToken,
+    /// Told about every answered request, if set.
+    observer: Option<Arc<dyn ServeObserver>>,
 }
 
 impl StateSyncService {
@@ -105,34 +106,33 @@ impl StateSyncService {
     pub fn new(db: Db, config: ServerConfig) -> Self {
         let (roots, _) = broadcast::channel(config.watch_buffer.max(1));
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
-        let (closing, _) = tokio::sync::watch::channel(false);
         Self {
             db,
             config,
             in_flight,
             roots,
-            closing,
-            metrics: None,
+            closing: CancellationToken::new(),
+            observer: None,
         }
     }
 
-    /// Counts every request in `metrics`.
+    /// Tells `observer` about every answered request.
     #[must_use]
-    pub fn with_metrics(mut self, metrics: Arc<ServeMetrics>) -> Self {
-        self.metrics = Some(metrics);
+    pub fn with_observer(mut self, observer: Arc<dyn ServeObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
-    /// Records `result` of `rpc` in the metrics, if on, and passes it through.
+    /// Tells the observer, if any, about `result` of `rpc` and passes it through.
     fn observed<T: prost::Message>(
         &self,
-        rpc: &str,
+        rpc: &'static str,
         result: Result<Response<T>, Status>,
     ) -> Result<Response<T>, Status> {
-        if let Some(metrics) = &self.metrics {
+        if let Some(observer) = &self.observer {
             match &result {
-                Ok(answer) => metrics.observe(rpc, Code::Ok, answer.get_ref().encoded_len()),
-                Err(status) => metrics.observe(rpc, status.code(), 0),
+                Ok(answer) => observer.request(rpc, Code::Ok, answer.get_ref().encoded_len()),
+                Err(status) => observer.request(rpc, status.code(), 0),
             }
         }
         result
@@ -140,7 +140,7 @@ impl StateSyncService {
 
     /// Ends every `WatchRoots` stream (now and later); called when the server shuts down.
     pub fn close_streams(&self) {
-        self.closing.send_replace(true);
+        self.closing.cancel();
     }
 
     /// A handle to announce new roots (e.g. after each commit of a churn loop).
@@ -297,10 +297,7 @@ impl pb::state_sync_server::StateSync for StateSyncService {
                 Err(BroadcastStreamRecvError::Lagged(_)) => None,
             }
         });
-        let mut closing = self.closing.subscribe();
-        let closed = async move {
-            let _ = closing.wait_for(|closed| *closed).await;
-        };
+        let closed = self.closing.clone().cancelled_owned();
         let stream = futures::stream::once(async move { Ok(current) })
             .chain(updates)
             .take_until(closed);
@@ -315,6 +312,33 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    // Small responses must not wait for Nagle's algorithm.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    });
+    serve_incoming(service, incoming, shutdown).await
+}
+
+/// Serves `service` (and the health service) on the connections `incoming` yields (TCP, TLS, an
+/// in-memory pipe) until `shutdown` resolves; in-flight requests finish first. [`serve`] is this
+/// over a TCP listener: every transport gets the same assembly.
+pub async fn serve_incoming<IO, IE>(
+    service: StateSyncService,
+    incoming: impl Stream<Item = Result<IO, IE>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error>
+where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let streams = service.clone();
     let shutdown = async move {
         shutdown.await;
@@ -324,13 +348,6 @@ pub async fn serve(
     health
         .set_serving::<pb::state_sync_server::StateSyncServer<StateSyncService>>()
         .await;
-    // Small responses must not wait for Nagle's algorithm (a 2048-key proof took ~28 ms per
-    // request over loopback without this, ~1 ms with it).
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
-        let stream = stream?;
-        stream.set_nodelay(true)?;
-        Ok::<_, std::io::Error>(stream)
-    });
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(service.into_server())

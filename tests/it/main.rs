@@ -1,4 +1,5 @@
 //! Cross-crate integration tests of the root package (one binary, modules by concern).
 
 mod bytes_sync;
+mod fuzz_corpus;
 mod sync;

@@ -98,28 +98,6 @@ fn hex_round_trip() {
     assert!(Hash::from_hex("zz").is_none());
 }
 
-/// The in-place padding agrees with the `sha2` hasher for every message length across several
-/// block boundaries (0 to 300 bytes), on the stack and spilled to the heap.
-#[test]
-fn padding_in_place_matches_the_hasher() {
-    for len in 0..=300usize {
-        let message: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-        let expected = sha256(&message);
-        let mut small: SmallVec<[u8; 64]> = SmallVec::from_slice(&message);
-        assert_eq!(
-            sha256_padding_in_place(&mut small),
-            expected,
-            "length {len}"
-        );
-        let mut large: SmallVec<[u8; 640]> = SmallVec::from_slice(&message);
-        assert_eq!(
-            sha256_padding_in_place(&mut large),
-            expected,
-            "length {len}"
-        );
-    }
-}
-
 /// Values at the one-block limit and beyond hash like any other digest.
 #[test]
 fn value_digests_at_the_block_limit() {
@@ -152,14 +130,4 @@ fn a_full_node_hashes_like_the_hasher_over_its_preimage() {
     pre.extend_from_slice(key.as_bytes());
     let got = hash_node(&key, Some(&digest), ids.iter().map(|(i, id)| (*i, id)));
     assert_eq!(got, sha256(&pre));
-}
-
-/// A full 16-ary node with a 32-byte key stays within the inline pre-image buffer (a spill
-/// would allocate on every rewritten node); bigger ones are allowed to spill.
-#[test]
-fn full_nodes_with_hash_sized_keys_are_hashed_on_the_stack() {
-    assert!(padded_preimage_bound(16, 32) <= PREIMAGE_INLINE);
-    assert!(padded_preimage_bound(17, 32) > PREIMAGE_INLINE);
-    // The bound holds the real pre-image: 1 + 16 × 33 + 34 + 2 + 32 bytes and 9 of padding.
-    assert!(padded_preimage_bound(16, 32) >= 1 + 16 * 33 + 34 + 2 + 32 + 9);
 }

@@ -4,12 +4,15 @@
 //! A store holds four keyspaces ([`Space`]) and applies a [`Batch`] atomically: after a crash
 //! either every operation of a batch is visible or none is.
 
-mod batch_rep;
 mod memory;
+#[cfg(feature = "rocksdb")]
 mod rocks;
+mod rocks_config;
 
 pub use memory::MemoryStore;
-pub use rocks::{RocksConfig, RocksStore};
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksStore;
+pub use rocks_config::RocksConfig;
 
 use std::borrow::Cow;
 

@@ -14,59 +14,12 @@ use rocksdb::{
     Direction, IteratorMode, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
-use super::{
-    Batch, Durability, KeyValue, Op, Space, Store,
-    batch_rep::{self, FamilyIds},
-};
+use super::{Batch, Durability, KeyValue, Op, RocksConfig, Space, Store};
 use crate::error::StoreError;
-
-/// RocksDB tuning knobs.
-#[derive(Clone, Debug)]
-pub struct RocksConfig {
-    /// Shared block cache size in bytes.
-    pub block_cache_bytes: usize,
-    /// Memtable size per column family in bytes.
-    pub write_buffer_bytes: usize,
-    /// Full memtables of a column family that one flush merges into one level-0 file
-    /// (RocksDB's `min_write_buffer_number_to_merge`; up to two more fill meanwhile). Random
-    /// writes land all over a memtable's skiplist and each insert misses the cache on the levels
-    /// its search walks, more often the more entries it holds: many small memtables flushed
-    /// together make inserts cheaper than one large one, with level-0 files as large as before.
-    /// A family holds up to `memtables_per_flush + 2` memtables. Default 4 (of 8 MiB): the 1M-key
-    /// commit benchmark 7% faster than one 32 MiB memtable per flush (BENCHMARKS.md, seventh
-    /// session), scans of unflushed data ~7% slower (more skiplists to merge).
-    pub memtables_per_flush: i32,
-    /// Cap on all memtables together, in bytes (charged to the block cache, so block cache and
-    /// memtables then share `block_cache_bytes`); `None` = only the per-family sizes bound them.
-    pub total_write_buffer_bytes: Option<usize>,
-    /// Level-0 files per column family that start a compaction into level 1 (RocksDB's default
-    /// is 4). Writers with small memtables produce many small level-0 files, and every such
-    /// compaction rewrites the overlapping part of level 1: a bulk writer that reads little
-    /// gains from waiting for more (see
-    /// [`Config::for_bulk_writes`](crate::Config::for_bulk_writes)).
-    /// Writes slow down at 2.5× and stop at 3.5× this many files, never earlier than RocksDB's
-    /// defaults (20 and 36).
-    pub level0_compaction_trigger: i32,
-}
-
-impl Default for RocksConfig {
-    fn default() -> Self {
-        Self {
-            block_cache_bytes: 256 << 20,
-            write_buffer_bytes: 8 << 20,
-            memtables_per_flush: 4,
-            total_write_buffer_bytes: None,
-            level0_compaction_trigger: 4,
-        }
-    }
-}
 
 /// A RocksDB-backed store.
 pub struct RocksStore {
     db: DB,
-    /// Each space's column family ID, when this RocksDB's batch encoding was checked to be the
-    /// one `batch_rep` writes; `None`: batches are built through the C API.
-    family_ids: Option<FamilyIds>,
 }
 
 fn rocks_err(op: &'static str, space: Option<Space>) -> impl Fn(rocksdb::Error) -> StoreError {
@@ -122,27 +75,13 @@ impl RocksStore {
         };
         let cfs = Space::ALL.map(cf_opts);
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks_err("open", None))?;
-        let mut store = Self {
-            db,
-            family_ids: None,
-        };
-        store.family_ids = batch_rep::learn_family_ids(|ops| {
-            store
-                .batch_through_api(ops)
-                .map(|wb| wb.data().to_vec())
-                .unwrap_or_default()
-        });
-        if store.family_ids.is_none() {
-            tracing::warn!("RocksDB's write-batch encoding differs from Arbor's: using its C API");
-        }
-        Ok(store)
+        Ok(Self { db })
     }
 
-    /// A RocksDB batch of `ops`, built record by record through the C API.
-    fn batch_through_api(&self, ops: &[Op<'_>]) -> Result<WriteBatch, StoreError> {
-        // Sized once: growing RocksDB's buffer by doubling reallocated (and page-faulted) about
-        // twice the batch's size on every commit.
-        let mut wb = WriteBatch::with_capacity_bytes(batch_rep::size_bound(ops));
+    /// A RocksDB batch of `ops`.
+    fn batch_of(&self, ops: &[Op<'_>]) -> Result<WriteBatch, StoreError> {
+        // Sized once: growing RocksDB's buffer by doubling would copy it about twice per commit.
+        let mut wb = WriteBatch::with_capacity_bytes(encoded_size_bound(ops));
         // Column family handles looked up once per space, not once per write.
         let mut handles: [Option<&ColumnFamily>; Space::ALL.len()] = [None; Space::ALL.len()];
         for (space, key, value) in ops {
@@ -163,6 +102,15 @@ impl RocksStore {
             .cf_handle(space.name())
             .ok_or(StoreError::MissingSpace(space.name()))
     }
+}
+
+/// At least the size of `ops` in RocksDB's write-batch encoding: a 12-byte header, then per
+/// record a tag, a column family varint and length-prefixed key and value (≤ 5 bytes per varint).
+fn encoded_size_bound(ops: &[Op<'_>]) -> usize {
+    12 + ops
+        .iter()
+        .map(|(_, key, value)| 16 + key.len() + value.as_ref().map_or(0, |v| v.len()))
+        .sum::<usize>()
 }
 
 impl Store for RocksStore {
@@ -198,16 +146,7 @@ impl Store for RocksStore {
     }
 
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
-        // Serialized here and handed over in one piece (see `batch_rep`), unless the encoding
-        // was not confirmed at open or the batch does not fit RocksDB's format.
-        let encoded = self
-            .family_ids
-            .as_ref()
-            .and_then(|ids| batch_rep::encode(&batch.ops, ids));
-        let wb = match encoded {
-            Some(rep) => WriteBatch::from_data(&rep),
-            None => self.batch_through_api(&batch.ops)?,
-        };
+        let wb = self.batch_of(&batch.ops)?;
         let mut opts = WriteOptions::default();
         opts.set_sync(durability == Durability::Machine);
         self.db
@@ -242,142 +181,4 @@ impl Store for RocksStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::test_utils::{SeedReporter, SeededRng};
-
-    /// The batches a commit hands RocksDB are the bytes RocksDB's own API would have built, for
-    /// random batches over every space: puts and deletes, empty keys and values, lengths on both
-    /// sides of each varint boundary.
-    #[test]
-    fn encoded_batches_equal_the_c_apis() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
-        let ids = store
-            .family_ids
-            .expect("this RocksDB's encoding is the one batch_rep writes");
-        let seed = SeededRng::seed_from_env(0xba7c4);
-        let _report = SeedReporter { seed };
-        let mut rng = SeededRng::new(seed);
-        let lengths = [0, 1, 31, 32, 127, 128, 129, 300, 16_383, 16_384];
-        for _ in 0..50 {
-            let ops: Vec<Op<'_>> = (0..rng.below(40))
-                .map(|_| {
-                    let space = Space::ALL[rng.below(Space::ALL.len() as u64) as usize];
-                    let pick = |rng: &mut SeededRng| {
-                        let len = lengths[rng.below(lengths.len() as u64) as usize];
-                        rng.bytes(len)
-                    };
-                    let key = pick(&mut rng);
-                    let value = (rng.below(3) > 0).then(|| pick(&mut rng).into());
-                    (space, key.into(), value)
-                })
-                .collect();
-            let ours = batch_rep::encode(&ops, &ids).expect("fits the format");
-            let theirs = store.batch_through_api(&ops).expect("batch");
-            assert_eq!(ours, theirs.data(), "{} ops", ops.len());
-        }
-    }
-
-    /// A batch written from the Rust encoding reads back, deletes included; so does one built
-    /// through the C API (the fallback when the encoding is not confirmed).
-    #[test]
-    fn encoded_batches_apply() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");
-        assert!(store.family_ids.is_some());
-        write_and_read_back(&store);
-        store.family_ids = None;
-        write_and_read_back(&store);
-    }
-
-    /// Memtables merged per flush (`memtables_per_flush`) lose nothing: with 64 KiB memtables,
-    /// ~20 of them fill, flushes merge some while others wait unflushed, and every key reads
-    /// back, by point read and in one ordered scan, before and after a reopen. Merging makes
-    /// fewer level-0 files (at most two memtables can merge when one is flushed at a time: a
-    /// third stalls the writer), which shows the setting reaches RocksDB.
-    #[test]
-    fn merged_memtable_flushes_keep_every_write() {
-        let seed = SeededRng::seed_from_env(0x3e37);
-        let _report = SeedReporter { seed };
-        let mut files = Vec::new();
-        for per_flush in [1, 4] {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let config = RocksConfig {
-                write_buffer_bytes: 64 << 10,
-                memtables_per_flush: per_flush,
-                level0_compaction_trigger: 1000,
-                ..RocksConfig::default()
-            };
-            let mut rng = SeededRng::new(seed);
-            let mut model = std::collections::BTreeMap::new();
-            let store = RocksStore::open(dir.path(), &config).expect("open");
-            for _ in 0..400 {
-                let mut batch = Batch::default();
-                for _ in 0..25 {
-                    let key = rng.bytes(32);
-                    let len = rng.below(200) as usize;
-                    let value = rng.bytes(len);
-                    batch.put(Space::Values, key.clone(), value.clone());
-                    model.insert(key, value);
-                }
-                store.write(batch, Durability::Process).expect("write");
-            }
-            let level0 = |store: &RocksStore| {
-                let cf = store.cf(Space::Values).expect("family");
-                store
-                    .db
-                    .property_int_value_cf(cf, "rocksdb.num-files-at-level0")
-                    .expect("property")
-                    .unwrap_or(0)
-            };
-            let check = |store: &RocksStore| {
-                for (key, value) in &model {
-                    let got = store.get(Space::Values, key).expect("get");
-                    assert_eq!(got.as_ref(), Some(value), "per_flush {per_flush}");
-                }
-                let all = store
-                    .scan(Space::Values, b"", None, usize::MAX)
-                    .expect("scan");
-                let expected: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                assert!(all == expected, "per_flush {per_flush}: scan differs");
-            };
-            check(&store);
-            store.compact_log().expect("flush");
-            files.push(level0(&store));
-            drop(store);
-            let store = RocksStore::open(dir.path(), &config).expect("reopen");
-            check(&store);
-        }
-        assert!(
-            files[0] >= 8 && files[1] < files[0],
-            "level-0 files, one and four memtables per flush: {files:?}"
-        );
-    }
-
-    fn write_and_read_back(store: &RocksStore) {
-        store.clear(Space::Values).expect("clear");
-        store.clear(Space::History).expect("clear");
-        let mut batch = Batch::default();
-        batch.put(Space::Values, b"k".to_vec(), vec![7; 200]);
-        batch.put(Space::History, b"h".to_vec(), b"".to_vec());
-        batch.put(Space::Values, b"gone".to_vec(), b"x".to_vec());
-        batch.delete(Space::Values, b"gone".to_vec());
-        store.write(batch, Durability::Process).expect("write");
-        assert_eq!(
-            store.get(Space::Values, b"k").expect("get"),
-            Some(vec![7; 200])
-        );
-        assert_eq!(store.get(Space::History, b"h").expect("get"), Some(vec![]));
-        assert_eq!(store.get(Space::Values, b"gone").expect("get"), None);
-        assert_eq!(store.get(Space::Nodes, b"k").expect("get"), None);
-        // An empty batch (a header with a count of 0) is a no-op, also when fsynced.
-        store
-            .write(Batch::default(), Durability::Machine)
-            .expect("empty write");
-        assert_eq!(
-            store.get(Space::Values, b"k").expect("get"),
-            Some(vec![7; 200])
-        );
-    }
-}
+mod tests;

@@ -114,6 +114,7 @@ macro_rules! store_suite {
 }
 
 store_suite!(memory, ((), MemoryStore::new()));
+#[cfg(feature = "rocksdb")]
 store_suite!(rocks, {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RocksStore::open(dir.path(), &RocksConfig::default()).expect("open");

@@ -26,7 +26,6 @@ use crate::{
     hash::ValueDigest,
     key::Key,
     node::{Children, Node, SubRoot},
-    prefetch::prefetch_bytes,
 };
 
 /// Below this many changes a level is processed on the calling thread.
@@ -49,18 +48,9 @@ pub(crate) struct NodeChange {
     /// True when the node that was at `key` before had children (so it is persisted in the nodes
     /// space and a removal must be written there).
     pub was_stored: bool,
-    /// The node that was at `key` before the batch, as the batch loaded it; `None` for a node
-    /// the batch created. The commit finds it in the dirty set by address, so replacing it
-    /// there does not read the old node's key (a cache miss per rewritten node); held, so the
-    /// address cannot be reused meanwhile.
-    pub before: Option<Arc<Node>>,
-}
-
-impl NodeChange {
-    /// True when a node existed at `key` before the batch (so caches may hold a stale copy).
-    pub(crate) fn replaced(&self) -> bool {
-        self.before.is_some()
-    }
+    /// True when a node existed at `key` before the batch (so caches may hold a stale copy);
+    /// false for a node the batch created.
+    pub replaced: bool,
 }
 
 /// What applying a batch produced.
@@ -82,13 +72,8 @@ impl Applied {
         }
     }
 
-    /// Appends `change`, then asks for the memory of the next one. The list is written one
-    /// record per node, about a microsecond apart, too slowly for the hardware's stream
-    /// prefetcher: each new record's cache line was a miss (3% of a commit's samples).
     fn record(&mut self, change: NodeChange) {
         self.nodes.push(change);
-        let next = self.nodes.as_ptr().wrapping_add(self.nodes.len());
-        prefetch_bytes(next, std::mem::size_of::<NodeChange>());
     }
 
     fn merge(&mut self, other: Applied) {
@@ -106,8 +91,8 @@ type Work<'c, 'v> = (u8, &'c [Change<'v>]);
 enum Origin {
     /// Created by this batch (a new branch point or leaf).
     Fresh,
-    /// Loaded from the trie (`node`); `stored` when it had children.
-    Loaded { stored: bool, node: Arc<Node> },
+    /// Loaded from the trie; `stored` when it had children.
+    Loaded { stored: bool },
 }
 
 /// Applies `changes` (sorted, unique, all under the trie position of `at`) to the subtrie `at`.
@@ -138,7 +123,7 @@ pub(crate) fn apply(
         };
         return update(
             copy,
-            Origin::Loaded { stored, node },
+            Origin::Loaded { stored },
             src,
             token_bits,
             changes,
@@ -315,25 +300,24 @@ fn update(
 
 /// Records `node` (or its disappearance) and returns the subtrie now at its position.
 fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) -> Option<SubRoot> {
-    let (was_stored, before) = match origin {
-        Origin::Loaded { stored, node } => (stored, Some(node)),
-        Origin::Fresh => (false, None),
+    let (was_stored, replaced) = match origin {
+        Origin::Loaded { stored } => (stored, true),
+        Origin::Fresh => (false, false),
     };
-    let replaced = before.is_some();
-    let removed = |key: Key, out: &mut Applied, before: Option<Arc<Node>>| {
-        if before.is_some() {
+    let removed = |key: Key, out: &mut Applied| {
+        if replaced {
             out.record(NodeChange {
                 key,
                 node: None,
                 was_stored,
-                before,
+                replaced,
             });
         }
     };
     if node.value.is_none() {
         match node.children.len() {
             0 => {
-                removed(node.key, out, before);
+                removed(node.key, out);
                 return None;
             }
             1 => {
@@ -342,7 +326,7 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
                     .iter()
                     .next()
                     .map(|child| child.subroot(&node.key, token_bits));
-                removed(node.key, out, before);
+                removed(node.key, out);
                 return sub;
             }
             _ => {}
@@ -358,7 +342,7 @@ fn finalize(node: Node, origin: Origin, token_bits: usize, out: &mut Applied) ->
             key: node.key.clone(),
             node: Some(Arc::new(node)),
             was_stored,
-            before,
+            replaced,
         });
     }
     Some(sub)

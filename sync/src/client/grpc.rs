@@ -12,8 +12,8 @@ use tonic::{
 
 use super::{Announcement, ClientError, PeerId, Response, StatusKind, SyncClient};
 use crate::{
-    convert::{ChangeProofRequest, RangeProofRequest},
     pb::{self, state_sync_client::StateSyncClient},
+    request::{ChangeProofRequest, RangeProofRequest},
 };
 
 /// Largest answer accepted from a peer. Honest answers stay below the request's byte limit

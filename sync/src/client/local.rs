@@ -10,8 +10,8 @@ use tonic::Status;
 
 use super::{Announcement, ClientError, PeerId, Response, SyncClient, grpc::from_status};
 use crate::{
-    convert::{ChangeProofRequest, RangeProofRequest, SyncRequest},
     pb,
+    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
     serve::{Limits, handle_request_bytes},
 };
 

@@ -15,7 +15,10 @@ use futures::{future::BoxFuture, stream::BoxStream};
 pub use grpc::{GrpcClient, MAX_ANSWER_BYTES};
 pub use local::LocalClient;
 
-use crate::convert::{ChangeProofRequest, ConvertError, RangeProofRequest};
+use crate::{
+    convert::ConvertError,
+    request::{ChangeProofRequest, RangeProofRequest},
+};
 
 /// A peer's index in its client, `0..peer_count()`.
 pub type PeerId = usize;

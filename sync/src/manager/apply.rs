@@ -12,7 +12,7 @@
 use arbor_merkledb::{ChangeProof, Db, Hash, Key, RangeProof, Result};
 
 use super::coverage::{Coverage, Until, Work};
-use crate::next_key::find_next_key;
+use super::next_key::find_next_key;
 
 /// The application metadata record holding the persisted progress.
 pub(crate) const PROGRESS_KEY: &[u8] = b"sync/progress";

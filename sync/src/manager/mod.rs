@@ -25,28 +25,25 @@
 
 mod apply;
 mod coverage;
+mod keyspace;
+mod next_key;
 mod peers;
+mod scheduler;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use arbor_merkledb::{BranchFactor, ChangeOrRangeProof, Db, Hash, verify_range_proof};
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use arbor_merkledb::{Db, Hash};
 pub use peers::PeerStats;
 use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
 
 use self::{
-    apply::{Answer, Job, Outcome, load_progress, request_bounds},
-    coverage::{Coverage, Work},
-    peers::{Backoff, Fault, Peers},
+    apply::load_progress,
+    coverage::Coverage,
+    peers::{Backoff, Peers},
+    scheduler::Sync,
 };
-use crate::{
-    client::{ClientError, SyncClient},
-    convert::{ChangeProofRequest, RangeProofRequest},
-    serve::Limits,
-};
+use crate::{client::SyncClient, observe::SyncObserver, serve::Limits};
 
 /// Settings of a sync.
 #[derive(Clone, Debug)]
@@ -69,8 +66,8 @@ pub struct SyncConfig {
     pub invalid_backoff: Duration,
     /// Most answers committed together in one batch.
     pub max_batch: usize,
-    /// Where to record the latency of each commit, if anywhere.
-    pub metrics: Option<Arc<crate::metrics::SyncMetrics>>,
+    /// Told about answers, rejections and commits as they happen, if set.
+    pub observer: Option<Arc<dyn SyncObserver>>,
 }
 
 impl Default for SyncConfig {
@@ -86,7 +83,7 @@ impl Default for SyncConfig {
             backoff_max: Duration::from_secs(2),
             invalid_backoff: Duration::from_secs(5),
             max_batch: 4,
-            metrics: None,
+            observer: None,
         }
     }
 }
@@ -177,7 +174,7 @@ pub type SyncSummary = Progress;
 pub struct SyncManager {
     target: watch::Sender<Hash>,
     progress: watch::Receiver<Progress>,
-    cancel: watch::Sender<bool>,
+    cancel: CancellationToken,
     task: JoinHandle<Result<SyncSummary, SyncError>>,
 }
 
@@ -218,33 +215,22 @@ impl SyncManager {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         let (target_tx, target_rx) = watch::channel(target);
-        let (cancel_tx, cancel_rx) = watch::channel(false);
-        let started = Instant::now();
-        let mut sync = Sync {
-            bf: db.branch_factor(),
+        let cancel = CancellationToken::new();
+        let sync = Sync::new(
             db,
             client,
-            peers: Peers::new(names, backoff, seed, config.workers),
+            Peers::new(names, backoff, seed, config.workers),
             coverage,
             target,
             config,
-            started,
-            last_accept: started,
-            keys: 0,
-            bytes: 0,
-            accepted: 0,
-            rejected: 0,
-            ready: Vec::new(),
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
-            )),
-        };
+        );
         let (progress_tx, progress_rx) = watch::channel(sync.progress(false));
-        let task = tokio::spawn(async move { sync.run(target_rx, cancel_rx, progress_tx).await });
+        let cancelled = cancel.clone();
+        let task = tokio::spawn(sync.run(target_rx, cancelled, progress_tx));
         Ok(Self {
             target: target_tx,
             progress: progress_rx,
-            cancel: cancel_tx,
+            cancel,
             task,
         })
     }
@@ -270,7 +256,7 @@ impl SyncManager {
     /// Stops the sync; [`SyncManager::wait`] then returns [`SyncError::Cancelled`]. What was
     /// committed stays, with its persisted progress, for a later sync to resume from.
     pub fn cancel(&self) {
-        self.cancel.send_replace(true);
+        self.cancel.cancel();
     }
 
     /// Waits for the sync to finish: `Ok` only when the local root equals the target.
@@ -285,7 +271,7 @@ impl SyncManager {
 #[derive(Clone, Debug)]
 pub struct SyncHandle {
     target: watch::Sender<Hash>,
-    cancel: watch::Sender<bool>,
+    cancel: CancellationToken,
 }
 
 impl SyncHandle {
@@ -300,368 +286,6 @@ impl SyncHandle {
 
     /// See [`SyncManager::cancel`].
     pub fn cancel(&self) {
-        self.cancel.send_replace(true);
-    }
-}
-
-/// What a request brought back.
-enum Fetched {
-    /// A verified range proof or an unverified change proof, ready for the applier, with its
-    /// size and latency.
-    Ready(Job, usize, Duration),
-    /// The request failed.
-    Failed(Work, usize, Fault, String),
-}
-
-/// The state of one sync, owned by its task.
-struct Sync {
-    db: Db,
-    bf: BranchFactor,
-    client: Arc<dyn SyncClient>,
-    peers: Peers,
-    coverage: Coverage,
-    target: Hash,
-    config: SyncConfig,
-    started: Instant,
-    last_accept: Instant,
-    keys: u64,
-    bytes: u64,
-    accepted: u64,
-    rejected: u64,
-    /// Answers waiting for the applier.
-    ready: Vec<Job>,
-    /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
-    /// each concurrent one keeps a blocking thread whose allocator retains its scratch trie's
-    /// memory (~25 MB), so more would cost memory and gain nothing.
-    verify_slots: Arc<tokio::sync::Semaphore>,
-}
-
-/// The applier's task: its outcomes and how long it took.
-type Applying = JoinHandle<Result<(Vec<Outcome>, Duration), arbor_merkledb::Error>>;
-
-impl Sync {
-    async fn run(
-        &mut self,
-        mut target_rx: watch::Receiver<Hash>,
-        mut cancel_rx: watch::Receiver<bool>,
-        progress_tx: watch::Sender<Progress>,
-    ) -> Result<SyncSummary, SyncError> {
-        let mut in_flight: FuturesUnordered<BoxFuture<'static, Fetched>> = FuturesUnordered::new();
-        let mut applying: Option<Applying> = None;
-        // A dropped manager handle closes these channels; stop polling them then (a closed
-        // channel is always ready and would spin the loop).
-        let (mut target_open, mut cancel_open) = (true, true);
-        loop {
-            if *cancel_rx.borrow() {
-                if let Some(task) = applying.take() {
-                    // Let the commit in progress finish: it is atomic either way.
-                    let _ = task.await;
-                }
-                return Err(SyncError::Cancelled);
-            }
-            let now = Instant::now();
-            if applying.is_none() && in_flight.is_empty() && self.coverage.is_complete(self.target)
-            {
-                let actual = self.db.root()?;
-                if actual != self.target {
-                    return Err(SyncError::UnexpectedRoot {
-                        expected: self.target,
-                        actual,
-                    });
-                }
-                // Persist the whole keyspace at the target, so a later sync starts from
-                // change proofs for all of it.
-                apply::save_progress(&self.db, &Coverage::whole(Some(self.target)))?;
-                let summary = self.progress(true);
-                progress_tx.send_replace(summary.clone());
-                return Ok(summary);
-            }
-            if now.duration_since(self.last_accept) > self.config.stall_timeout {
-                return Err(SyncError::Stalled {
-                    waited: now.duration_since(self.last_accept),
-                    peers: self.peers.stats(),
-                });
-            }
-            if applying.is_none() && !self.ready.is_empty() {
-                applying = Some(self.start_applying());
-            }
-            self.dispatch(&mut in_flight, now);
-            progress_tx.send_replace(self.progress(false));
-
-            let wake = self
-                .peers
-                .next_ready(now)
-                .unwrap_or(now + Duration::from_secs(1))
-                .min(self.last_accept + self.config.stall_timeout + Duration::from_millis(1));
-            tokio::select! {
-                Some(fetched) = in_flight.next(), if !in_flight.is_empty() => self.fetched(fetched),
-                done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
-                    applying = None;
-                    let (outcomes, took) = done.map_err(|e| SyncError::Task(e.to_string()))??;
-                    self.applied(outcomes, took);
-                }
-                changed = target_rx.changed(), if target_open => {
-                    if changed.is_ok() {
-                        self.target = *target_rx.borrow_and_update();
-                        tracing::info!(target = %self.target, "sync target updated");
-                    } else {
-                        target_open = false;
-                    }
-                }
-                changed = cancel_rx.changed(), if cancel_open => cancel_open = changed.is_ok(),
-                () = tokio::time::sleep_until(wake.into()) => {}
-            }
-        }
-    }
-
-    /// Starts requests while workers and peers are free and answers are not piling up.
-    fn dispatch(
-        &mut self,
-        in_flight: &mut FuturesUnordered<BoxFuture<'static, Fetched>>,
-        now: Instant,
-    ) {
-        let workers = self.config.workers;
-        while in_flight.len() < workers && self.ready.len() < workers {
-            let split = self.coverage.pending(self.target) < workers;
-            if self.target == Hash::EMPTY_ROOT {
-                // Nothing to fetch: clear whatever is not yet known to be empty.
-                let Some(work) = self.coverage.take(self.target, false) else {
-                    return;
-                };
-                self.ready.push(Job {
-                    work,
-                    root: Hash::EMPTY_ROOT,
-                    answer: Answer::Clear,
-                    peer: None,
-                });
-                continue;
-            }
-            if self.coverage.pending(self.target) == 0 {
-                return;
-            }
-            let Some(peer) = self.peers.choose(now) else {
-                return;
-            };
-            let Some(work) = self.coverage.take(self.target, split) else {
-                self.peers.abandoned(peer);
-                return;
-            };
-            in_flight.push(self.fetch(peer, work));
-        }
-    }
-
-    /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
-    fn fetch(&self, peer: usize, work: Work) -> BoxFuture<'static, Fetched> {
-        let (start, end, _) = request_bounds(&work);
-        let client = self.client.clone();
-        let root = self.target;
-        let (key_limit, bytes_limit) = (self.config.key_limit, self.config.bytes_limit);
-        let timeout = self.config.request_timeout;
-        let bf = self.bf;
-        let verify_slots = self.verify_slots.clone();
-        async move {
-            let sent = Instant::now();
-            let answer = match work.tag {
-                None => {
-                    let request = RangeProofRequest {
-                        root,
-                        start: start.clone(),
-                        end: end.clone(),
-                        key_limit,
-                        bytes_limit,
-                    };
-                    tokio::time::timeout(timeout, client.range_proof(peer, request))
-                        .await
-                        .map(|r| r.map(|r| (ChangeOrRangeProof::Range(r.answer), r.bytes)))
-                }
-                Some(start_root) => {
-                    let request = ChangeProofRequest {
-                        start_root,
-                        end_root: root,
-                        start: start.clone(),
-                        end: end.clone(),
-                        key_limit,
-                        bytes_limit,
-                    };
-                    tokio::time::timeout(timeout, client.change_proof(peer, request))
-                        .await
-                        .map(|r| r.map(|r| (r.answer, r.bytes)))
-                }
-            };
-            let latency = sent.elapsed();
-            let (answer, bytes) = match answer {
-                Err(_) => {
-                    let error = format!("no answer within {timeout:?}");
-                    return Fetched::Failed(work, peer, Fault::Unavailable, error);
-                }
-                Ok(Err(error)) => {
-                    return Fetched::Failed(work, peer, fault_of(&error), error.to_string());
-                }
-                Ok(Ok(answer)) => answer,
-            };
-            if bytes > bytes_limit as usize {
-                let error = format!("answer of {bytes} bytes exceeds the limit of {bytes_limit}");
-                return Fetched::Failed(work, peer, Fault::Invalid, error);
-            }
-            let answer = match answer {
-                ChangeOrRangeProof::Change(proof) => Answer::Change(proof),
-                ChangeOrRangeProof::Range(proof) => {
-                    let Ok(_slot) = verify_slots.acquire_owned().await else {
-                        return Fetched::Failed(work, peer, Fault::Unavailable, "closing".into());
-                    };
-                    let verified = tokio::task::spawn_blocking(move || {
-                        verify_range_proof(
-                            &proof,
-                            start.as_deref(),
-                            end.as_deref(),
-                            root,
-                            key_limit as usize,
-                            bf,
-                        )
-                        .map(|()| proof)
-                    })
-                    .await;
-                    match verified {
-                        Ok(Ok(proof)) => Answer::Range(proof),
-                        Ok(Err(error)) => {
-                            return Fetched::Failed(work, peer, Fault::Invalid, error.to_string());
-                        }
-                        Err(error) => {
-                            return Fetched::Failed(
-                                work,
-                                peer,
-                                Fault::Unavailable,
-                                error.to_string(),
-                            );
-                        }
-                    }
-                }
-            };
-            let job = Job {
-                work,
-                root,
-                answer,
-                peer: Some(peer),
-            };
-            Fetched::Ready(job, bytes, latency)
-        }
-        .boxed()
-    }
-
-    /// Handles a finished request.
-    fn fetched(&mut self, fetched: Fetched) {
-        match fetched {
-            Fetched::Ready(job, bytes, latency) => {
-                self.bytes += bytes as u64;
-                if let Some(metrics) = &self.config.metrics {
-                    metrics.observe_answer(bytes);
-                }
-                if let Some(peer) = job.peer {
-                    self.peers.succeeded(peer, latency, bytes);
-                }
-                self.ready.push(job);
-            }
-            Fetched::Failed(work, peer, fault, error) => {
-                tracing::debug!(peer = %self.client.peer_name(peer), %error, ?fault, "request failed");
-                if fault == Fault::Invalid {
-                    self.reject();
-                }
-                self.peers.failed(peer, fault, error, Instant::now());
-                self.coverage.release(&work.start);
-            }
-        }
-    }
-
-    /// Hands the waiting answers to the applier.
-    fn start_applying(&mut self) -> Applying {
-        let take = self.ready.len().min(self.config.max_batch);
-        let jobs: Vec<Job> = self.ready.drain(..take).collect();
-        let db = self.db.clone();
-        let coverage = self.coverage.clone();
-        let key_limit = self.config.key_limit as usize;
-        tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            apply::apply(&db, &coverage, jobs, key_limit).map(|o| (o, started.elapsed()))
-        })
-    }
-
-    /// Counts a rejected answer.
-    fn reject(&mut self) {
-        self.rejected += 1;
-        if let Some(metrics) = &self.config.metrics {
-            metrics.observe_rejected();
-        }
-    }
-
-    /// Records what the applier did in a commit that took `took`.
-    fn applied(&mut self, outcomes: Vec<Outcome>, took: Duration) {
-        let now = Instant::now();
-        let (keys_before, accepted_before) = (self.keys, self.accepted);
-        for outcome in outcomes {
-            match outcome {
-                Outcome::Done {
-                    start,
-                    until,
-                    root,
-                    keys,
-                } => {
-                    self.coverage.complete(&start, &until, root);
-                    self.keys += keys;
-                    self.accepted += 1;
-                    self.last_accept = now;
-                }
-                Outcome::Rejected {
-                    start,
-                    peer,
-                    error,
-                    ambiguous,
-                } => {
-                    if ambiguous {
-                        tracing::debug!(%error, "change proof not checkable at a region edge; refetching with range proofs");
-                        self.coverage.forget(&start);
-                    } else {
-                        self.reject();
-                        self.coverage.release(&start);
-                        if let Some(peer) = peer {
-                            self.peers.penalize(peer, Fault::Invalid, error, now);
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(metrics) = &self.config.metrics {
-            let answers = self.accepted - accepted_before;
-            metrics.observe_commit(took, answers, self.keys - keys_before);
-        }
-    }
-
-    fn progress(&self, done: bool) -> Progress {
-        let elapsed = self.started.elapsed();
-        let fraction = self.coverage.fraction_at(self.target);
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let eta = (fraction > 0.0 && fraction < 1.0)
-            .then(|| Duration::from_secs_f64(secs * (1.0 - fraction) / fraction));
-        Progress {
-            target: self.target,
-            fraction,
-            keys: self.keys,
-            bytes: self.bytes,
-            proofs_accepted: self.accepted,
-            proofs_rejected: self.rejected,
-            elapsed,
-            eta: if done { Some(Duration::ZERO) } else { eta },
-            peers: self.peers.stats(),
-            done,
-        }
-    }
-}
-
-/// How a transport error reflects on the peer.
-fn fault_of(error: &ClientError) -> Fault {
-    // A refusal (even INVALID_ARGUMENT, which an honest server sends for requests it finds
-    // malformed, e.g. after a protocol change) is not a lie: the peer backs off, no more.
-    match error {
-        ClientError::Malformed(_) => Fault::Invalid,
-        ClientError::Status { .. } | ClientError::Transport(_) => Fault::Unavailable,
+        self.cancel.cancel();
     }
 }

@@ -18,6 +18,8 @@ pub(crate) type Client = pb::state_sync_client::StateSyncClient<Channel>;
 /// A running server and a client of it. Dropping it stops the server.
 pub(crate) struct Harness {
     pub(crate) client: Client,
+    /// The client's connection, for other services on the same server (health).
+    pub(crate) channel: Channel,
     pub(crate) announcer: RootAnnouncer,
     pub(crate) addr: Option<std::net::SocketAddr>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -42,12 +44,15 @@ impl Harness {
                         .await
                         .expect("serve");
                 });
-                let client = Client::connect(format!("http://{addr}"))
+                let channel = Endpoint::try_from(format!("http://{addr}"))
+                    .expect("endpoint")
+                    .connect()
                     .await
                     .expect("connect");
-                let client = client.max_decoding_message_size(8 << 20);
+                let client = Client::new(channel.clone()).max_decoding_message_size(8 << 20);
                 Self {
                     client,
+                    channel,
                     announcer,
                     addr: Some(addr),
                     stop: Some(stop),
@@ -56,23 +61,15 @@ impl Harness {
             }
             Transport::InProcess => {
                 let (client_io, server_io) = tokio::io::duplex(1 << 20);
-                let streams = service.clone();
-                let shutdown = async move {
-                    shutdown.await;
-                    streams.close_streams();
-                };
+                // The production assembly (`serve_incoming`, health service included) over one
+                // in-memory connection, then an incoming stream that stays open: an ended stream
+                // would make the server drop the connection.
+                let incoming = futures::StreamExt::chain(
+                    tokio_stream::once(Ok::<_, std::io::Error>(server_io)),
+                    futures::stream::pending(),
+                );
                 let server = tokio::spawn(async move {
-                    tonic::transport::Server::builder()
-                        .add_service(service.into_server())
-                        .serve_with_incoming_shutdown(
-                            // One connection, then an incoming stream that stays open: an
-                            // ended stream would make the server drop the connection.
-                            futures::StreamExt::chain(
-                                tokio_stream::once(Ok::<_, std::io::Error>(server_io)),
-                                futures::stream::pending(),
-                            ),
-                            shutdown,
-                        )
+                    server::serve_incoming(service, incoming, shutdown)
                         .await
                         .expect("serve");
                 });
@@ -88,9 +85,10 @@ impl Harness {
                     }))
                     .await
                     .expect("connect");
-                let client = Client::new(channel).max_decoding_message_size(8 << 20);
+                let client = Client::new(channel.clone()).max_decoding_message_size(8 << 20);
                 Self {
                     client,
+                    channel,
                     announcer,
                     addr: None,
                     stop: Some(stop),
@@ -108,6 +106,7 @@ impl Harness {
         match self.server.take() {
             Some(server) => {
                 drop(self.client);
+                drop(self.channel);
                 tokio::time::timeout(std::time::Duration::from_secs(10), server)
                     .await
                     .is_ok()

@@ -398,17 +398,8 @@ async fn graceful_shutdown_ends_streams_and_finishes(transport: Transport) {
 }
 
 async fn health_service_reports_serving(transport: Transport) {
-    if !matches!(transport, Transport::Socket) {
-        return; // The health service is wired by `server::serve` (socket transport).
-    }
     let h = Harness::start(transport, filled(10, 4), ServerConfig::default()).await;
-    let addr = h.addr.expect("socket address");
-    let channel = tonic::transport::Endpoint::try_from(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(h.channel.clone());
     let service = "sync.StateSync".to_string();
     let reply = health
         .check(tonic_health::pb::HealthCheckRequest { service })

@@ -12,8 +12,9 @@ use arbor::{
         client::{
             Announcement, ClientError, GrpcClient, LocalClient, PeerId, Response, SyncClient,
         },
-        convert::{ChangeProofRequest, RangeProofRequest},
-        pb, server,
+        pb,
+        request::{ChangeProofRequest, RangeProofRequest},
+        server,
     },
 };
 use futures::{FutureExt, future::BoxFuture, stream::BoxStream};

@@ -1,14 +1,14 @@
-//! Prometheus metrics for servers and syncs, and a minimal HTTP endpoint serving them.
-//!
-//! The endpoint answers `GET /metrics` with the text exposition format and anything else with
-//! 404; it reads at most 8 KiB of request and gives a client 5 s, so a misbehaving scraper
-//! cannot hold resources.
+//! Prometheus metrics for `arbor serve` and `arbor sync`: the library's observers
+//! ([`ServeObserver`], [`SyncObserver`]) bound to `prometheus-client`, and an HTTP endpoint
+//! (axum) answering `GET /metrics` with the text exposition format.
 
 use std::{
     sync::{Arc, atomic::AtomicU64},
     time::Duration,
 };
 
+use arbor_sync::{Progress, ServeObserver, SyncObserver};
+use axum::{Router, http::StatusCode, http::header, response::IntoResponse, routing::get};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{
@@ -19,39 +19,34 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
-
-use crate::manager::Progress;
+use tokio::net::TcpListener;
 
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+struct RequestLabels {
     /// The RPC, e.g. `GetRangeProof`.
-    pub rpc: String,
+    rpc: String,
     /// The gRPC status code, e.g. `Ok`, `NotFound`.
-    pub status: String,
+    status: String,
 }
 
 /// Labels of a peer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PeerLabels {
+struct PeerLabels {
     /// The peer's name (its URL).
-    pub peer: String,
+    peer: String,
 }
 
 /// What a server counts.
 #[derive(Debug, Default)]
-pub struct ServeMetrics {
+pub(crate) struct ServeMetrics {
     requests: Family<RequestLabels, Counter>,
     bytes_served: Counter,
 }
 
 impl ServeMetrics {
     /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Arc<Self> {
+    pub(crate) fn register(registry: &mut Registry) -> Arc<Self> {
         let metrics = Arc::new(Self::default());
         registry.register(
             "arbor_requests",
@@ -65,9 +60,10 @@ impl ServeMetrics {
         );
         metrics
     }
+}
 
-    /// Records one answered request.
-    pub fn observe(&self, rpc: &str, status: tonic::Code, bytes: usize) {
+impl ServeObserver for ServeMetrics {
+    fn request(&self, rpc: &'static str, status: tonic::Code, bytes: usize) {
         self.requests
             .get_or_create(&RequestLabels {
                 rpc: rpc.to_owned(),
@@ -78,11 +74,10 @@ impl ServeMetrics {
     }
 }
 
-/// What a sync reports. The manager counts events as they happen (when
-/// [`SyncConfig::metrics`](crate::SyncConfig::metrics) is set, so counts add up across the
-/// managers of a follow-mode sync); [`SyncMetrics::update`] sets the gauges from a [`Progress`].
+/// What a sync reports: counters fed by the manager as events happen, gauges set from a
+/// [`Progress`] by [`SyncMetrics::update`].
 #[derive(Debug)]
-pub struct SyncMetrics {
+pub(crate) struct SyncMetrics {
     keys: Counter,
     bytes: Counter,
     proofs_verified: Counter,
@@ -93,9 +88,10 @@ pub struct SyncMetrics {
     peer_score: Family<PeerLabels, Gauge<f64, AtomicU64>>,
 }
 
-impl Default for SyncMetrics {
-    fn default() -> Self {
-        Self {
+impl SyncMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> Arc<Self> {
+        let m = Arc::new(Self {
             keys: Counter::default(),
             bytes: Counter::default(),
             proofs_verified: Counter::default(),
@@ -104,14 +100,7 @@ impl Default for SyncMetrics {
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             fraction: Gauge::default(),
             peer_score: Family::default(),
-        }
-    }
-}
-
-impl SyncMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Arc<Self> {
-        let m = Arc::new(Self::default());
+        });
         let counters = [
             (
                 "arbor_sync_keys",
@@ -151,25 +140,8 @@ impl SyncMetrics {
         m
     }
 
-    /// An answer of `bytes` arrived.
-    pub fn observe_answer(&self, bytes: usize) {
-        self.bytes.inc_by(bytes as u64);
-    }
-
-    /// An answer was rejected.
-    pub fn observe_rejected(&self) {
-        self.proofs_rejected.inc();
-    }
-
-    /// A commit of `answers` verified answers writing `keys` keys took `took`.
-    pub fn observe_commit(&self, took: std::time::Duration, answers: u64, keys: u64) {
-        self.commit_latency.observe(took.as_secs_f64());
-        self.proofs_verified.inc_by(answers);
-        self.keys.inc_by(keys);
-    }
-
     /// Sets the gauges from `progress`.
-    pub fn update(&self, progress: &Progress) {
+    pub(crate) fn update(&self, progress: &Progress) {
         self.fraction.set(progress.fraction);
         for peer in &progress.peers {
             self.peer_score
@@ -181,57 +153,56 @@ impl SyncMetrics {
     }
 }
 
-/// Serves `registry` on `listener` at `GET /metrics` until `shutdown` resolves.
-pub async fn serve_metrics(
+impl SyncObserver for SyncMetrics {
+    fn answer(&self, bytes: usize) {
+        self.bytes.inc_by(bytes as u64);
+    }
+
+    fn rejected(&self) {
+        self.proofs_rejected.inc();
+    }
+
+    fn committed(&self, took: Duration, answers: u64, keys: u64) {
+        self.commit_latency.observe(took.as_secs_f64());
+        self.proofs_verified.inc_by(answers);
+        self.keys.inc_by(keys);
+    }
+}
+
+/// Serves `registry` on `listener` at `GET /metrics` until `shutdown` resolves (other paths:
+/// 404).
+pub(crate) async fn serve_metrics(
     registry: Arc<Registry>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((mut stream, _)) = accepted else {
-            continue;
-        };
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            let answer = tokio::time::timeout(Duration::from_secs(5), async {
-                let mut request = Vec::with_capacity(1024);
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
-                    let n = stream.read(&mut buf).await?;
-                    if n == 0 {
-                        break;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                }
-                let wanted = request.starts_with(b"GET /metrics ")
-                    || request.starts_with(b"GET /metrics?");
-                let (status, body) = if wanted {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
                     let mut body = String::new();
                     match encode(&mut body, &registry) {
-                        Ok(()) => ("200 OK", body),
-                        Err(_) => ("500 Internal Server Error", String::new()),
+                        Ok(()) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            body,
+                        )
+                            .into_response(),
+                        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
                     }
-                } else {
-                    ("404 Not Found", "try GET /metrics\n".to_owned())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(body.as_bytes()).await?;
-                stream.shutdown().await
-            })
-            .await;
-            if let Ok(Err(error)) = answer {
-                tracing::debug!(%error, "metrics request failed");
-            }
-        });
+                }
+            }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "try GET /metrics\n") });
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(%error, "metrics endpoint failed");
     }
 }

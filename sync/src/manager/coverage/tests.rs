@@ -1,0 +1,146 @@
+use super::*;
+
+fn h(b: u8) -> Hash {
+    Hash([b; 32])
+}
+
+/// The regions tile the keyspace: first starts at the empty key, each ends where the next
+/// starts, the last ends at +∞.
+fn assert_partition(c: &Coverage) {
+    let mut expected = Some(Vec::new());
+    for (start, region) in c.regions() {
+        assert_eq!(
+            expected.as_ref(),
+            Some(start),
+            "gap or overlap at {start:?}"
+        );
+        if let Some(end) = &region.end {
+            assert!(end > start, "empty region at {start:?}");
+        }
+        expected = region.end.clone();
+    }
+    assert_eq!(expected, None, "last region must reach +inf");
+}
+
+#[test]
+fn every_key_has_one_region() {
+    let target = h(1);
+    let mut c = Coverage::whole(None);
+    let mut handed = Vec::new();
+    for _ in 0..20 {
+        if let Some(w) = c.take(target, true) {
+            handed.push(w);
+        }
+        assert_partition(&c);
+    }
+    assert!(handed.len() >= 10, "splitting keeps handing out work");
+    assert!(handed.len() < 20, "but stops at narrow regions");
+    for w in &handed {
+        c.complete(&w.start, &Until::End, target);
+        assert_partition(&c);
+    }
+    while let Some(w) = c.take(target, false) {
+        c.complete(&w.start, &Until::End, target);
+    }
+    assert!(c.is_complete(target));
+    assert_eq!(c.regions().count(), 1, "equal neighbours merge");
+    assert!((c.fraction_at(target) - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn partial_completion_keeps_the_rest_at_its_old_tag() {
+    let (old, target) = (h(1), h(2));
+    let mut c = Coverage::whole(Some(old));
+    let w = c.take(target, false).expect("work");
+    assert_eq!(w.tag, Some(old));
+    c.complete(&w.start, &Until::Key(vec![0x80]), target);
+    let regions: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.clone())).collect();
+    assert_eq!(regions.len(), 2);
+    assert_eq!(regions[0].1.end, Some(vec![0x80]));
+    assert_eq!(regions[0].1.tag, Some(target));
+    assert_eq!(regions[1].0, vec![0x80]);
+    assert_eq!(regions[1].1.tag, Some(old));
+    assert!((c.fraction_at(target) - 0.5).abs() < 1e-12);
+    // A key outside the region is ignored: the whole region is not claimed by mistake.
+    let w = c.take(target, false).expect("work");
+    c.complete(&w.start, &Until::Key(vec![0x10]), target);
+    assert!(
+        c.is_complete(target),
+        "out-of-region key treated as whole region"
+    );
+}
+
+#[test]
+fn known_regions_come_before_unknown_ones_and_busy_ones_are_skipped() {
+    let (old, target) = (h(1), h(2));
+    let mut c = Coverage::whole(None);
+    let w = c.take(target, false).expect("work");
+    c.complete(&w.start, &Until::Key(vec![0x40]), old);
+    let first = c.take(target, false).expect("work");
+    assert_eq!(first.tag, Some(old), "change-proof work first");
+    let second = c.take(target, false).expect("work");
+    assert_eq!(second.tag, None);
+    assert_eq!(c.take(target, false), None, "everything is busy");
+    c.release(&first.start);
+    assert_eq!(c.take(target, false), Some(first));
+}
+
+#[test]
+fn forget_turns_a_region_into_range_work() {
+    let (old, target) = (h(1), h(2));
+    let mut c = Coverage::whole(Some(old));
+    let w = c.take(target, false).expect("work");
+    c.forget(&w.start);
+    assert_eq!(c.take(target, false).expect("work").tag, None);
+}
+
+#[test]
+fn encoding_round_trips_and_rejects_garbage() {
+    let target = h(7);
+    let mut c = Coverage::whole(Some(h(3)));
+    for _ in 0..6 {
+        let w = c.take(target, true).expect("work");
+        c.complete(&w.start, &Until::End, target);
+    }
+    let w = c.take(target, true).expect("work");
+    let bytes = c.encode();
+    let mut decoded = Coverage::decode(&bytes).expect("decode");
+    // Busy is not persisted: after a restart nothing is in flight.
+    c.release(&w.start);
+    decoded.merge_around(&w.start);
+    assert_eq!(decoded, c);
+    for cut in 0..bytes.len() {
+        assert_eq!(Coverage::decode(&bytes[..cut]), None, "truncated at {cut}");
+    }
+    let mut bad = bytes.clone();
+    bad[0] = 9;
+    assert_eq!(Coverage::decode(&bad), None, "unknown version");
+}
+
+#[test]
+fn split_points_lie_strictly_inside_and_prefer_a_trailing_zero() {
+    let cases: [(&[u8], Option<&[u8]>); 5] = [
+        (&[], None),
+        (&[], Some(&[1])),
+        (&[1, 255], Some(&[2, 1])),
+        (&[5], Some(&[5, 0])),
+        (&[0xff, 0xff], None),
+    ];
+    for (start, end) in cases {
+        match split_point(start, end) {
+            Some(m) => {
+                assert!(m.as_slice() > start && end.is_none_or(|e| m.as_slice() < e));
+            }
+            None => assert_eq!(end, Some(&[5u8, 0][..]), "only [5, 5‖0) cannot split"),
+        }
+    }
+    assert_eq!(split_point(&[], None), Some(vec![127, 0]));
+}
+
+#[test]
+fn positions_are_monotone() {
+    assert_eq!(position(Some(&[])), 0.0);
+    assert_eq!(position(None), 1.0);
+    assert!((position(Some(&[0x80])) - 0.5).abs() < 1e-12);
+    assert!(position(Some(&[1, 2])) < position(Some(&[1, 3])));
+}

@@ -1,0 +1,89 @@
+use super::*;
+
+fn peers(n: usize) -> Peers {
+    let backoff = Backoff {
+        base: Duration::from_millis(10),
+        max: Duration::from_secs(1),
+        invalid: Duration::from_secs(5),
+    };
+    Peers::new((0..n).map(|i| format!("p{i}")).collect(), backoff, 42, 8)
+}
+
+#[test]
+fn untried_peers_share_the_load() {
+    let mut p = peers(3);
+    let now = Instant::now();
+    let mut chosen: Vec<_> = (0..3).filter_map(|_| p.choose(now)).collect();
+    chosen.sort_unstable();
+    assert_eq!(chosen, vec![0, 1, 2]);
+}
+
+#[test]
+fn a_peer_that_never_delivered_ranks_below_any_that_did() {
+    let mut p = peers(2);
+    let now = Instant::now();
+    p.choose(now);
+    p.choose(now);
+    // A slow but working peer, and one whose every request fails.
+    p.succeeded(0, Duration::from_secs(1), 1000);
+    p.failed(1, Fault::Unavailable, "reset".into(), now);
+    let stats = p.stats();
+    assert!(stats[1].score < stats[0].score, "{stats:?}");
+}
+
+#[test]
+fn faster_peers_get_more_requests() {
+    let mut p = peers(2);
+    let now = Instant::now();
+    for _ in 0..5 {
+        let a = p.choose(now).expect("peer");
+        let b = p.choose(now).expect("peer");
+        for peer in [a, b] {
+            let latency = if peer == 0 { 1 } else { 10 };
+            p.succeeded(peer, Duration::from_millis(latency), 100_000);
+        }
+    }
+    let picks: Vec<_> = (0..6).filter_map(|_| p.choose(now)).collect();
+    let fast = picks.iter().filter(|&&i| i == 0).count();
+    assert!(
+        fast >= 4,
+        "the 10x faster peer gets most requests: {picks:?}"
+    );
+}
+
+#[test]
+fn failing_peers_back_off_exponentially_and_liars_rank_last() {
+    let mut p = peers(3);
+    let now = Instant::now();
+    for peer in 0..3 {
+        p.choose(now);
+        p.succeeded(peer, Duration::from_millis(5), 10_000);
+    }
+    let mut last = Duration::ZERO;
+    for round in 0..4 {
+        p.choose(now);
+        p.failed(1, Fault::Unavailable, "down".into(), now);
+        let wait = p.peers[1].backoff_until.expect("backing off") - now;
+        let cap = Duration::from_millis(10 << round);
+        assert!(wait <= cap && wait >= cap / 2, "round {round}: {wait:?}");
+        assert!(round == 0 || wait > last / 2);
+        last = wait;
+    }
+    p.choose(now);
+    p.failed(2, Fault::Invalid, "bad proof".into(), now);
+    assert!(p.peers[2].backoff_until.expect("backoff") - now >= Duration::from_millis(2500));
+    let stats = p.stats();
+    assert!(
+        stats[2].score < stats[1].score,
+        "a liar ranks below a flaky peer"
+    );
+    assert!(stats[1].score < stats[0].score);
+    assert_eq!(p.choose(now), Some(0), "only the healthy peer is ready");
+    assert_eq!(p.choose(now), Some(0), "and it takes the load");
+    let later = now + Duration::from_secs(60);
+    assert!(p.next_ready(now).is_some());
+    assert!(
+        p.choose(later).is_some(),
+        "backoff ends: nobody is dropped for good"
+    );
+}
