@@ -11,7 +11,7 @@ use std::{collections::HashSet, hash::BuildHasher, mem, sync::Arc};
 
 use hashbrown::HashTable;
 
-use crate::{key::Key, node::Node, prefetch::prefetch_bytes, trie::Prefetch};
+use crate::{key::Key, node::Node};
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -50,27 +50,6 @@ impl DirtyNodes {
             return Some(Some(node));
         }
         (!self.removed.is_empty() && self.removed.contains(key)).then_some(None)
-    }
-
-    /// Starts fetching the node at `key` into the CPU caches (see [`crate::trie::Prefetch`]),
-    /// if the set holds one. For [`Prefetch::Node`] the node is not read: the first entry whose
-    /// hash tag matches is taken, which is the node at `key` unless 7 bits of the hashes collide
-    /// (then a useless but harmless hint). For [`Prefetch::Children`] the node is read to find
-    /// its child records.
-    pub(crate) fn prefetch(&self, key: &Key, part: Prefetch) {
-        let hash = self.hash(key);
-        match part {
-            Prefetch::Node => {
-                if let Some(node) = self.nodes.find(hash, |_| true) {
-                    prefetch_bytes(Arc::as_ptr(node), mem::size_of::<Node>());
-                }
-            }
-            Prefetch::Children => {
-                if let Some(node) = self.nodes.find(hash, |n| n.key == *key) {
-                    node.children.prefetch();
-                }
-            }
-        }
     }
 
     /// Sets the entry at `key` (a node's key must be `key`). Returns the previous entry.

@@ -24,7 +24,6 @@ mod hash;
 mod key;
 mod layout;
 mod node;
-mod prefetch;
 mod proof;
 mod proposal;
 pub mod store;

@@ -1,11 +1,8 @@
 //! Trie nodes.
 
-use std::mem;
-
 use crate::{
     hash::{Hash, ValueDigest, hash_node},
     key::Key,
-    prefetch::prefetch_bytes,
 };
 
 /// A child pointer: what a node knows about one child.
@@ -201,11 +198,6 @@ impl Children {
             slots: Vec::with_capacity(capacity),
             long: Vec::new(),
         }
-    }
-
-    /// Starts fetching the child records into the CPU caches (see [`crate::prefetch`]).
-    pub(crate) fn prefetch(&self) {
-        prefetch_bytes(self.slots.as_ptr(), mem::size_of_val(self.slots.as_slice()));
     }
 
     /// The number of children.

@@ -27,7 +27,7 @@ use crate::{
     layout::encode_undo,
     node::{Node, SubRoot},
     store::Space,
-    trie::{Applied, Change, NodeChange, NodeSource, Prefetch, apply},
+    trie::{Applied, Change, NodeChange, NodeSource, apply},
 };
 
 mod commit;
@@ -146,12 +146,6 @@ struct ChainNodes<'a> {
 }
 
 impl NodeSource for ChainNodes<'_> {
-    /// Only nodes of the committed trie are fetched early: a proposal's own nodes are few and
-    /// recently written, so usually still cached.
-    fn prefetch(&self, key: &Key, part: Prefetch) {
-        self.committed.prefetch(key, part);
-    }
-
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
         for p in self.chain {
             if let Some(node) = p.node(key) {

@@ -19,7 +19,7 @@ use crate::{
     layout::node_storage_key,
     node::Node,
     store::{Batch, Durability, Space},
-    trie::{NodeChange, NodeSource, Prefetch},
+    trie::{NodeChange, NodeSource},
 };
 
 impl DbInner {
@@ -152,10 +152,6 @@ pub(crate) struct CommittedNodes<'a> {
 }
 
 impl NodeSource for CommittedNodes<'_> {
-    fn prefetch(&self, key: &Key, part: Prefetch) {
-        self.state.dirty.prefetch(key, part);
-    }
-
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
         let stored = match self.state.dirty.get(key) {
             Some(Some(node)) => return Ok(node.clone()),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use smallvec::SmallVec;
 
-use super::{NodeSource, Prefetch};
+use super::NodeSource;
 use crate::{
     error::Result,
     hash::ValueDigest,
@@ -276,22 +276,9 @@ fn update(
             node.children.set_subroot(token, sub.as_ref(), offset);
         }
     } else {
-        // The children with changes, asked for all at once so that their cache misses overlap;
-        // each one's child records are asked for one turn ahead (see `Prefetch`).
-        // Filled in place: collected, the 1.4 KB vector was built and then copied.
-        let mut ats: SmallVec<[Option<SubRoot>; 16]> = SmallVec::new();
-        ats.extend(
-            work.iter()
-                .map(|&(token, _)| node.child_subroot(token, token_bits)),
-        );
-        for at in ats.iter().flatten() {
-            src.prefetch(&at.key, Prefetch::Node);
-        }
-        for (turn, &(token, group)) in work.iter().enumerate() {
-            if let Some(Some(next)) = ats.get(turn + 1) {
-                src.prefetch(&next.key, Prefetch::Children);
-            }
-            let sub = apply(src, token_bits, ats[turn].take(), group, out)?;
+        for &(token, group) in &work {
+            let at = node.child_subroot(token, token_bits);
+            let sub = apply(src, token_bits, at, group, out)?;
             node.children.set_subroot(token, sub.as_ref(), offset);
         }
     }

@@ -17,20 +17,4 @@ use crate::{error::Result, hash::Hash, key::Key, node::Node};
 pub(crate) trait NodeSource: Sync {
     /// The node at `key`, whose parent recorded `id` and `has_value`.
     fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>>;
-
-    /// A hint that the node at `key` will be loaded soon: a source that holds it in memory may
-    /// ask the CPU to start fetching it (see [`Prefetch`]). Never changes what `load` returns.
-    fn prefetch(&self, _key: &Key, _part: Prefetch) {}
-}
-
-/// Which part of a node [`NodeSource::prefetch`] asks for. A node and its child records are two
-/// places in memory, and the records' address is only known once the node is read: a walk asks
-/// for the nodes of all the children it will visit first, then for each one's records shortly
-/// before it visits it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Prefetch {
-    /// The node itself (its key, value and the address of its child records).
-    Node,
-    /// The node's child records (reads the node: ask for [`Prefetch::Node`] well before).
-    Children,
 }
