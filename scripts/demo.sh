@@ -62,7 +62,9 @@ peer_b=$peer
 
 echo "== 3. arbor sync --follow from both servers into $work/replica"
 t=$(now)
-"$ARBOR_BIN" sync --db "$work/replica" --peer "$peer_a" --peer "$peer_b" --follow --quiet-ms 1500
+# --insecure-follow: these peers speak plaintext on loopback; over a network, serve with
+# --tls-cert/--tls-key and give https:// peers (follow mode trusts the roots they announce).
+"$ARBOR_BIN" sync --db "$work/replica" --peer "$peer_a" --peer "$peer_b" --follow --insecure-follow --quiet-ms 1500
 echo "   sync (following every new root) took $(since "$t")"
 
 echo "== 4. stopping the servers and comparing"

@@ -95,6 +95,16 @@ enum Command {
         /// speed).
         #[arg(long, value_parser = clap::value_parser!(u64).range(16..))]
         memory_mb: Option<u64>,
+        /// Serve over TLS with this certificate chain (PEM; with --tls-key). Reread on SIGHUP
+        /// and when the file changes, without dropping connections.
+        #[arg(long, value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, value_name = "PEM")]
+        tls_key: Option<PathBuf>,
+        /// Mutual TLS: serve only clients holding a certificate signed by this CA (PEM).
+        #[arg(long, value_name = "PEM")]
+        client_ca: Option<PathBuf>,
     },
     /// Sync a database from peers to a root, verifying every proof before writing it. Exit
     /// code 0 only when the local root equals the target. Interrupted syncs resume.
@@ -102,7 +112,7 @@ enum Command {
         /// Database directory (created if missing).
         #[arg(long)]
         db: PathBuf,
-        /// A peer to fetch from, http://HOST:PORT (repeat for several).
+        /// A peer to fetch from, http://HOST:PORT or https://HOST:PORT (repeat for several).
         #[arg(long = "peer", required = true)]
         peers: Vec<String>,
         /// The trusted target root (64 hex characters).
@@ -117,6 +127,19 @@ enum Command {
         /// With --follow: never finish; keep following new roots.
         #[arg(long)]
         live: bool,
+        /// With --follow: accept plaintext (http://) peers. Follow mode trusts the roots peers
+        /// announce, so without TLS anyone on the path could choose the state you sync to.
+        #[arg(long)]
+        insecure_follow: bool,
+        /// Check https:// peers against this CA (PEM) instead of the system's roots.
+        #[arg(long, value_name = "PEM")]
+        ca: Option<PathBuf>,
+        /// Mutual TLS: present this certificate chain (PEM; with --client-key) to https:// peers.
+        #[arg(long, value_name = "PEM")]
+        client_cert: Option<PathBuf>,
+        /// The private key of --client-cert (PEM).
+        #[arg(long, value_name = "PEM")]
+        client_key: Option<PathBuf>,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
         workers: u64,
@@ -188,7 +211,19 @@ fn main() -> anyhow::Result<()> {
             churn_commits,
             metrics,
             memory_mb,
+            tls_cert,
+            tls_key,
+            client_ca,
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(serve::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None) if client_ca.is_none() => None,
+                _ => anyhow::bail!("--tls-cert and --tls-key go together (--client-ca needs both)"),
+            };
             // Checked here, not by clap, so that flags and config-file values obey the same rules.
             let churn = match (churn_keys, churn_every) {
                 (Some(keys), Some(every)) => Some(serve::Churn {
@@ -201,7 +236,7 @@ fn main() -> anyhow::Result<()> {
                     "--churn-keys and --churn-every go together (--churn-commits needs both)"
                 ),
             };
-            serve::run(&db, listen, history, churn, metrics, memory_mb)
+            serve::run(&db, listen, history, churn, metrics, memory_mb, tls)
         }
         Command::Sync {
             db,
@@ -210,6 +245,10 @@ fn main() -> anyhow::Result<()> {
             follow,
             quiet_ms,
             live,
+            insecure_follow,
+            ca,
+            client_cert,
+            client_key,
             workers,
             json,
             progress_ms,
@@ -222,6 +261,15 @@ fn main() -> anyhow::Result<()> {
             if live && !follow {
                 anyhow::bail!("--live needs --follow");
             }
+            let identity = match (client_cert, client_key) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => anyhow::bail!("--client-cert and --client-key go together"),
+            };
+            let tls = arbor_sync::tls::ClientTls::from_files(
+                ca.as_deref(),
+                identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            )?;
             let target = match (root, follow) {
                 (Some(_), true) => anyhow::bail!("--root and --follow exclude each other"),
                 (None, false) => anyhow::bail!("give the target: --root HEX or --follow"),
@@ -236,6 +284,15 @@ fn main() -> anyhow::Result<()> {
                     ..Default::default()
                 }),
             };
+            if follow && !insecure_follow {
+                if let Some(plain) = peers.iter().find(|p| !p.starts_with("https://")) {
+                    anyhow::bail!(
+                        "--follow takes its target from the roots peers announce, so they must be \
+                         authenticated: {plain} is not an https:// peer (pass --insecure-follow \
+                         to trust plaintext peers anyway)"
+                    );
+                }
+            }
             let config = arbor_sync::SyncConfig {
                 workers: usize::try_from(workers)?,
                 stall_timeout: std::time::Duration::from_secs(give_up_after),
@@ -257,6 +314,7 @@ fn main() -> anyhow::Result<()> {
                     progress_every: std::time::Duration::from_millis(progress_ms),
                     memory_bytes: usize::try_from(memory_mb)? << 20,
                     metrics,
+                    tls,
                 },
             )
         }

@@ -4,10 +4,46 @@ use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use arbor_merkledb::{Config, Db, test_utils::SeededRng};
-use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server};
+use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server, tls::ServerTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ServeMetrics, serve_metrics};
+
+/// The PEM files of `serve --tls-cert/--tls-key [--client-ca]`.
+pub(crate) struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// With it, only clients holding a certificate signed by this CA are served.
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// Rereads the certificate and key on SIGHUP, and when their files change (checked every
+/// second), until `stop`. A reload that fails keeps the current certificate.
+async fn reload_on_change(tls: std::sync::Arc<ServerTls>, stop: CancellationToken) {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let asked = tokio::select! {
+            () = stop.cancelled() => return,
+            _ = hangup => true,
+            _ = tick.tick() => false,
+        };
+        if asked || tls.files_changed() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(error) => {
+                    tracing::warn!(%error, "TLS certificate not reloaded; keeping the current one")
+                }
+            }
+        }
+    }
+}
 
 /// Random commits on a timer, a stand-in for a chain producing blocks.
 pub(crate) struct Churn {
@@ -26,7 +62,12 @@ pub(crate) fn run(
     churn: Option<Churn>,
     metrics: Option<SocketAddr>,
     memory_mb: Option<u64>,
+    tls: Option<TlsFiles>,
 ) -> anyhow::Result<()> {
+    let tls = tls
+        .map(|files| ServerTls::load(&files.cert, &files.key, files.client_ca.clone()))
+        .transpose()
+        .context("loading the TLS certificate")?;
     let mut config = Config::default().with_history_len(history);
     if let Some(mb) = memory_mb {
         config = config.with_memory_budget(usize::try_from(mb)? << 20);
@@ -72,11 +113,25 @@ pub(crate) fn run(
                 stop.clone().cancelled_owned(),
             ));
         }
-        let server = tokio::spawn(server::serve(
-            service,
-            listener,
-            stop.clone().cancelled_owned(),
-        ));
+        let server = match &tls {
+            Some(tls) => {
+                tokio::spawn(reload_on_change(tls.clone(), stop.clone()));
+                let (tls, stopped) = (tls.clone(), stop.clone().cancelled_owned());
+                tokio::spawn(async move {
+                    arbor_sync::tls::serve_tls(service, listener, &tls, stopped)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e))
+                })
+            }
+            None => {
+                let stopped = stop.clone().cancelled_owned();
+                tokio::spawn(async move {
+                    server::serve(service, listener, stopped)
+                        .await
+                        .map_err(anyhow::Error::from)
+                })
+            }
+        };
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         stop.cancel();

@@ -44,23 +44,28 @@ pub(crate) struct Options {
     pub memory_bytes: usize,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// How `https://` peers are checked, and the client certificate, if any.
+    pub tls: arbor_sync::tls::ClientTls,
 }
 
 /// Checks peer URLs up front, so a typo is reported as such and not as an unreachable peer.
 fn check_peers(peers: &[String]) -> anyhow::Result<()> {
     if peers.is_empty() {
-        bail!("give at least one --peer http://HOST:PORT");
+        bail!("give at least one --peer http://HOST:PORT or https://HOST:PORT");
     }
     for url in peers {
         let rest = url
             .strip_prefix("http://")
-            .with_context(|| format!("peer {url:?}: expected http://HOST:PORT"))?;
+            .or_else(|| url.strip_prefix("https://"))
+            .with_context(|| {
+                format!("peer {url:?}: expected http://HOST:PORT or https://HOST:PORT")
+            })?;
         let (host, port) = rest
             .trim_end_matches('/')
             .rsplit_once(':')
             .with_context(|| format!("peer {url:?}: missing :PORT"))?;
         if host.is_empty() || port.parse::<u16>().is_err() {
-            bail!("peer {url:?}: expected http://HOST:PORT with a numeric port");
+            bail!("peer {url:?}: expected a numeric port");
         }
     }
     Ok(())
@@ -86,7 +91,8 @@ pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
 }
 
 async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
-    let client: Arc<dyn SyncClient> = Arc::new(GrpcClient::connect_lazy(&options.peers)?);
+    let client: Arc<dyn SyncClient> =
+        Arc::new(GrpcClient::connect_lazy_tls(&options.peers, &options.tls)?);
     let (progress_tx, progress_rx) = watch::channel(None::<Progress>);
     let cancel = CancellationToken::new();
     let metrics = match options.metrics {

@@ -111,6 +111,7 @@ fn follow_tracks_two_churning_servers_to_their_final_root() {
     let started = Instant::now();
     let out = arbor()
         .args(["sync", "--db", &client, "--follow", "--quiet-ms", "2500"])
+        .arg("--insecure-follow")
         .args(["--peer", &format!("http://{addr_a}")])
         .args(["--peer", &format!("http://{addr_b}")])
         .output()
@@ -234,6 +235,7 @@ fn metrics_endpoints_show_requests_and_sync_progress_moving() {
             .args(["sync", "--db", &client, "--peer", &format!("http://{addr}")])
             .args([
                 "--follow",
+                "--insecure-follow",
                 "--live",
                 "--metrics",
                 "127.0.0.1:0",

@@ -46,6 +46,7 @@ pub mod observe;
 pub mod request;
 pub mod serve;
 pub mod server;
+pub mod tls;
 
 pub use convert::ConvertError;
 pub use manager::{Progress, SyncConfig, SyncError, SyncManager, SyncSummary};

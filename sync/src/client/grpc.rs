@@ -14,6 +14,7 @@ use super::{Announcement, ClientError, PeerId, Response, StatusKind, SyncClient}
 use crate::{
     pb::{self, state_sync_client::StateSyncClient},
     request::{ChangeProofRequest, RangeProofRequest},
+    tls::ClientTls,
 };
 
 /// Largest answer accepted from a peer. Honest answers stay below the request's byte limit
@@ -28,17 +29,31 @@ pub struct GrpcClient {
 }
 
 impl GrpcClient {
-    /// One lazily connected channel per URL (`http://HOST:PORT`). Fails only on a malformed URL.
+    /// One lazily connected channel per URL (`http://HOST:PORT`, or `https://HOST:PORT` checked
+    /// against the system's roots). Fails only on a malformed URL.
     pub fn connect_lazy(urls: &[String]) -> Result<Self, ClientError> {
+        Self::connect_lazy_tls(urls, &ClientTls::default())
+    }
+
+    /// [`GrpcClient::connect_lazy`], with `tls` for the `https://` peers.
+    pub fn connect_lazy_tls(urls: &[String], tls: &ClientTls) -> Result<Self, ClientError> {
         let peers = urls
             .iter()
             .map(|url| {
-                let endpoint = Endpoint::from_shared(url.clone())
-                    .map_err(|e| ClientError::Transport(format!("bad peer URL {url:?}: {e}")))?
+                let bad = |e: &dyn std::fmt::Display| {
+                    ClientError::Transport(format!("bad peer URL {url:?}: {e}"))
+                };
+                let mut endpoint = Endpoint::from_shared(url.clone())
+                    .map_err(|e| bad(&e))?
                     .connect_timeout(Duration::from_secs(5))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
                     .keep_alive_timeout(Duration::from_secs(10));
+                if endpoint.uri().scheme_str() == Some("https") {
+                    endpoint = endpoint
+                        .tls_config(tls.tonic_config())
+                        .map_err(|e| bad(&e))?;
+                }
                 Ok((url.clone(), endpoint.connect_lazy()))
             })
             .collect::<Result<_, ClientError>>()?;
