@@ -11,6 +11,8 @@ echo "== cargo clippy (-D warnings)"
 cargo clippy --release --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --release --workspace --lib --bins --tests --locked
+echo "== the scale benchmark's code path, at 20k keys"
+cargo test --release --bench scale --locked
 echo "== doc tests"
 cargo test --release --workspace --doc --locked
 echo "== cargo doc (-D warnings)"

@@ -1,0 +1,436 @@
+//! The scale benchmark's engine (issue #17): what a chain's state costs as it grows. For one
+//! state size it builds the state, then measures the sustained commit rate of a chain's mix of
+//! changes, each commit's latency, peak RSS, disk bytes per key, write amplification and the
+//! time to reopen, and the same figures for plain RocksDB puts of the same key-values (no trie).
+//! `scripts/bench-scale.sh` runs it at several sizes, adds a loopback sync of each state, and
+//! draws the table and plot of BENCHMARKS.md.
+//!
+//! ```text
+//! cargo bench --bench scale -- --keys 10000000 [--churn 1000000] [--dir DIR] [--keep]
+//! ```
+//!
+//! Prints a human summary on stderr and one JSON object on stdout. `--keep` leaves the trie
+//! database in `DIR/trie` (for the script's sync). Under `cargo test` (no `--bench` argument) it
+//! runs the same code path at 20k keys and checks its results.
+//!
+//! The workload: keys are 32 pseudo-random bytes derived from their index, values 32 bytes; the
+//! state is built in commits of 10k new keys; then commits of 10k changes, each 47.5% updates
+//! of existing keys, 47.5% new keys and 5% deletes of existing keys, until `--churn` changes
+//! have been committed.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use arbor_merkledb::{
+    BatchOp, Config, Db,
+    store::{Batch, Durability, RocksConfig, RocksStore, Space, Store},
+};
+
+/// mimalloc, as in the `arbor` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: u64 = 10_000;
+
+/// Key `i` of the workload: 32 bytes that look random and never repeat.
+fn key(i: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5ca1e);
+    let mut k = vec![0; 32];
+    rng.fill(&mut k);
+    // The index in the last 8 bytes makes keys distinct whatever the generator does.
+    k[24..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Value of key `i` at `version`.
+fn value(i: u64, version: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(i ^ version.rotate_left(32) ^ 0xda7a);
+    let mut v = vec![0; 32];
+    rng.fill(&mut v);
+    v
+}
+
+/// Which keys exist: indices below `next` that were not deleted.
+struct Keyspace {
+    next: u64,
+    deleted: Vec<bool>,
+    rng: fastrand::Rng,
+    version: u64,
+}
+
+impl Keyspace {
+    fn new() -> Self {
+        Self {
+            next: 0,
+            deleted: Vec::new(),
+            rng: fastrand::Rng::with_seed(0x5eed),
+            version: 0,
+        }
+    }
+
+    /// `n` new keys.
+    fn grow(&mut self, n: u64) -> Vec<BatchOp> {
+        (0..n)
+            .map(|_| {
+                let i = self.next;
+                self.next += 1;
+                self.deleted.push(false);
+                (key(i), Some(value(i, 0)))
+            })
+            .collect()
+    }
+
+    /// A random existing key's index.
+    fn existing(&mut self) -> u64 {
+        loop {
+            let i = self.rng.u64(..self.next);
+            if !self.deleted[i as usize] {
+                return i;
+            }
+        }
+    }
+
+    /// One commit of a chain's mix: 47.5% updates, 47.5% new keys, 5% deletes.
+    fn churn(&mut self, n: u64) -> Vec<BatchOp> {
+        self.version += 1;
+        let deletes = n / 20;
+        let updates = (n - deletes) / 2;
+        let mut ops = self.grow(n - deletes - updates);
+        for _ in 0..updates {
+            let i = self.existing();
+            ops.push((key(i), Some(value(i, self.version))));
+        }
+        for _ in 0..deletes {
+            let i = self.existing();
+            self.deleted[i as usize] = true;
+            ops.push((key(i), None));
+        }
+        ops
+    }
+
+    fn live(&self) -> u64 {
+        self.deleted.iter().filter(|d| !**d).count() as u64
+    }
+}
+
+/// Bytes of user data in `ops`: key and value of a put, the key of a delete.
+fn user_bytes(ops: &[BatchOp]) -> u64 {
+    ops.iter()
+        .map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64)
+        .sum()
+}
+
+/// Bytes this process has caused to be written to storage (`/proc/self/io`), RocksDB's
+/// background flushes and compactions included.
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes: ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The peak resident set since the last [`reset_peak_rss`], in bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let kib: u64 = l
+                    .strip_prefix("VmHWM:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                Some(kib << 10)
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Starts a new peak-RSS measurement (Linux: writing 5 to `clear_refs` resets `VmHWM`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Total size of the files under `dir`.
+fn disk_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Latency percentiles of the commits, in milliseconds.
+struct Latencies {
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn latencies(mut samples: Vec<Duration>) -> Latencies {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_secs_f64() * 1e3
+    };
+    Latencies {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+/// What one system (the trie, or plain RocksDB) measured.
+struct Figures {
+    build_secs: f64,
+    build_peak_rss: u64,
+    churn_ops: u64,
+    churn_secs: f64,
+    latency: Latencies,
+    churn_peak_rss: u64,
+    write_amplification: f64,
+    disk_bytes: u64,
+    reopen_secs: f64,
+}
+
+impl Figures {
+    fn json(&self, keys: u64) -> String {
+        format!(
+            concat!(
+                "{{\"build_keys_per_sec\":{:.0},\"build_peak_rss_mib\":{:.0},",
+                "\"churn_keys_per_sec\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},",
+                "\"churn_peak_rss_mib\":{:.0},\"write_amplification\":{:.2},",
+                "\"disk_bytes_per_key\":{:.1},\"reopen_secs\":{:.3}}}"
+            ),
+            keys as f64 / self.build_secs,
+            self.build_peak_rss as f64 / 1048576.0,
+            self.churn_ops as f64 / self.churn_secs,
+            self.latency.p50,
+            self.latency.p99,
+            self.latency.max,
+            self.churn_peak_rss as f64 / 1048576.0,
+            self.write_amplification,
+            self.disk_bytes as f64 / keys as f64,
+            self.reopen_secs,
+        )
+    }
+
+    fn print(&self, name: &str, keys: u64) {
+        eprintln!(
+            "{name}: build {:.0} keys/s (peak {:.0} MiB); churn {:.0} keys/s, commit p50 {:.1} ms \
+             p99 {:.1} ms max {:.1} ms (peak {:.0} MiB); write amplification {:.2}; disk {:.1} \
+             B/key; reopen {:.3} s",
+            keys as f64 / self.build_secs,
+            self.build_peak_rss as f64 / 1048576.0,
+            self.churn_ops as f64 / self.churn_secs,
+            self.latency.p50,
+            self.latency.p99,
+            self.latency.max,
+            self.churn_peak_rss as f64 / 1048576.0,
+            self.write_amplification,
+            self.disk_bytes as f64 / keys as f64,
+            self.reopen_secs,
+        );
+    }
+}
+
+/// The two ways of applying a batch that are compared.
+trait System {
+    fn apply(&mut self, ops: Vec<BatchOp>);
+    fn close(self);
+}
+
+struct Trie(Db);
+
+impl System for Trie {
+    fn apply(&mut self, ops: Vec<BatchOp>) {
+        self.0
+            .propose(ops)
+            .expect("propose")
+            .commit()
+            .expect("commit");
+    }
+
+    fn close(self) {
+        self.0.close().expect("close");
+    }
+}
+
+struct Raw(RocksStore);
+
+impl System for Raw {
+    fn apply(&mut self, mut ops: Vec<BatchOp>) {
+        // Sorted, as a commit writes them.
+        ops.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut batch = Batch::with_capacity(ops.len());
+        for (k, v) in ops {
+            match v {
+                Some(v) => batch.put(Space::Values, k, v),
+                None => batch.delete(Space::Values, k),
+            }
+        }
+        self.0.write(batch, Durability::Process).expect("write");
+    }
+
+    fn close(self) {
+        self.0.compact_log().expect("flush");
+    }
+}
+
+/// Builds `keys` keys into `system`, churns `churn` changes, closes; `reopen` times a reopen.
+fn measure<S: System>(
+    mut system: S,
+    keys: u64,
+    churn: u64,
+    dir: &Path,
+    reopen: impl FnOnce() -> Duration,
+) -> Figures {
+    let mut keyspace = Keyspace::new();
+    reset_peak_rss();
+    let start = Instant::now();
+    while keyspace.next < keys {
+        let ops = keyspace.grow(BATCH.min(keys - keyspace.next));
+        system.apply(ops);
+    }
+    let build_secs = start.elapsed().as_secs_f64();
+    let build_peak_rss = peak_rss();
+    reset_peak_rss();
+    let written_before = written_bytes();
+    let mut user = 0;
+    let mut samples = Vec::new();
+    let mut done = 0;
+    let start = Instant::now();
+    while done < churn {
+        let ops = keyspace.churn(BATCH.min(churn - done).max(20));
+        done += ops.len() as u64;
+        user += user_bytes(&ops);
+        let t = Instant::now();
+        system.apply(ops);
+        samples.push(t.elapsed());
+    }
+    let churn_secs = start.elapsed().as_secs_f64();
+    let churn_peak_rss = peak_rss();
+    system.close();
+    let write_amplification = (written_bytes() - written_before) as f64 / user.max(1) as f64;
+    let live = keyspace.live();
+    Figures {
+        build_secs,
+        build_peak_rss,
+        churn_ops: done,
+        churn_secs,
+        latency: latencies(samples),
+        churn_peak_rss,
+        write_amplification,
+        disk_bytes: disk_bytes(dir) * keys / live.max(1),
+        reopen_secs: reopen().as_secs_f64(),
+    }
+}
+
+struct Args {
+    keys: u64,
+    churn: u64,
+    dir: Option<PathBuf>,
+    keep: bool,
+}
+
+fn parse_args() -> Option<Args> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if !argv.iter().any(|a| a == "--bench") {
+        return None;
+    }
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+            .cloned()
+    };
+    let number =
+        |flag: &str, default: u64| value(flag).map_or(default, |v| v.parse().expect("a number"));
+    let keys = number("--keys", 1_000_000);
+    Some(Args {
+        keys,
+        churn: number("--churn", 1_000_000),
+        dir: value("--dir").map(PathBuf::from),
+        keep: argv.iter().any(|a| a == "--keep"),
+    })
+}
+
+/// Runs both systems at one size; returns the JSON line.
+fn run(keys: u64, churn: u64, dir: &Path) -> String {
+    let trie_dir = dir.join("trie");
+    let raw_dir = dir.join("raw");
+    let db = Db::open(&trie_dir, Config::default()).expect("open");
+    let reopen_dir = trie_dir.clone();
+    let trie = measure(Trie(db), keys, churn, &trie_dir, || {
+        let start = Instant::now();
+        let db = Db::open(&reopen_dir, Config::default()).expect("reopen");
+        let took = start.elapsed();
+        db.close().expect("close");
+        took
+    });
+    trie.print("trie", keys);
+    let store = RocksStore::open(&raw_dir, &RocksConfig::default()).expect("open raw");
+    let reopen_raw = raw_dir.clone();
+    let raw = measure(Raw(store), keys, churn, &raw_dir, || {
+        let start = Instant::now();
+        let store = RocksStore::open(&reopen_raw, &RocksConfig::default()).expect("reopen raw");
+        let took = start.elapsed();
+        drop(store);
+        took
+    });
+    raw.print("plain RocksDB", keys);
+    let _ = std::fs::remove_dir_all(&raw_dir);
+    format!(
+        "{{\"keys\":{keys},\"churn\":{churn},\"trie\":{},\"rocksdb\":{}}}",
+        trie.json(keys),
+        raw.json(keys)
+    )
+}
+
+fn main() {
+    let Some(args) = parse_args() else {
+        smoke_test();
+        return;
+    };
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&dir).expect("dir");
+    let line = run(args.keys, args.churn, &dir);
+    println!("{line}");
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(dir.join("trie"));
+    }
+}
+
+/// `cargo test --bench scale`: the same path at 20k keys, with its results checked.
+fn smoke_test() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let line = run(20_000, 20_000, temp.path());
+    assert!(line.contains("\"trie\":{\"build_keys_per_sec\":"), "{line}");
+    // The state the trie holds after the churn is the state the workload describes.
+    let db = Db::open(temp.path().join("trie"), Config::default()).expect("open");
+    let mut keyspace = Keyspace::new();
+    keyspace.grow(20_000);
+    let mut done = 0;
+    while done < 20_000 {
+        done += keyspace.churn(BATCH.min(20_000 - done).max(20)).len() as u64;
+    }
+    assert_eq!(db.key_count().expect("count"), keyspace.live());
+    let sample = keyspace.existing();
+    assert!(db.get(&key(sample)).expect("get").is_some());
+    db.close().expect("close");
+    println!("scale smoke test: {line}");
+}
