@@ -2,4 +2,5 @@
 
 mod bytes_sync;
 mod fuzz_corpus;
+mod links;
 mod sync;
