@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""The WAN benchmark's driver (see scripts/bench-wan.sh): real `arbor serve` processes, one
+`arbor-linkemu` per server in front of it, `arbor sync --root --json` through the links."""
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.argv[1])
+KEYS = int(sys.argv[2])
+ARBOR, LINKEMU = str(BIN / "arbor"), str(BIN / "arbor-linkemu")
+OUT = Path("docs/bench/wan.jsonl")
+
+# (name, [(rtt_ms, mbit or None) per server])
+CASES = [(f"{rtt} ms, 1 server", [(rtt, None)]) for rtt in (0, 25, 50, 100, 200, 400)]
+CASES += [(f"{rtt} ms, 3 servers", [(rtt, None)] * 3) for rtt in (0, 100, 200)]
+CASES += [(f"100 ms, {mbit} Mbit/s, 1 server", [(100, mbit)]) for mbit in (10, 100, 1000)]
+CASES += [("mixed: 20 ms 1 Gbit/s + 150 ms 100 Mbit/s + 300 ms 10 Mbit/s",
+           [(20, 1000), (150, 100), (300, 10)])]
+CASES += [("fast peer alone: 20 ms 1 Gbit/s", [(20, 1000)])]
+
+
+def start(args):
+    """Starts a process that prints `listening on ADDR` first; returns it and the address."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("listening on "):
+            return proc, line.split()[-1]
+    raise RuntimeError(f"{args[0]} did not start")
+
+
+def main():
+    work = Path(tempfile.mkdtemp())
+    procs = []
+    try:
+        root = subprocess.run([ARBOR, "load", "--db", str(work / "s0"), "--keys", str(KEYS)],
+                              check=True, capture_output=True, text=True).stdout.split()[0]
+        servers = []
+        for i in range(3):
+            if i:
+                shutil.copytree(work / "s0", work / f"s{i}")
+            proc, addr = start([ARBOR, "serve", "--db", str(work / f"s{i}"), "--listen", "127.0.0.1:0"])
+            procs.append(proc)
+            servers.append(addr)
+        OUT.write_text("")
+        rows = []
+        for name, links in CASES:
+            emus = []
+            for (rtt, mbit), server in zip(links, servers):
+                args = [LINKEMU, "--listen", "127.0.0.1:0", "--to", server, "--rtt-ms", str(rtt)]
+                if mbit:
+                    args += ["--mbit", str(mbit)]
+                emus.append(start(args))
+            peers = [a for _, addr in emus for a in ("--peer", f"http://{addr}")]
+            client = work / "client"
+            shutil.rmtree(client, ignore_errors=True)
+            t = time.monotonic()
+            out = subprocess.run([ARBOR, "sync", "--db", str(client), "--root", root, "--json",
+                                  "--progress-ms", "600000", *peers],
+                                 check=True, capture_output=True, text=True).stdout
+            seconds = time.monotonic() - t
+            for proc, _ in emus:
+                proc.terminate()
+                proc.wait()
+            done = [json.loads(l) for l in out.splitlines() if '"event":"done"' in l][-1]
+            assert done["root"] == root
+            goodput = done["bytes"] / seconds
+            capped = [m for _, m in links if m]
+            capacity = sum(m * 1e6 / 8 for m in capped) if len(capped) == len(links) else None
+            row = {"case": name, "links": links, "seconds": round(seconds, 2),
+                   "keys_per_sec": round(KEYS / seconds), "bytes": done["bytes"],
+                   "goodput_mb_s": round(goodput / 1e6, 2),
+                   "utilisation": round(goodput / capacity, 3) if capacity else None,
+                   "answers": [p["answers"] for p in done["peers"]]}
+            rows.append(row)
+            with OUT.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{name}: {seconds:.2f} s, {row['keys_per_sec']:,} keys/s, "
+                  f"{row['goodput_mb_s']} MB/s, answers per peer {row['answers']}", file=sys.stderr)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    report(rows)
+
+
+def report(rows):
+    loopback = rows[0]["seconds"]
+    print("| case | seconds | keys/s | goodput | share of loopback rate | utilisation | answers per peer |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        util = f"{r['utilisation']:.2f}" if r["utilisation"] is not None else "—"
+        print(f"| {r['case']} | {r['seconds']:.2f} | {r['keys_per_sec']:,} | {r['goodput_mb_s']} MB/s | "
+              f"{loopback / r['seconds']:.2f} | {util} | {r['answers']} |")
+    try:
+        import matplotlib
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
+        import matplotlib
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+    fig, (rtt_ax, bw_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for servers in (1, 3):
+        pts = [(r["links"][0][0], r["goodput_mb_s"]) for r in rows
+               if len(r["links"]) == servers and r["links"][0][1] is None]
+        rtt_ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                    label=f"{servers} server{'s' if servers > 1 else ''}")
+    rtt_ax.set_xlabel("round trip (ms)"); rtt_ax.set_ylabel("goodput (MB/s)")
+    rtt_ax.set_title("goodput against round trip (unbounded bandwidth)", fontsize=10)
+    rtt_ax.legend(fontsize=8); rtt_ax.grid(True, alpha=0.3)
+    capped = [r for r in rows if len(r["links"]) == 1 and r["links"][0][1]
+              and r["case"].startswith("100 ms")]
+    bw_ax.plot([r["links"][0][1] for r in capped], [r["utilisation"] for r in capped], marker="o")
+    bw_ax.set_xscale("log"); bw_ax.set_ylim(0, 1.05)
+    bw_ax.set_xlabel("link bandwidth (Mbit/s), 100 ms round trip"); bw_ax.set_ylabel("utilisation")
+    bw_ax.set_title("link utilisation against bandwidth", fontsize=10); bw_ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig("docs/bench/wan.svg", metadata={"Date": None})
+
+
+if __name__ == "__main__":
+    main()
