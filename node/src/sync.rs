@@ -266,11 +266,8 @@ async fn report(
         let eta = p
             .eta
             .map_or_else(|| "?".to_owned(), |d| format!("{:.0}s", d.as_secs_f64()));
-        let live = p
-            .peers
-            .iter()
-            .filter(|x| x.last_error.is_none() || x.answers > 0)
-            .count();
+        // A peer counts as useful once it has answered.
+        let live = p.peers.iter().filter(|x| x.answers > 0).count();
         match (&bar, output) {
             (_, Output::Json) => {
                 let line = ProgressLine {

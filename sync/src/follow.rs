@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     client::{Announcement, SyncClient},
-    manager::{Progress, SyncConfig, SyncError, SyncManager, SyncSummary},
+    manager::{PeerStats, Progress, SyncConfig, SyncError, SyncManager, SyncSummary},
 };
 
 /// Follow-mode settings.
@@ -38,16 +38,30 @@ impl Default for FollowConfig {
     }
 }
 
-/// What the earlier managers of one follow did, added to each later manager's own figures.
+/// What the earlier managers of one follow did, added to each later manager's own figures, so
+/// the follow's figures (per peer too) count everything since it started.
 struct Totals {
     started: std::time::Instant,
     keys: u64,
     bytes: u64,
     accepted: u64,
     rejected: u64,
+    /// Per peer (same order as every manager's, one client): the counters of earlier managers.
+    peers: Vec<PeerStats>,
 }
 
 impl Totals {
+    fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            keys: 0,
+            bytes: 0,
+            accepted: 0,
+            rejected: 0,
+            peers: Vec::new(),
+        }
+    }
+
     /// Turns a manager's own figures into the follow's.
     fn adjust(&self, p: &mut Progress) {
         p.keys += self.keys;
@@ -55,6 +69,15 @@ impl Totals {
         p.proofs_accepted += self.accepted;
         p.proofs_rejected += self.rejected;
         p.elapsed = self.started.elapsed();
+        for (peer, earlier) in p.peers.iter_mut().zip(&self.peers) {
+            peer.answers += earlier.answers;
+            peer.failures += earlier.failures;
+            peer.invalid += earlier.invalid;
+            peer.bytes += earlier.bytes;
+            if peer.last_error.is_none() {
+                peer.last_error.clone_from(&earlier.last_error);
+            }
+        }
     }
 
     /// Adds a finished manager's own figures.
@@ -63,6 +86,9 @@ impl Totals {
         self.bytes += own.bytes;
         self.accepted += own.proofs_accepted;
         self.rejected += own.proofs_rejected;
+        let mut merged = own.clone();
+        self.adjust(&mut merged);
+        self.peers = merged.peers;
     }
 }
 
@@ -135,13 +161,7 @@ pub async fn follow(
             });
         }
     };
-    let mut totals = Totals {
-        started: std::time::Instant::now(),
-        keys: 0,
-        bytes: 0,
-        accepted: 0,
-        rejected: 0,
-    };
+    let mut totals = Totals::new();
     loop {
         let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
         let handle = manager.handle();
@@ -202,3 +222,6 @@ pub async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
