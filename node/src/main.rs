@@ -140,9 +140,13 @@ enum Command {
         /// The private key of --client-cert (PEM).
         #[arg(long, value_name = "PEM")]
         client_key: Option<PathBuf>,
-        /// Requests in flight at once.
+        /// Requests in flight at the least; more on long links (see --inflight-mb).
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
         workers: u64,
+        /// Bound on the answers in flight, in MiB (each counted at the 2 MB answer limit): on a
+        /// long round trip the sync sends more requests at once, up to this.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(2..))]
+        inflight_mb: u64,
         /// Print progress and the summary as JSON lines on stdout.
         #[arg(long)]
         json: bool,
@@ -250,6 +254,7 @@ fn main() -> anyhow::Result<()> {
             client_cert,
             client_key,
             workers,
+            inflight_mb,
             json,
             progress_ms,
             give_up_after,
@@ -295,6 +300,7 @@ fn main() -> anyhow::Result<()> {
             }
             let config = arbor_sync::SyncConfig {
                 workers: usize::try_from(workers)?,
+                inflight_bytes: usize::try_from(inflight_mb)? << 20,
                 stall_timeout: std::time::Duration::from_secs(give_up_after),
                 request_timeout: std::time::Duration::from_secs(request_timeout),
                 ..Default::default()

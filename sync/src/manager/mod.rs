@@ -48,8 +48,12 @@ use crate::{client::SyncClient, observe::SyncObserver, serve::Limits};
 /// Settings of a sync.
 #[derive(Clone, Debug)]
 pub struct SyncConfig {
-    /// Requests in flight at once.
+    /// Requests in flight at the least. On long links more are sent (see `inflight_bytes`).
     pub workers: usize,
+    /// Bound on the answers in flight, in bytes at the byte limit each: how far the number of
+    /// requests in flight may grow beyond `workers` while answers come back as fast as the
+    /// fastest did (the link, not the peer, is the wait: a long round trip).
+    pub inflight_bytes: usize,
     /// Keys asked for per request.
     pub key_limit: u32,
     /// Byte limit per answer.
@@ -75,6 +79,7 @@ impl Default for SyncConfig {
         let limits = Limits::default();
         Self {
             workers: 8,
+            inflight_bytes: 256 << 20,
             key_limit: limits.max_keys,
             bytes_limit: limits.max_bytes,
             request_timeout: Duration::from_secs(20),

@@ -67,6 +67,8 @@ pub struct PeerStats {
 #[derive(Debug)]
 struct Peer {
     stats: PeerStats,
+    /// The fastest answer so far: the peer's round trip plus its least service time.
+    min_latency: Option<Duration>,
     bytes_per_sec: Option<f64>,
     consecutive_failures: u32,
     backoff_until: Option<Instant>,
@@ -122,6 +124,7 @@ impl Peers {
                     last_error: None,
                     backing_off: false,
                 },
+                min_latency: None,
                 bytes_per_sec: None,
                 consecutive_failures: 0,
                 backoff_until: None,
@@ -162,11 +165,24 @@ impl Peers {
             .min()
     }
 
-    /// Records an accepted answer.
-    pub(crate) fn succeeded(&mut self, peer: usize, latency: Duration, bytes: usize) {
-        let Some(p) = self.peers.get_mut(peer) else {
-            return;
+    /// Requests in flight allowed in all: one peer may have one fewer when there are several.
+    pub(crate) fn set_window(&mut self, window: usize) {
+        self.max_per_peer = if self.peers.len() > 1 {
+            window.saturating_sub(1).max(1)
+        } else {
+            window.max(1)
         };
+    }
+
+    /// Records an accepted answer. Returns its latency over the fastest the peer ever answered
+    /// (≥ 1; near 1 when nothing queues on the way, larger as requests wait).
+    pub(crate) fn succeeded(&mut self, peer: usize, latency: Duration, bytes: usize) -> f64 {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return 1.0;
+        };
+        let fastest = *p.min_latency.get_or_insert(latency);
+        p.min_latency = Some(fastest.min(latency));
+        let stretch = latency.as_secs_f64() / fastest.min(latency).as_secs_f64().max(1e-6);
         p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
         p.stats.answers += 1;
         p.stats.bytes += bytes as u64;
@@ -177,6 +193,7 @@ impl Peers {
         p.stats.latency_ms = Some(p.stats.latency_ms.map_or(ms, |old| ewma(old, ms)));
         p.consecutive_failures = 0;
         p.backoff_until = None;
+        stretch
     }
 
     /// Records a failed request; the peer backs off.

@@ -49,6 +49,12 @@ pub(super) struct Sync {
     rejected: u64,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
+    /// Requests allowed in flight now: from `workers`, one more per answer that came back as
+    /// fast as its peer's fastest (a long round trip, nothing queued), 10% fewer per answer that
+    /// took twice that (requests queue at the peer or on the link), up to `max_window`.
+    window: f64,
+    /// `inflight_bytes / bytes_limit`, at least `workers`.
+    max_window: usize,
     /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
     /// each concurrent one keeps a blocking thread whose allocator retains its scratch trie's
     /// memory, so more would cost memory and gain nothing.
@@ -69,6 +75,9 @@ impl Sync {
         config: SyncConfig,
     ) -> Self {
         let started = Instant::now();
+        let window = config.workers as f64;
+        let max_window =
+            (config.inflight_bytes / config.bytes_limit.max(1) as usize).max(config.workers);
         Self {
             bf: db.branch_factor(),
             db,
@@ -84,6 +93,8 @@ impl Sync {
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
+            window,
+            max_window,
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
@@ -171,9 +182,9 @@ impl Sync {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Fetched>>,
         now: Instant,
     ) {
-        let workers = self.config.workers;
-        while in_flight.len() < workers && self.ready.len() < workers {
-            let split = self.coverage.pending(self.target) < workers;
+        let (window, workers) = (self.window as usize, self.config.workers);
+        while in_flight.len() < window && self.ready.len() < workers {
+            let split = self.coverage.pending(self.target) < window;
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
                 let Some(work) = self.coverage.take(self.target, false) else {
@@ -308,7 +319,8 @@ impl Sync {
                     observer.answer(bytes);
                 }
                 if let Some(peer) = job.peer {
-                    self.peers.succeeded(peer, latency, bytes);
+                    let stretch = self.peers.succeeded(peer, latency, bytes);
+                    self.adapt_window(stretch);
                 }
                 self.ready.push(job);
             }
@@ -321,6 +333,17 @@ impl Sync {
                 self.coverage.release(&work.start);
             }
         }
+    }
+
+    /// Moves the window after an answer whose latency was `stretch` times its peer's fastest.
+    fn adapt_window(&mut self, stretch: f64) {
+        let floor = self.config.workers as f64;
+        if stretch < 1.25 {
+            self.window = (self.window + 1.0).min(self.max_window as f64);
+        } else if stretch > 2.0 {
+            self.window = (self.window * 0.9).max(floor);
+        }
+        self.peers.set_window(self.window as usize);
     }
 
     /// Hands the waiting answers to the applier.
