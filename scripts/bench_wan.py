@@ -39,10 +39,11 @@ def main():
     try:
         root = subprocess.run([ARBOR, "load", "--db", str(work / "s0"), "--keys", str(KEYS)],
                               check=True, capture_output=True, text=True).stdout.split()[0]
+        # Copies first: a serving database compacts its files.
+        for i in (1, 2):
+            shutil.copytree(work / "s0", work / f"s{i}")
         servers = []
         for i in range(3):
-            if i:
-                shutil.copytree(work / "s0", work / f"s{i}")
             proc, addr = start([ARBOR, "serve", "--db", str(work / f"s{i}"), "--listen", "127.0.0.1:0"])
             procs.append(proc)
             servers.append(addr)
