@@ -86,6 +86,10 @@ pub(crate) struct SyncMetrics {
     commit_latency: Histogram,
     fraction: Gauge<f64, AtomicU64>,
     peer_score: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    peer_goodput: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    peer_latency: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    peer_keys: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    peer_in_flight: Family<PeerLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl SyncMetrics {
@@ -100,6 +104,10 @@ impl SyncMetrics {
             commit_latency: Histogram::new(exponential_buckets(0.001, 2.0, 13)),
             fraction: Gauge::default(),
             peer_score: Family::default(),
+            peer_goodput: Family::default(),
+            peer_latency: Family::default(),
+            peer_keys: Family::default(),
+            peer_in_flight: Family::default(),
         });
         let counters = [
             (
@@ -132,6 +140,31 @@ impl SyncMetrics {
             "Fraction of the keyspace holding the target root",
             m.fraction.clone(),
         );
+        let peer_gauges = [
+            (
+                "arbor_sync_peer_goodput_bytes_per_second",
+                "Bytes of accepted answers per second from the peer",
+                &m.peer_goodput,
+            ),
+            (
+                "arbor_sync_peer_latency_seconds",
+                "Moving average of the peer's answer latency",
+                &m.peer_latency,
+            ),
+            (
+                "arbor_sync_peer_keys",
+                "Keys written from the peer's verified answers (its share of the sync)",
+                &m.peer_keys,
+            ),
+            (
+                "arbor_sync_peer_in_flight",
+                "Requests in flight to the peer",
+                &m.peer_in_flight,
+            ),
+        ];
+        for (name, help, gauge) in peer_gauges {
+            registry.register(name, help, gauge.clone());
+        }
         registry.register(
             "arbor_sync_peer_score",
             "Peer score (throughput, penalised for failures and invalid answers)",
@@ -144,11 +177,20 @@ impl SyncMetrics {
     pub(crate) fn update(&self, progress: &Progress) {
         self.fraction.set(progress.fraction);
         for peer in &progress.peers {
-            self.peer_score
-                .get_or_create(&PeerLabels {
-                    peer: peer.name.clone(),
-                })
-                .set(peer.score);
+            let labels = PeerLabels {
+                peer: peer.name.clone(),
+            };
+            self.peer_score.get_or_create(&labels).set(peer.score);
+            self.peer_goodput
+                .get_or_create(&labels)
+                .set(peer.goodput_bytes_per_sec);
+            self.peer_latency
+                .get_or_create(&labels)
+                .set(peer.latency_ms.unwrap_or(0.0) / 1e3);
+            self.peer_keys.get_or_create(&labels).set(peer.keys as f64);
+            self.peer_in_flight
+                .get_or_create(&labels)
+                .set(peer.in_flight as f64);
         }
     }
 }

@@ -273,6 +273,14 @@ fn metrics_endpoints_show_requests_and_sync_progress_moving() {
                 "commit latencies observed:\n{body}"
             );
             assert!(body.contains("arbor_sync_peer_score{peer="), "{body}");
+            // The per-peer figures: this peer carried the whole sync.
+            let peer_keys = format!("arbor_sync_peer_keys{{peer=\"http://{addr}\"}}");
+            let share = support::sample(&body, &peer_keys).unwrap_or(0.0);
+            assert!(share >= 100_000.0, "{peer_keys} = {share}\n{body}");
+            assert!(
+                body.contains("arbor_sync_peer_goodput_bytes_per_second{peer="),
+                "{body}"
+            );
             break;
         }
         assert!(

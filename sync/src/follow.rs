@@ -74,6 +74,8 @@ impl Totals {
             peer.failures += earlier.failures;
             peer.invalid += earlier.invalid;
             peer.bytes += earlier.bytes;
+            peer.keys += earlier.keys;
+            peer.goodput_bytes_per_sec = peer.bytes as f64 / p.elapsed.as_secs_f64().max(1e-3);
             if peer.last_error.is_none() {
                 peer.last_error.clone_from(&earlier.last_error);
             }

@@ -12,6 +12,8 @@ fn peer(name: &str, answers: u64, bytes: u64, last_error: Option<&str>) -> PeerS
         failures: 1,
         invalid: 0,
         bytes,
+        keys: answers * 10,
+        goodput_bytes_per_sec: 0.0,
         latency_ms: Some(3.0),
         in_flight: 0,
         last_error: last_error.map(str::to_owned),
@@ -52,6 +54,7 @@ fn per_peer_figures_add_up_across_managers() {
     let answers: Vec<u64> = third.peers.iter().map(|p| p.answers).collect();
     assert_eq!(answers, [10, 6]);
     assert_eq!(third.peers[1].bytes, 600);
+    assert_eq!(third.peers[0].keys, 100, "keys carried, per peer");
     assert_eq!(third.peers[0].failures, 3);
     assert_eq!(
         third.peers.iter().map(|p| p.answers).sum::<u64>(),

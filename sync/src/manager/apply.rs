@@ -54,6 +54,8 @@ pub(crate) enum Outcome {
         root: Hash,
         /// Keys written or deleted.
         keys: u64,
+        /// Who sent the answer (none for a local clear).
+        peer: Option<usize>,
     },
     /// A change proof failed verification; nothing was written.
     Rejected {
@@ -208,6 +210,7 @@ pub(crate) fn apply(
             until,
             root: job.root,
             keys,
+            peer: job.peer,
         });
     }
     Ok(outcomes)

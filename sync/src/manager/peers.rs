@@ -54,6 +54,11 @@ pub struct PeerStats {
     pub invalid: u64,
     /// Bytes of accepted answers.
     pub bytes: u64,
+    /// Keys written or deleted from this peer's verified answers: its share of the sync.
+    pub keys: u64,
+    /// Bytes of accepted answers per second since the peer's first request (in follow mode,
+    /// since the follow started).
+    pub goodput_bytes_per_sec: f64,
     /// Moving average of the latency of accepted answers, in milliseconds.
     pub latency_ms: Option<f64>,
     /// Requests in flight now.
@@ -69,6 +74,8 @@ struct Peer {
     stats: PeerStats,
     /// The fastest answer so far: the peer's round trip plus its least service time.
     min_latency: Option<Duration>,
+    /// When it was first asked something (goodput is counted from there).
+    first_request: Option<Instant>,
     bytes_per_sec: Option<f64>,
     consecutive_failures: u32,
     backoff_until: Option<Instant>,
@@ -119,12 +126,15 @@ impl Peers {
                     failures: 0,
                     invalid: 0,
                     bytes: 0,
+                    keys: 0,
+                    goodput_bytes_per_sec: 0.0,
                     latency_ms: None,
                     in_flight: 0,
                     last_error: None,
                     backing_off: false,
                 },
                 min_latency: None,
+                first_request: None,
                 bytes_per_sec: None,
                 consecutive_failures: 0,
                 backoff_until: None,
@@ -153,7 +163,9 @@ impl Peers {
                 a.total_cmp(&b)
             })
             .map(|(i, _)| i)?;
-        self.peers[best].stats.in_flight += 1;
+        let chosen = &mut self.peers[best];
+        chosen.stats.in_flight += 1;
+        chosen.first_request.get_or_insert(now);
         Some(best)
     }
 
@@ -194,6 +206,13 @@ impl Peers {
         p.consecutive_failures = 0;
         p.backoff_until = None;
         stretch
+    }
+
+    /// Records that `keys` keys of this peer's answer were committed.
+    pub(crate) fn applied(&mut self, peer: usize, keys: u64) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.stats.keys += keys;
+        }
     }
 
     /// Records a failed request; the peer backs off.
@@ -245,6 +264,9 @@ impl Peers {
             .map(|p| PeerStats {
                 score: p.score(),
                 backing_off: p.backoff_until.is_some_and(|t| t > now),
+                goodput_bytes_per_sec: p.first_request.map_or(0.0, |t| {
+                    p.stats.bytes as f64 / now.duration_since(t).as_secs_f64().max(1e-3)
+                }),
                 ..p.stats.clone()
             })
             .collect()

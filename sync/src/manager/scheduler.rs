@@ -378,9 +378,13 @@ impl Sync {
                     until,
                     root,
                     keys,
+                    peer,
                 } => {
                     self.coverage.complete(&start, &until, root);
                     self.keys += keys;
+                    if let Some(peer) = peer {
+                        self.peers.applied(peer, keys);
+                    }
                     self.accepted += 1;
                     self.last_accept = now;
                 }

@@ -85,6 +85,11 @@ fn syncs_100k_keys_from_one_and_from_three_servers() {
             );
             assert_eq!(summary.keys, 100_000, "a fresh sync writes each key once");
             assert_eq!(summary.proofs_rejected, 0);
+            // Each peer's share is counted: the shares add up to the keys written.
+            let shares: Vec<u64> = summary.peers.iter().map(|p| p.keys).collect();
+            assert_eq!(shares.iter().sum::<u64>(), summary.keys, "{shares:?}");
+            let goodput: f64 = summary.peers.iter().map(|p| p.goodput_bytes_per_sec).sum();
+            assert!(goodput > 0.0, "{:?}", summary.peers);
             if servers == 3 {
                 let used = summary.peers.iter().filter(|p| p.answers > 0).count();
                 assert_eq!(
