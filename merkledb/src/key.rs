@@ -356,11 +356,7 @@ impl PartialOrd for Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({}b:", self.bit_len)?;
-        for b in &self.bytes {
-            write!(f, "{b:02x}")?;
-        }
-        write!(f, ")")
+        write!(f, "Key({}b:{})", self.bit_len, hex::encode(&self.bytes[..]))
     }
 }
 

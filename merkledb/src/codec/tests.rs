@@ -18,7 +18,7 @@ fn child(key: &[u8], id: Hash, has_value: bool) -> Child {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[test]
