@@ -202,7 +202,8 @@ struct Figures {
     latency: Latencies,
     churn_peak_rss: u64,
     write_amplification: f64,
-    disk_bytes: u64,
+    /// Bytes on disk per live key after the close.
+    disk_bytes_per_key: f64,
     reopen_secs: f64,
 }
 
@@ -223,7 +224,7 @@ impl Figures {
             self.latency.max,
             self.churn_peak_rss as f64 / 1048576.0,
             self.write_amplification,
-            self.disk_bytes as f64 / keys as f64,
+            self.disk_bytes_per_key,
             self.reopen_secs,
         )
     }
@@ -241,7 +242,7 @@ impl Figures {
             self.latency.max,
             self.churn_peak_rss as f64 / 1048576.0,
             self.write_amplification,
-            self.disk_bytes as f64 / keys as f64,
+            self.disk_bytes_per_key,
             self.reopen_secs,
         );
     }
@@ -334,7 +335,7 @@ fn measure<S: System>(
         latency: latencies(samples),
         churn_peak_rss,
         write_amplification,
-        disk_bytes: disk_bytes(dir) * keys / live.max(1),
+        disk_bytes_per_key: disk_bytes(dir) as f64 / live.max(1) as f64,
         reopen_secs: reopen().as_secs_f64(),
     }
 }

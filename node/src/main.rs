@@ -23,6 +23,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     /// A TOML file with one table per subcommand (e.g. `[sync]`) holding any of its flags;
     /// flags on the command line override it.
+    // Declared for `--help` only: `main` takes it out of the arguments before parsing
+    // (`config::take_config_flag`), since its values become the other flags' defaults.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]

@@ -110,11 +110,6 @@ pub(crate) struct Peers {
 impl Peers {
     /// Peers with these names, all untried.
     pub(crate) fn new(names: Vec<String>, backoff: Backoff, seed: u64, workers: usize) -> Self {
-        let max_per_peer = if names.len() > 1 {
-            workers.saturating_sub(1).max(1)
-        } else {
-            workers.max(1)
-        };
         let peers = names
             .into_iter()
             .map(|name| Peer {
@@ -140,12 +135,14 @@ impl Peers {
                 backoff_until: None,
             })
             .collect();
-        Self {
+        let mut peers = Self {
             peers,
             backoff,
             rng: fastrand::Rng::with_seed(seed),
-            max_per_peer,
-        }
+            max_per_peer: 1,
+        };
+        peers.set_window(workers);
+        peers
     }
 
     /// The peer to ask next, if any is not backing off; counts the request as in flight.
