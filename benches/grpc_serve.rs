@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use arbor_merkledb::{Config, Db, Hash, test_utils::SeededRng};
-use arbor_sync::{ServerConfig, StateSyncService, pb, server};
+use arbor_sync::{ServerConfig, StateSyncService, pb};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 
@@ -50,12 +50,12 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let (client, _stop) = runtime.block_on(async {
-        let (listener, addr) = server::bind("127.0.0.1:0".parse().expect("addr"))
+        let (listener, addr) = arbor_sync::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let service = StateSyncService::new(db.clone(), ServerConfig::default());
-        tokio::spawn(server::serve(service, listener, async move {
+        tokio::spawn(arbor_sync::serve(service, listener, async move {
             let _ = stopped.await;
         }));
         let client = pb::state_sync_client::StateSyncClient::connect(format!("http://{addr}"))

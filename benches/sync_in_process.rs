@@ -17,7 +17,7 @@ use arbor_merkledb::{
     Config, Db,
     test_utils::{put_batches, random_kvs},
 };
-use arbor_sync::{SyncConfig, SyncManager, client::LocalClient};
+use arbor_sync::{LocalClient, SyncConfig, SyncManager};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// The allocator the `arbor` binary ships with.

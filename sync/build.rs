@@ -1,5 +1,6 @@
-//! Compiles `proto/sync/sync.proto` with protox (pure Rust: no `protoc` needed) and generates the
-//! prost messages and tonic service.
+//! Compiles `proto/sync/sync.proto` with protox (pure Rust: no `protoc` needed) into the prost
+//! messages, plus, with the `grpc` feature, the tonic service. Maps are ordered: `ProofNode.children`
+//! then encodes deterministically (golden tests).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Read at run time: the build script binary may be reused from a clone at another path.
@@ -8,11 +9,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let file = proto_dir.join("sync/sync.proto");
     println!("cargo:rerun-if-changed={}", file.display());
     let descriptors = protox::compile([&file], [&proto_dir])?;
+    #[cfg(feature = "grpc")]
     tonic_prost_build::configure()
-        // Ordered maps: `ProofNode.children` then encodes deterministically (golden tests).
         .btree_map(".")
         .build_server(true)
         .build_client(true)
+        .compile_fds(descriptors)?;
+    #[cfg(not(feature = "grpc"))]
+    prost_build::Config::new()
+        .btree_map(["."])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -135,7 +135,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Appends the encoding of `key`.
-pub fn encode_key(out: &mut Vec<u8>, key: &Key) {
+pub(crate) fn encode_key(out: &mut Vec<u8>, key: &Key) {
     encode_key_bits(out, key.as_bytes(), key.bit_len());
 }
 
@@ -145,8 +145,9 @@ fn encode_key_bits(out: &mut Vec<u8>, bytes: &[u8], bit_len: usize) {
     out.extend_from_slice(bytes);
 }
 
-/// Decodes a whole buffer holding one key.
-pub fn decode_key(bytes: &[u8]) -> Result<Key, CodecError> {
+/// Decodes a whole buffer holding one key (the inverse of [`encode_key`], for the tests).
+#[cfg(test)]
+pub(crate) fn decode_key(bytes: &[u8]) -> Result<Key, CodecError> {
     let mut r = Reader::new(bytes);
     let key = r.key()?;
     r.finish()?;
@@ -154,7 +155,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<Key, CodecError> {
 }
 
 /// Encodes a node as AvalancheGo's `encodeDBNode`.
-pub fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> {
+pub(crate) fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + value.map_or(0, <[u8]>::len) + children.len() * 40);
     match value {
         Some(v) => {
@@ -175,10 +176,10 @@ pub fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> {
 }
 
 /// A decoded node: its value slot and children.
-pub type DecodedNode = (Option<Vec<u8>>, Children);
+pub(crate) type DecodedNode = (Option<Vec<u8>>, Children);
 
 /// Decodes AvalancheGo's `decodeDBNode`, canonically.
-pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
+pub(crate) fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
     let mut r = Reader::new(bytes);
     let value = r.maybe_bytes()?.map(<[u8]>::to_vec);
     let count = r.uvarint()?;

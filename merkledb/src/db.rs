@@ -23,7 +23,6 @@
 
 use std::{
     collections::VecDeque,
-    path::Path,
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
@@ -113,7 +112,7 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) a RocksDB-backed database in directory `path`.
     #[cfg(feature = "rocksdb")]
-    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Self> {
+    pub fn open(path: impl AsRef<std::path::Path>, config: Config) -> Result<Self> {
         let store = crate::store::RocksStore::open(path.as_ref(), &config.rocks)?;
         Self::open_with_store(Box::new(store), config)
     }

@@ -120,7 +120,7 @@ impl fmt::Debug for ValueDigest {
 }
 
 /// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> Hash {
+pub(crate) fn sha256(data: &[u8]) -> Hash {
     Hash(Sha256::digest(data).into())
 }
 
@@ -144,7 +144,7 @@ const PREIMAGE_INLINE: usize = 640;
 
 /// The ID of a node with this key, value digest and children (`(index, child ID)` in ascending
 /// index order).
-pub fn hash_node<'a>(
+pub(crate) fn hash_node<'a>(
     key: &Key,
     value: Option<&ValueDigest>,
     children: impl ExactSizeIterator<Item = (u8, &'a Hash)>,

@@ -12,7 +12,11 @@
 //! * Crash safety: see the [`db`](crate::Db) module docs and `ARCHITECTURE.md`.
 //!
 //! ## Feature flags
+//! * `rocksdb` (default): the RocksDB store ([`store::RocksStore`], [`Db::open`]). Without it the
+//!   crate compiles no C++: the trie, proofs, [`store::MemoryStore`] or a [`store::Store`] of
+//!   the application's own.
 //! * `test-utils`: deterministic random data helpers for tests and benchmarks.
+//! * `fuzzing`: entry points for the fuzz targets into otherwise private code (the storage codec).
 
 mod changes;
 mod codec;
@@ -32,13 +36,14 @@ mod trie;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod test_utils;
 
-pub use codec::{CodecError, DecodedNode, decode_key, decode_node, encode_key, encode_node};
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use config::Config;
 pub use db::Db;
 pub use error::{CorruptionError, Error, Result, StoreError};
-pub use hash::{Hash, ValueDigest, hash_node, sha256};
+pub use hash::{Hash, ValueDigest};
 pub use key::{BranchFactor, Key};
-pub use node::{Child, ChildRef, Children, Node, SubRoot};
 pub use proof::{
     ChangeOrRangeProof, ChangeProof, KeyChange, KeyValue, MissingRoot, Proof, ProofError,
     ProofNode, RangeProof, verify_proof, verify_range_proof,

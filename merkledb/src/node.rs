@@ -10,7 +10,7 @@ use crate::{
 /// The child's full key is `parent.key ‖ index token ‖ compressed`. Only `index` and `id` enter
 /// the parent's hash; `compressed` and `has_value` are bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Child {
+pub(crate) struct Child {
     /// The child's key bits after the parent's key and the index token.
     pub compressed: Key,
     /// The child's node ID.
@@ -25,7 +25,7 @@ pub struct Child {
 /// lone root... which is then compressed away too); values sit only at whole-byte keys; every
 /// child index is below the branch factor.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     /// The node's full key.
     pub key: Key,
     /// The digest of the node's value, if it has one.
@@ -36,7 +36,7 @@ pub struct Node {
 
 impl Node {
     /// A node without children.
-    pub fn leaf(key: Key, value: ValueDigest) -> Self {
+    pub(crate) fn leaf(key: Key, value: ValueDigest) -> Self {
         Self {
             key,
             value: Some(value),
@@ -45,20 +45,15 @@ impl Node {
     }
 
     /// The node's ID (hash).
-    pub fn id(&self) -> Hash {
+    pub(crate) fn id(&self) -> Hash {
         hash_node(&self.key, self.value.as_ref(), self.children.ids())
     }
 
     /// The subtrie under the child at `index`: its full key, ID and whether it holds a value.
-    pub fn child_subroot(&self, index: u8, token_bits: usize) -> Option<SubRoot> {
+    pub(crate) fn child_subroot(&self, index: u8, token_bits: usize) -> Option<SubRoot> {
         self.children
             .get_ref(index)
             .map(|c| c.subroot(&self.key, token_bits))
-    }
-
-    /// Sets or removes the child at `index`.
-    pub fn set_child(&mut self, index: u8, child: Option<Child>) {
-        self.children.set(index, child);
     }
 }
 
@@ -137,7 +132,7 @@ impl Slot {
 
 /// A borrowed view of one child.
 #[derive(Clone, Copy, Debug)]
-pub struct ChildRef<'a> {
+pub(crate) struct ChildRef<'a> {
     /// The child's index token.
     pub index: u8,
     /// The padded bytes of the child's compressed key.
@@ -152,7 +147,7 @@ pub struct ChildRef<'a> {
 
 impl ChildRef<'_> {
     /// The subtrie this child roots, under a parent with key `parent`.
-    pub fn subroot(&self, parent: &Key, token_bits: usize) -> SubRoot {
+    pub(crate) fn subroot(&self, parent: &Key, token_bits: usize) -> SubRoot {
         SubRoot {
             key: parent.join_bits(
                 self.index,
@@ -166,7 +161,7 @@ impl ChildRef<'_> {
     }
 
     /// An owned copy of the child.
-    pub fn to_child(&self) -> Child {
+    pub(crate) fn to_child(self) -> Child {
         Child {
             compressed: Key::from_padded(self.compressed_bytes, self.compressed_bits),
             id: *self.id,
@@ -181,19 +176,19 @@ impl ChildRef<'_> {
 /// side list, so that cloning a node, which every commit does for every node it rewrites, copies
 /// memory in bulk instead of key by key.
 #[derive(Clone, Default)]
-pub struct Children {
+pub(crate) struct Children {
     slots: Vec<Slot>,
     long: Vec<Key>,
 }
 
 impl Children {
     /// No children.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// No children yet, with room for `capacity` without reallocating.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             slots: Vec::with_capacity(capacity),
             long: Vec::new(),
@@ -201,12 +196,12 @@ impl Children {
     }
 
     /// The number of children.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// True when there are no children.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
 
@@ -231,23 +226,23 @@ impl Children {
     }
 
     /// The child at `index`, borrowed.
-    pub fn get_ref(&self, index: u8) -> Option<ChildRef<'_>> {
+    pub(crate) fn get_ref(&self, index: u8) -> Option<ChildRef<'_>> {
         let pos = self.slots.binary_search_by_key(&index, |s| s.index).ok()?;
         Some(self.view(&self.slots[pos]))
     }
 
     /// The children by ascending index, borrowed.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = ChildRef<'_>> + '_ {
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = ChildRef<'_>> + '_ {
         self.slots.iter().map(|s| self.view(s))
     }
 
     /// `(index, ID)` of every child by ascending index: what a node's hash covers.
-    pub fn ids(&self) -> impl ExactSizeIterator<Item = (u8, &Hash)> + '_ {
+    pub(crate) fn ids(&self) -> impl ExactSizeIterator<Item = (u8, &Hash)> + '_ {
         self.slots.iter().map(|s| (s.index, &s.id))
     }
 
     /// Sets or removes the child at `index`.
-    pub fn set(&mut self, index: u8, child: Option<Child>) {
+    pub(crate) fn set(&mut self, index: u8, child: Option<Child>) {
         self.put(
             index,
             child.map(|c| move |long: &mut Vec<Key>| Slot::new(index, c, long)),
@@ -258,7 +253,7 @@ impl Children {
     /// parent's key and the index token before them, are the compressed key), or removes it.
     /// The same as [`Children::set`] with [`SubRoot::to_child`], without building the
     /// compressed key on the way: a commit does this for every node it rewrites.
-    pub fn set_subroot(&mut self, index: u8, sub: Option<&SubRoot>, offset: usize) {
+    pub(crate) fn set_subroot(&mut self, index: u8, sub: Option<&SubRoot>, offset: usize) {
         self.put(
             index,
             sub.map(|s| move |long: &mut Vec<Key>| Slot::of_subroot(index, s, offset, long)),
@@ -285,7 +280,7 @@ impl Children {
     }
 
     /// A copy with room for `extra` more children without reallocating.
-    pub fn clone_with_room(&self, extra: usize) -> Children {
+    pub(crate) fn clone_with_room(&self, extra: usize) -> Children {
         let mut slots = Vec::with_capacity(self.slots.len() + extra);
         slots.extend_from_slice(&self.slots);
         Children {
@@ -352,7 +347,7 @@ impl std::fmt::Debug for Children {
 /// A reference to the root of a subtrie: its full key, ID and whether it holds a value. It is all
 /// a parent (or the database, for the trie root) records about a subtrie.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SubRoot {
+pub(crate) struct SubRoot {
     /// The full key of the subtrie's top node.
     pub key: Key,
     /// That node's ID.
@@ -363,7 +358,7 @@ pub struct SubRoot {
 
 impl SubRoot {
     /// The reference to `node`, whose ID is `id`.
-    pub fn of(node: &Node, id: Hash) -> Self {
+    pub(crate) fn of(node: &Node, id: Hash) -> Self {
         Self {
             key: node.key.clone(),
             id,
@@ -372,8 +367,9 @@ impl SubRoot {
     }
 
     /// The child pointer to this subtrie from a parent whose child keys start at bit `offset`
-    /// (`parent key bits + token bits`).
-    pub fn to_child(&self, offset: usize) -> Child {
+    /// (`parent key bits + token bits`). The tests' reference for [`Children::set_subroot`].
+    #[cfg(test)]
+    pub(crate) fn to_child(&self, offset: usize) -> Child {
         Child {
             compressed: self.key.skip(offset),
             id: self.id,

@@ -285,7 +285,7 @@ fn main() -> anyhow::Result<()> {
                         anyhow::anyhow!("--root {hex:?}: expected 64 hex characters")
                     })?)
                 }
-                (None, true) => sync::Target::Follow(arbor_sync::follow::FollowConfig {
+                (None, true) => sync::Target::Follow(arbor_sync::FollowConfig {
                     quiet: std::time::Duration::from_millis(quiet_ms),
                     live,
                     ..Default::default()

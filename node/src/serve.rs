@@ -4,7 +4,7 @@ use std::{io::Write, net::SocketAddr, path::Path, time::Duration};
 
 use anyhow::Context;
 use arbor_merkledb::{Config, Db, test_utils::SeededRng};
-use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, server, tls::ServerTls};
+use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, tls::ServerTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ServeMetrics, serve_metrics};
@@ -76,7 +76,7 @@ pub(crate) fn run(
         Db::open(path, config).with_context(|| format!("opening database {}", path.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let (listener, addr) = server::bind(listen)
+        let (listener, addr) = arbor_sync::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
         let mut service = StateSyncService::new(db.clone(), ServerConfig::default());
@@ -84,7 +84,7 @@ pub(crate) fn run(
             Some(addr) => {
                 let mut registry = prometheus_client::registry::Registry::default();
                 service = service.with_observer(ServeMetrics::register(&mut registry));
-                let (listener, addr) = server::bind(addr)
+                let (listener, addr) = arbor_sync::bind(addr)
                     .await
                     .with_context(|| format!("binding the metrics endpoint {addr}"))?;
                 Some((listener, addr, std::sync::Arc::new(registry)))
@@ -126,7 +126,7 @@ pub(crate) fn run(
             None => {
                 let stopped = stop.clone().cancelled_owned();
                 tokio::spawn(async move {
-                    server::serve(service, listener, stopped)
+                    arbor_sync::serve(service, listener, stopped)
                         .await
                         .map_err(anyhow::Error::from)
                 })

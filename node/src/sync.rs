@@ -5,10 +5,8 @@ use std::{io::Write, path::Path, sync::Arc, time::Duration};
 use anyhow::{Context, bail};
 use arbor_merkledb::{Config, Db, Hash};
 use arbor_sync::{
-    Progress, SyncConfig, SyncError, SyncManager,
-    client::{GrpcClient, SyncClient},
-    follow::{FollowConfig, follow},
-    manager::PeerStats,
+    FollowConfig, GrpcClient, PeerStats, Progress, SyncClient, SyncConfig, SyncError, SyncManager,
+    follow,
 };
 use serde::Serialize;
 use tokio::sync::watch;
@@ -99,7 +97,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         Some(addr) => {
             let mut registry = prometheus_client::registry::Registry::default();
             let metrics = SyncMetrics::register(&mut registry);
-            let (listener, addr) = arbor_sync::server::bind(addr)
+            let (listener, addr) = arbor_sync::bind(addr)
                 .await
                 .with_context(|| format!("binding the metrics endpoint {addr}"))?;
             eprintln!("metrics on http://{addr}/metrics");

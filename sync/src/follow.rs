@@ -5,7 +5,11 @@
 //! commit number seen from any peer. A sync ends when the local root equals the newest root and
 //! no newer one has been announced for a quiet period — or never, when following live.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use arbor_merkledb::Db;
 use futures::StreamExt;
@@ -13,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    client::{Announcement, SyncClient},
+    client::{Announcement, PeerId, SyncClient},
     manager::{PeerStats, Progress, SyncConfig, SyncError, SyncManager, SyncSummary},
 };
 
@@ -46,8 +50,8 @@ struct Totals {
     bytes: u64,
     accepted: u64,
     rejected: u64,
-    /// Per peer (same order as every manager's, one client): the counters of earlier managers.
-    peers: Vec<PeerStats>,
+    /// Per peer id (one client, whose ids are never reused): the counters of earlier managers.
+    peers: BTreeMap<PeerId, PeerStats>,
 }
 
 impl Totals {
@@ -58,7 +62,7 @@ impl Totals {
             bytes: 0,
             accepted: 0,
             rejected: 0,
-            peers: Vec::new(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -69,7 +73,10 @@ impl Totals {
         p.proofs_accepted += self.accepted;
         p.proofs_rejected += self.rejected;
         p.elapsed = self.started.elapsed();
-        for (peer, earlier) in p.peers.iter_mut().zip(&self.peers) {
+        for peer in &mut p.peers {
+            let Some(earlier) = self.peers.get(&peer.id) else {
+                continue;
+            };
             peer.answers += earlier.answers;
             peer.failures += earlier.failures;
             peer.invalid += earlier.invalid;
@@ -80,6 +87,19 @@ impl Totals {
                 peer.last_error.clone_from(&earlier.last_error);
             }
         }
+        // Peers that left before this manager started keep their share.
+        let present: HashSet<PeerId> = p.peers.iter().map(|peer| peer.id).collect();
+        p.peers.extend(
+            self.peers
+                .values()
+                .filter(|earlier| !present.contains(&earlier.id))
+                .map(|earlier| PeerStats {
+                    departed: true,
+                    in_flight: 0,
+                    ..earlier.clone()
+                }),
+        );
+        p.peers.sort_by_key(|peer| peer.id);
     }
 
     /// Adds a finished manager's own figures.
@@ -90,7 +110,11 @@ impl Totals {
         self.rejected += own.proofs_rejected;
         let mut merged = own.clone();
         self.adjust(&mut merged);
-        self.peers = merged.peers;
+        self.peers = merged
+            .peers
+            .into_iter()
+            .map(|peer| (peer.id, peer))
+            .collect();
     }
 }
 
@@ -102,40 +126,64 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Subscribes to every peer's announcements; resubscribes after failures, until the receiver
-/// is dropped.
+/// Subscribes to the announcements of every peer, present and joining; resubscribes after
+/// failures while the peer is a member, until the receiver is dropped.
 fn subscribe_all(
     client: &Arc<dyn SyncClient>,
     resubscribe: Duration,
 ) -> mpsc::Receiver<Announcement> {
     let (tx, rx) = mpsc::channel(256);
-    for peer in 0..client.peer_count() {
-        let (client, tx) = (client.clone(), tx.clone());
-        tokio::spawn(async move {
-            while !tx.is_closed() {
-                let mut stream = client.watch_roots(peer);
-                loop {
-                    tokio::select! {
-                        item = stream.next() => match item {
-                            Some(Ok(announcement)) => {
-                                if tx.send(announcement).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Some(Err(error)) => {
-                                tracing::debug!(peer = %client.peer_name(peer), %error, "root stream failed");
-                                break;
-                            }
-                            None => break,
-                        },
-                        () = tx.closed() => return,
-                    }
-                }
-                tokio::time::sleep(resubscribe).await;
+    let mut members = client.peers().subscribe();
+    let client = client.clone();
+    tokio::spawn(async move {
+        let mut watched = HashSet::new();
+        loop {
+            let joined: Vec<PeerId> = members
+                .borrow_and_update()
+                .keys()
+                .copied()
+                .filter(|peer| watched.insert(*peer))
+                .collect();
+            for peer in joined {
+                tokio::spawn(watch_peer(client.clone(), peer, tx.clone(), resubscribe));
             }
-        });
-    }
+            tokio::select! {
+                changed = members.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
+            }
+        }
+    });
     rx
+}
+
+/// Forwards one peer's announcements to `tx` while it is a member and `tx` is open.
+async fn watch_peer(
+    client: Arc<dyn SyncClient>,
+    peer: PeerId,
+    tx: mpsc::Sender<Announcement>,
+    resubscribe: Duration,
+) {
+    while !tx.is_closed() && client.peers().contains(peer) {
+        let mut stream = client.watch_roots(peer);
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(announcement)) => {
+                        if tx.send(announcement).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        tracing::debug!(peer = %client.peers().name(peer), %error, "root stream failed");
+                        break;
+                    }
+                    None => break,
+                },
+                () = tx.closed() => return,
+            }
+        }
+        tokio::time::sleep(resubscribe).await;
+    }
 }
 
 /// Syncs `db` to the newest root its peers announce, retargeting as new roots arrive; see the

@@ -6,6 +6,7 @@
 use std::{fmt::Debug, time::Duration};
 
 /// Told about every request a [`StateSyncService`](crate::StateSyncService) answers.
+#[cfg(feature = "grpc")]
 pub trait ServeObserver: Debug + Send + Sync {
     /// `rpc` (e.g. `GetRangeProof`) ended with `status`, sending `bytes` bytes of answer (0 for
     /// an error).

@@ -9,7 +9,7 @@ use arbor::{
         Config, Db,
         test_utils::{SeedReporter, SeededRng},
     },
-    sync::{ServerConfig, StateSyncService, SyncConfig, SyncManager, client::GrpcClient, server},
+    sync::{GrpcClient, ServerConfig, StateSyncService, SyncConfig, SyncManager},
 };
 use arbor_linkemu::{Link, LinkConfig};
 
@@ -25,11 +25,15 @@ fn random_db(rng: &mut SeededRng, n: usize) -> Db {
 
 /// Serves `db` on 127.0.0.1 behind a link with `config`; returns the link.
 async fn serve_behind(db: Db, config: LinkConfig) -> Link {
-    let (listener, addr) = server::bind("127.0.0.1:0".parse().expect("addr"))
+    let (listener, addr) = arbor::sync::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
     let service = StateSyncService::new(db, ServerConfig::default());
-    tokio::spawn(server::serve(service, listener, std::future::pending()));
+    tokio::spawn(arbor::sync::serve(
+        service,
+        listener,
+        std::future::pending(),
+    ));
     Link::start("127.0.0.1:0".parse().expect("addr"), addr, config)
         .await
         .expect("link")

@@ -4,3 +4,4 @@ mod bytes_sync;
 mod fuzz_corpus;
 mod links;
 mod sync;
+mod vm_example;

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, ops::Bound, sync::RwLock};
 
-use super::{Batch, Durability, KeyValue, Space, Store};
+use super::{Batch, Durability, Record, Space, Store};
 use crate::error::StoreError;
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -42,7 +42,7 @@ impl Store for MemoryStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let spaces = self.spaces.read().map_err(|_| StoreError::Poisoned)?;
         let upper = match end {
             Some(e) if e < start => return Ok(Vec::new()),

@@ -48,7 +48,7 @@ impl Space {
 }
 
 /// A key and its value.
-pub type KeyValue = (Vec<u8>, Vec<u8>);
+pub type Record = (Vec<u8>, Vec<u8>);
 
 /// One write: a put (`Some`) or a delete (`None`). Borrowed where the caller already holds the
 /// bytes, so a commit does not copy its keys and values twice.
@@ -112,7 +112,7 @@ pub trait Store: Send + Sync + 'static {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError>;
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// Applies `batch` atomically.
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError>;

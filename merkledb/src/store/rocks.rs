@@ -14,7 +14,7 @@ use rocksdb::{
     Direction, IteratorMode, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
-use super::{Batch, Durability, KeyValue, Op, RocksConfig, Space, Store};
+use super::{Batch, Durability, Op, Record, RocksConfig, Space, Store};
 use crate::error::StoreError;
 
 /// A RocksDB-backed store.
@@ -126,7 +126,7 @@ impl Store for RocksStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(space)?,

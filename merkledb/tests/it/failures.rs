@@ -11,7 +11,7 @@ use std::{
 
 use arbor_merkledb::{
     Config, Db, StoreError,
-    store::{Batch, Durability, KeyValue, MemoryStore, Space, Store},
+    store::{Batch, Durability, MemoryStore, Record, Space, Store},
     test_utils::{SeedReporter, SeededRng, reference_root},
 };
 
@@ -32,7 +32,7 @@ impl Store for FlakyStore {
         start: &[u8],
         end: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<KeyValue>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         self.inner.scan(space, start, end, limit)
     }
 

@@ -1,6 +1,7 @@
 //! Upstream full-trie roots (reference §2.6 b) and derived roots for every branch factor (§2.6 e).
 
-use arbor_merkledb::{BranchFactor, Config, Db, sha256};
+use arbor_merkledb::{BranchFactor, Config, Db};
+use sha2::{Digest, Sha256};
 
 fn uvarint(mut v: u64) -> Vec<u8> {
     let mut out = Vec::new();
@@ -27,7 +28,7 @@ fn uvarint_set(n: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let k = uvarint(i);
-            let v = sha256(&k).0.to_vec();
+            let v = Sha256::digest(&k).to_vec();
             (k, v)
         })
         .collect()

@@ -10,7 +10,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use super::{Announcement, ClientError, PeerId, Response, StatusKind, SyncClient};
+use super::{Announcement, ClientError, PeerId, PeerSet, Response, StatusKind, SyncClient, gone};
 use crate::{
     pb::{self, state_sync_client::StateSyncClient},
     request::{ChangeProofRequest, RangeProofRequest},
@@ -25,7 +25,9 @@ pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 /// after a failure, so an unreachable peer costs a failed request, never a hang at start-up.
 #[derive(Clone, Debug)]
 pub struct GrpcClient {
-    peers: Vec<(String, Channel)>,
+    peers: PeerSet,
+    /// By peer id (the set's ids are `0..n`, in URL order).
+    channels: Vec<Channel>,
 }
 
 impl GrpcClient {
@@ -37,7 +39,7 @@ impl GrpcClient {
 
     /// [`GrpcClient::connect_lazy`], with `tls` for the `https://` peers.
     pub fn connect_lazy_tls(urls: &[String], tls: &ClientTls) -> Result<Self, ClientError> {
-        let peers = urls
+        let channels = urls
             .iter()
             .map(|url| {
                 let bad = |e: &dyn std::fmt::Display| {
@@ -54,16 +56,24 @@ impl GrpcClient {
                         .tls_config(tls.tonic_config())
                         .map_err(|e| bad(&e))?;
                 }
-                Ok((url.clone(), endpoint.connect_lazy()))
+                Ok(endpoint.connect_lazy())
             })
             .collect::<Result<_, ClientError>>()?;
-        Ok(Self { peers })
+        Ok(Self {
+            peers: PeerSet::with_names(urls.iter().cloned()),
+            channels,
+        })
     }
 
-    fn stub(&self, peer: PeerId) -> StateSyncClient<Channel> {
-        StateSyncClient::new(self.peers[peer].1.clone())
+    fn stub(&self, peer: PeerId) -> Result<StateSyncClient<Channel>, ClientError> {
+        let channel = self
+            .channels
+            .get(peer)
+            .filter(|_| self.peers.contains(peer))
+            .ok_or_else(|| gone(peer))?;
+        Ok(StateSyncClient::new(channel.clone())
             .max_decoding_message_size(MAX_ANSWER_BYTES)
-            .max_encoding_message_size(MAX_ANSWER_BYTES)
+            .max_encoding_message_size(MAX_ANSWER_BYTES))
     }
 }
 
@@ -88,14 +98,8 @@ pub(super) fn from_status(status: Status) -> ClientError {
 }
 
 impl SyncClient for GrpcClient {
-    fn peer_count(&self) -> usize {
-        self.peers.len()
-    }
-
-    fn peer_name(&self, peer: PeerId) -> String {
-        self.peers
-            .get(peer)
-            .map_or_else(|| format!("peer #{peer}"), |(url, _)| url.clone())
+    fn peers(&self) -> &PeerSet {
+        &self.peers
     }
 
     fn range_proof(
@@ -103,9 +107,9 @@ impl SyncClient for GrpcClient {
         peer: PeerId,
         request: RangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
-        let mut stub = self.stub(peer);
+        let stub = self.stub(peer);
         async move {
-            let answer = stub
+            let answer = stub?
                 .get_range_proof(pb::SyncGetRangeProofRequest::from(request))
                 .await
                 .map_err(from_status)?
@@ -124,9 +128,9 @@ impl SyncClient for GrpcClient {
         peer: PeerId,
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
-        let mut stub = self.stub(peer);
+        let stub = self.stub(peer);
         async move {
-            let answer = stub
+            let answer = stub?
                 .get_change_proof(pb::SyncGetChangeProofRequest::from(request))
                 .await
                 .map_err(from_status)?
@@ -141,8 +145,12 @@ impl SyncClient for GrpcClient {
     }
 
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
-        let mut stub = self.stub(peer);
+        let stub = self.stub(peer);
         async move {
+            let mut stub = match stub {
+                Ok(stub) => stub,
+                Err(error) => return futures::stream::once(async move { Err(error) }).boxed(),
+            };
             match stub.watch_roots(pb::WatchRootsRequest {}).await {
                 Ok(stream) => stream
                     .into_inner()

@@ -1,69 +1,95 @@
 //! [`LocalClient`]: peers that are databases in this process, reached through the same
 //! `bytes in → bytes out` entry point a VM would carry over its own network.
 
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use arbor_merkledb::{ChangeOrRangeProof, Db, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
-use prost::Message;
-use tonic::Status;
 
-use super::{Announcement, ClientError, PeerId, Response, SyncClient, grpc::from_status};
+use super::{Announcement, ClientError, PeerId, PeerSet, Response, SyncClient, gone, gone_now};
 use crate::{
-    pb,
     request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
     serve::{Limits, handle_request_bytes},
+    wire,
 };
 
 /// How often [`LocalClient::watch_roots`] looks for new commits.
 const WATCH_POLL: Duration = Duration::from_millis(20);
 
 /// A [`SyncClient`] whose peers are in-process databases. Requests and answers are encoded and
-/// decoded exactly as on the wire, and errors map to the same kinds as over gRPC.
+/// decoded exactly as on the wire, and refusals map to the same kinds as over gRPC. Peers can be
+/// added and removed while a sync runs ([`LocalClient::add`], [`PeerSet::leave`]).
 #[derive(Clone, Debug)]
 pub struct LocalClient {
-    peers: Vec<(String, Db, Limits)>,
+    peers: PeerSet,
+    dbs: Arc<RwLock<BTreeMap<PeerId, Db>>>,
+    limits: Limits,
 }
 
 impl LocalClient {
-    /// Peers serving from `dbs` with the default limits.
+    /// Peers serving from `dbs` with the default limits, named `local#ID`.
     pub fn new(dbs: impl IntoIterator<Item = Db>) -> Self {
-        Self {
-            peers: dbs
-                .into_iter()
-                .enumerate()
-                .map(|(i, db)| (format!("local#{i}"), db, Limits::default()))
-                .collect(),
+        let client = Self {
+            peers: PeerSet::new(),
+            dbs: Arc::default(),
+            limits: Limits::default(),
+        };
+        for db in dbs {
+            client.add(db);
         }
+        client
+    }
+
+    /// Adds a peer serving from `db`; returns its id.
+    pub fn add(&self, db: Db) -> PeerId {
+        let mut dbs = self
+            .dbs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Under the lock, so the id the set gives is the one `dbs` records before anyone asks.
+        let id = self.peers.join(format!("local#{}", dbs.len()));
+        dbs.insert(id, db);
+        id
+    }
+
+    fn db(&self, peer: PeerId) -> Option<Db> {
+        if !self.peers.contains(peer) {
+            return None;
+        }
+        let dbs = self
+            .dbs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        dbs.get(&peer).cloned()
     }
 
     /// Asks `peer` with an encoded v1.11 `Request`; returns the raw answer bytes.
     fn ask(
         &self,
         peer: PeerId,
-        request: SyncRequest,
+        request: &SyncRequest,
     ) -> BoxFuture<'static, Result<Vec<u8>, ClientError>> {
-        let (_, db, limits) = self.peers[peer].clone();
-        let bytes = pb::Request::from(request).encode_to_vec();
+        let Some(db) = self.db(peer) else {
+            return gone_now(peer);
+        };
+        let (bytes, limits) = (wire::encode_request(request), self.limits);
         async move {
             tokio::task::spawn_blocking(move || handle_request_bytes(&db, &bytes, &limits))
                 .await
                 .map_err(|e| ClientError::Transport(format!("peer task failed: {e}")))?
-                .map_err(|e| from_status(Status::from(e)))
+                .map_err(|e| ClientError::refused(e.kind(), e.to_string()))
         }
         .boxed()
     }
 }
 
 impl SyncClient for LocalClient {
-    fn peer_count(&self) -> usize {
-        self.peers.len()
-    }
-
-    fn peer_name(&self, peer: PeerId) -> String {
-        self.peers
-            .get(peer)
-            .map_or_else(|| format!("local#{peer}"), |p| p.0.clone())
+    fn peers(&self) -> &PeerSet {
+        &self.peers
     }
 
     fn range_proof(
@@ -71,12 +97,11 @@ impl SyncClient for LocalClient {
         peer: PeerId,
         request: RangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
-        let answer = self.ask(peer, SyncRequest::Range(request));
+        let answer = self.ask(peer, &SyncRequest::Range(request));
         async move {
             let bytes = answer.await?;
-            let proof = pb::RangeProof::decode(bytes.as_slice())?;
             Ok(Response {
-                answer: RangeProof::try_from(proof)?,
+                answer: wire::decode_range_answer(&bytes)?,
                 bytes: bytes.len(),
             })
         }
@@ -88,12 +113,11 @@ impl SyncClient for LocalClient {
         peer: PeerId,
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
-        let answer = self.ask(peer, SyncRequest::Change(request));
+        let answer = self.ask(peer, &SyncRequest::Change(request));
         async move {
             let bytes = answer.await?;
-            let proof = pb::SyncGetChangeProofResponse::decode(bytes.as_slice())?;
             Ok(Response {
-                answer: ChangeOrRangeProof::try_from(proof)?,
+                answer: wire::decode_change_answer(&bytes)?,
                 bytes: bytes.len(),
             })
         }
@@ -101,7 +125,9 @@ impl SyncClient for LocalClient {
     }
 
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
-        let db = self.peers[peer].1.clone();
+        let Some(db) = self.db(peer) else {
+            return futures::stream::once(async move { Err(gone(peer)) }).boxed();
+        };
         // The current root first, then each new one as commits land.
         futures::stream::unfold(None, move |last: Option<u64>| {
             let db = db.clone();

@@ -1,26 +1,34 @@
 //! Clients: how the sync manager reaches its peers.
 //!
-//! [`SyncClient`] is the seam a blockchain VM implements over its own network. The manager picks
-//! the peer for every request (see `manager::peers`), so a client only has to carry a request to
-//! a numbered peer and bring back the decoded — **not yet verified** — answer. Two
-//! implementations ship: [`GrpcClient`] (one lazily connected channel per peer) and
-//! [`LocalClient`] (in-process databases, through the `bytes in → bytes out` entry point).
+//! [`SyncClient`] is the seam between the sync manager and a network. The manager picks the
+//! peer for every request (see `manager::peers`) among the members of the client's [`PeerSet`],
+//! so a client only has to carry a request to a peer and bring back the decoded — **not yet
+//! verified** — answer. Three implementations ship: [`NetworkClient`] (over any network that
+//! carries bytes: what a VM uses), `GrpcClient` (feature `grpc`: one lazily connected channel
+//! per peer) and [`LocalClient`] (in-process databases, through the `bytes in → bytes out`
+//! entry point).
 
+#[cfg(feature = "grpc")]
 mod grpc;
 mod local;
+mod network;
+mod peer_set;
 
 use arbor_merkledb::{ChangeOrRangeProof, Hash, RangeProof};
-use futures::{future::BoxFuture, stream::BoxStream};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 
+#[cfg(feature = "grpc")]
 pub use grpc::{GrpcClient, MAX_ANSWER_BYTES};
 pub use local::LocalClient;
+pub use network::{Network, NetworkClient};
+pub use peer_set::{Members, PeerSet};
 
 use crate::{
     convert::ConvertError,
     request::{ChangeProofRequest, RangeProofRequest},
 };
 
-/// A peer's index in its client, `0..peer_count()`.
+/// A peer's id in its client's [`PeerSet`].
 pub type PeerId = usize;
 
 /// An answer and its size on the wire.
@@ -90,14 +98,26 @@ pub enum StatusKind {
     Other,
 }
 
-/// How the sync manager talks to its peers. Implementations must be cheap to call concurrently:
-/// the manager keeps up to `workers` requests in flight.
-pub trait SyncClient: Send + Sync + 'static {
-    /// How many peers there are; peers are numbered `0..peer_count()`.
-    fn peer_count(&self) -> usize;
+impl StatusKind {
+    /// A name for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusKind::InvalidArgument => "InvalidArgument",
+            StatusKind::NotFound => "NotFound",
+            StatusKind::ResourceExhausted => "ResourceExhausted",
+            StatusKind::FailedPrecondition => "FailedPrecondition",
+            StatusKind::Unavailable => "Unavailable",
+            StatusKind::Other => "Other",
+        }
+    }
+}
 
-    /// A human-readable name for a peer (its URL, for gRPC), for progress and errors.
-    fn peer_name(&self, peer: PeerId) -> String;
+/// How the sync manager talks to its peers. Implementations must be cheap to call concurrently:
+/// the manager keeps many requests in flight.
+pub trait SyncClient: Send + Sync + 'static {
+    /// The peers that can be asked now, with their names (a URL, for gRPC) for progress and
+    /// errors. Peers may join and leave while a sync runs.
+    fn peers(&self) -> &PeerSet;
 
     /// Asks `peer` for a range proof.
     fn range_proof(
@@ -113,6 +133,20 @@ pub trait SyncClient: Send + Sync + 'static {
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>>;
 
-    /// `peer`'s current root, then each root it commits, as they are announced.
-    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>>;
+    /// `peer`'s current root, then each root it commits, as they are announced (follow mode).
+    /// The default announces nothing, which is all a sync to a root the application chose needs.
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
+        let _ = peer;
+        futures::stream::pending().boxed()
+    }
+}
+
+/// An error for a request to a peer that is not in the set (it left).
+fn gone(peer: PeerId) -> ClientError {
+    ClientError::Transport(format!("peer #{peer} is not connected"))
+}
+
+/// A ready future of `gone(peer)`.
+fn gone_now<T: Send + 'static>(peer: PeerId) -> BoxFuture<'static, Result<T, ClientError>> {
+    futures::future::ready(Err(gone(peer))).boxed()
 }

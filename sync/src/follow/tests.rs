@@ -6,7 +6,10 @@ use super::*;
 
 fn peer(name: &str, answers: u64, bytes: u64, last_error: Option<&str>) -> PeerStats {
     PeerStats {
+        // One letter per peer: `a` is id 0, `b` id 1, ...
+        id: usize::from(name.as_bytes()[0] - b'a'),
         name: name.to_owned(),
+        departed: false,
         score: 1.0,
         answers,
         failures: 1,
@@ -62,4 +65,25 @@ fn per_peer_figures_add_up_across_managers() {
     );
     // The last error seen is kept for diagnosis.
     assert_eq!(third.peers[1].last_error.as_deref(), Some("timeout"));
+}
+
+/// A peer that left keeps its share in the follow's figures, marked departed.
+#[test]
+fn departed_peers_keep_their_share() {
+    let mut totals = Totals::new();
+    totals.absorb(&progress(
+        100,
+        vec![peer("a", 6, 600, None), peer("b", 2, 200, None)],
+    ));
+    // `a` left; `c` joined.
+    let mut next = progress(10, vec![peer("b", 1, 100, None), peer("c", 5, 500, None)]);
+    totals.adjust(&mut next);
+    let names: Vec<&str> = next.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(next.peers[0].departed && next.peers[0].answers == 6);
+    assert_eq!(next.peers[1].answers, 3);
+    assert_eq!(
+        next.peers.iter().map(|p| p.answers).sum::<u64>(),
+        next.proofs_accepted
+    );
 }

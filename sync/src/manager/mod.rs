@@ -198,9 +198,6 @@ impl SyncManager {
         if config.key_limit == 0 || config.bytes_limit == 0 {
             return Err(SyncError::Config("key and byte limits must be positive"));
         }
-        if client.peer_count() == 0 && target != Hash::EMPTY_ROOT {
-            return Err(SyncError::Config("no peers"));
-        }
         let coverage = match load_progress(&db)? {
             Some(coverage) => coverage,
             None => {
@@ -208,9 +205,10 @@ impl SyncManager {
                 Coverage::whole((root != Hash::EMPTY_ROOT).then_some(root))
             }
         };
-        let names = (0..client.peer_count())
-            .map(|p| client.peer_name(p))
-            .collect();
+        // Subscribed before the first look, so no change of the peer set is missed. A sync may
+        // start with no peers and wait (up to its stall timeout) for some to join.
+        let peer_rx = client.peers().subscribe();
+        let members = peer_rx.borrow().clone();
         let backoff = Backoff {
             base: config.backoff_base,
             max: config.backoff_max,
@@ -224,14 +222,14 @@ impl SyncManager {
         let sync = Sync::new(
             db,
             client,
-            Peers::new(names, backoff, seed, config.workers),
+            Peers::new(&members, backoff, seed, config.workers),
             coverage,
             target,
             config,
         );
         let (progress_tx, progress_rx) = watch::channel(sync.progress(false));
         let cancelled = cancel.clone();
-        let task = tokio::spawn(sync.run(target_rx, cancelled, progress_tx));
+        let task = tokio::spawn(sync.run(target_rx, peer_rx, cancelled, progress_tx));
         Ok(Self {
             target: target_tx,
             progress: progress_rx,

@@ -8,8 +8,17 @@
 //! fast peers and spreads load across them. A failing peer backs off exponentially with jitter;
 //! a lying one backs off for much longer. No peer is ever dropped for good: if all others are
 //! gone, even a demoted peer is asked again once its backoff expires.
+//!
+//! The set follows the client's [`PeerSet`](crate::PeerSet): a peer that joins is added untried;
+//! one that leaves is asked nothing more, and what it had in flight is given back without a
+//! penalty ([`Peers::abandoned`]). Its figures stay, marked `departed`.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use crate::client::{Members, PeerId};
 
 /// Throughput assumed for a peer that has not answered yet (bytes/s).
 const PRIOR_BYTES_PER_SEC: f64 = 50e6;
@@ -41,9 +50,13 @@ pub(crate) enum Fault {
 /// Figures for one peer, as shown in progress reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PeerStats {
+    /// The peer's id in its client's [`PeerSet`](crate::PeerSet).
+    pub id: PeerId,
     /// The peer's name (its URL for gRPC).
     #[serde(rename = "peer")]
     pub name: String,
+    /// The peer has left the client's peer set.
+    pub departed: bool,
     /// The current score (higher is better); see the module docs.
     pub score: f64,
     /// Answers accepted.
@@ -82,6 +95,33 @@ struct Peer {
 }
 
 impl Peer {
+    fn untried(id: PeerId, name: String) -> Self {
+        Self {
+            stats: PeerStats {
+                id,
+                name,
+                departed: false,
+                // Derived when reported (`stats`).
+                score: 0.0,
+                answers: 0,
+                failures: 0,
+                invalid: 0,
+                bytes: 0,
+                keys: 0,
+                goodput_bytes_per_sec: 0.0,
+                latency_ms: None,
+                in_flight: 0,
+                last_error: None,
+                backing_off: false,
+            },
+            min_latency: None,
+            first_request: None,
+            bytes_per_sec: None,
+            consecutive_failures: 0,
+            backoff_until: None,
+        }
+    }
+
     fn score(&self) -> f64 {
         // The optimistic prior is for peers never tried. One that has only ever failed scores
         // next to nothing, below any peer that has delivered, however slowly.
@@ -99,68 +139,71 @@ impl Peer {
 /// All peers of one sync.
 #[derive(Debug)]
 pub(crate) struct Peers {
-    peers: Vec<Peer>,
+    peers: BTreeMap<PeerId, Peer>,
     backoff: Backoff,
     rng: fastrand::Rng,
     /// Most requests one peer may have in flight: one fewer than the workers when there are
     /// several peers, so a lower-ranked peer that recovered keeps being probed.
     max_per_peer: usize,
+    /// Requests in flight allowed in all (the scheduler's window).
+    window: usize,
 }
 
 impl Peers {
-    /// Peers with these names, all untried.
-    pub(crate) fn new(names: Vec<String>, backoff: Backoff, seed: u64, workers: usize) -> Self {
-        let peers = names
-            .into_iter()
-            .map(|name| Peer {
-                stats: PeerStats {
-                    name,
-                    // Derived when reported (`stats`).
-                    score: 0.0,
-                    answers: 0,
-                    failures: 0,
-                    invalid: 0,
-                    bytes: 0,
-                    keys: 0,
-                    goodput_bytes_per_sec: 0.0,
-                    latency_ms: None,
-                    in_flight: 0,
-                    last_error: None,
-                    backing_off: false,
-                },
-                min_latency: None,
-                first_request: None,
-                bytes_per_sec: None,
-                consecutive_failures: 0,
-                backoff_until: None,
-            })
-            .collect();
+    /// These peers, all untried.
+    pub(crate) fn new(members: &Members, backoff: Backoff, seed: u64, workers: usize) -> Self {
         let mut peers = Self {
-            peers,
+            peers: BTreeMap::new(),
             backoff,
             rng: fastrand::Rng::with_seed(seed),
             max_per_peer: 1,
+            window: workers,
         };
-        peers.set_window(workers);
+        peers.update(members);
         peers
     }
 
+    /// Follows the client's peer set: adds the peers that joined (untried), marks those that
+    /// left as departed.
+    pub(crate) fn update(&mut self, members: &Members) {
+        for (id, name) in members {
+            self.peers
+                .entry(*id)
+                .or_insert_with(|| Peer::untried(*id, name.clone()));
+        }
+        for (id, peer) in &mut self.peers {
+            peer.stats.departed = !members.contains_key(id);
+        }
+        self.set_window(self.window);
+    }
+
+    /// Whether `peer` has left the client's peer set.
+    pub(crate) fn departed(&self, peer: PeerId) -> bool {
+        self.peers.get(&peer).is_none_or(|p| p.stats.departed)
+    }
+
+    /// Peers present now.
+    pub(crate) fn present(&self) -> usize {
+        self.peers.values().filter(|p| !p.stats.departed).count()
+    }
+
     /// The peer to ask next, if any is not backing off; counts the request as in flight.
-    pub(crate) fn choose(&mut self, now: Instant) -> Option<usize> {
+    pub(crate) fn choose(&mut self, now: Instant) -> Option<PeerId> {
         let best = self
             .peers
             .iter()
-            .enumerate()
             .filter(|(_, p)| {
-                p.backoff_until.is_none_or(|t| t <= now) && p.stats.in_flight < self.max_per_peer
+                !p.stats.departed
+                    && p.backoff_until.is_none_or(|t| t <= now)
+                    && p.stats.in_flight < self.max_per_peer
             })
             .max_by(|(_, a), (_, b)| {
                 let a = a.score() / (1 + a.stats.in_flight) as f64;
                 let b = b.score() / (1 + b.stats.in_flight) as f64;
                 a.total_cmp(&b)
             })
-            .map(|(i, _)| i)?;
-        let chosen = &mut self.peers[best];
+            .map(|(id, _)| *id)?;
+        let chosen = self.peers.get_mut(&best)?;
         chosen.stats.in_flight += 1;
         chosen.first_request.get_or_insert(now);
         Some(best)
@@ -169,14 +212,16 @@ impl Peers {
     /// When the earliest backoff ends, if any peer is backing off.
     pub(crate) fn next_ready(&self, now: Instant) -> Option<Instant> {
         self.peers
-            .iter()
+            .values()
+            .filter(|p| !p.stats.departed)
             .filter_map(|p| p.backoff_until.filter(|t| *t > now))
             .min()
     }
 
     /// Requests in flight allowed in all: one peer may have one fewer when there are several.
     pub(crate) fn set_window(&mut self, window: usize) {
-        self.max_per_peer = if self.peers.len() > 1 {
+        self.window = window;
+        self.max_per_peer = if self.present() > 1 {
             window.saturating_sub(1).max(1)
         } else {
             window.max(1)
@@ -185,8 +230,8 @@ impl Peers {
 
     /// Records an accepted answer. Returns its latency over the fastest the peer ever answered
     /// (≥ 1; near 1 when nothing queues on the way, larger as requests wait).
-    pub(crate) fn succeeded(&mut self, peer: usize, latency: Duration, bytes: usize) -> f64 {
-        let Some(p) = self.peers.get_mut(peer) else {
+    pub(crate) fn succeeded(&mut self, peer: PeerId, latency: Duration, bytes: usize) -> f64 {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return 1.0;
         };
         let fastest = *p.min_latency.get_or_insert(latency);
@@ -206,15 +251,15 @@ impl Peers {
     }
 
     /// Records that `keys` keys of this peer's answer were committed.
-    pub(crate) fn applied(&mut self, peer: usize, keys: u64) {
-        if let Some(p) = self.peers.get_mut(peer) {
+    pub(crate) fn applied(&mut self, peer: PeerId, keys: u64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
             p.stats.keys += keys;
         }
     }
 
     /// Records a failed request; the peer backs off.
-    pub(crate) fn failed(&mut self, peer: usize, fault: Fault, error: String, now: Instant) {
-        if let Some(p) = self.peers.get_mut(peer) {
+    pub(crate) fn failed(&mut self, peer: PeerId, fault: Fault, error: String, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&peer) {
             p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
         }
         self.penalize(peer, fault, error, now);
@@ -222,10 +267,10 @@ impl Peers {
 
     /// Penalizes a peer for an answer found wrong after its request was settled (a change proof
     /// is verified only when it is applied); the peer backs off.
-    pub(crate) fn penalize(&mut self, peer: usize, fault: Fault, error: String, now: Instant) {
+    pub(crate) fn penalize(&mut self, peer: PeerId, fault: Fault, error: String, now: Instant) {
         let jitter = self.jitter();
         let backoff = self.backoff;
-        let Some(p) = self.peers.get_mut(peer) else {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
         p.consecutive_failures = p.consecutive_failures.saturating_add(1);
@@ -246,9 +291,10 @@ impl Peers {
         p.stats.last_error = Some(shorten(error));
     }
 
-    /// Records a request whose answer is no longer wanted (the sync was cancelled).
-    pub(crate) fn abandoned(&mut self, peer: usize) {
-        if let Some(p) = self.peers.get_mut(peer) {
+    /// Records a request whose answer is no longer wanted (the sync was cancelled), or one that
+    /// ended after its peer departed, whatever its outcome: no penalty.
+    pub(crate) fn abandoned(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
             p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
         }
     }
@@ -257,7 +303,7 @@ impl Peers {
     pub(crate) fn stats(&self) -> Vec<PeerStats> {
         let now = Instant::now();
         self.peers
-            .iter()
+            .values()
             .map(|p| PeerStats {
                 score: p.score(),
                 backing_off: p.backoff_until.is_some_and(|t| t > now),

@@ -19,7 +19,7 @@ use super::{
     peers::{Fault, Peers},
 };
 use crate::{
-    client::{ClientError, SyncClient},
+    client::{ClientError, Members, PeerId, SyncClient},
     request::{ChangeProofRequest, RangeProofRequest},
 };
 
@@ -29,7 +29,7 @@ enum Fetched {
     /// size and latency.
     Ready(Job, usize, Duration),
     /// The request failed.
-    Failed(Work, usize, Fault, String),
+    Failed(Work, PeerId, Fault, String),
 }
 
 /// The state of one sync, owned by its task.
@@ -105,6 +105,7 @@ impl Sync {
     pub(super) async fn run(
         mut self,
         mut target_rx: watch::Receiver<Hash>,
+        mut peer_rx: watch::Receiver<Members>,
         cancel: CancellationToken,
         progress_tx: watch::Sender<Progress>,
     ) -> Result<SyncSummary, SyncError> {
@@ -113,6 +114,7 @@ impl Sync {
         // A dropped manager handle closes the target channel; stop polling it then (a closed
         // channel is always ready and would spin the loop).
         let mut target_open = true;
+        let mut peers_open = true;
         loop {
             if cancel.is_cancelled() {
                 if let Some(task) = applying.take() {
@@ -170,6 +172,13 @@ impl Sync {
                         target_open = false;
                     }
                 }
+                changed = peer_rx.changed(), if peers_open => {
+                    if changed.is_ok() {
+                        self.peers.update(&peer_rx.borrow_and_update());
+                    } else {
+                        peers_open = false;
+                    }
+                }
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep_until(wake.into()) => {}
             }
@@ -213,7 +222,7 @@ impl Sync {
     }
 
     /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
-    fn fetch(&self, peer: usize, work: Work) -> BoxFuture<'static, Fetched> {
+    fn fetch(&self, peer: PeerId, work: Work) -> BoxFuture<'static, Fetched> {
         let (start, end, _) = request_bounds(&work);
         let client = self.client.clone();
         let root = self.target;
@@ -324,8 +333,15 @@ impl Sync {
                 }
                 self.ready.push(job);
             }
+            Fetched::Failed(work, peer, _, error) if self.peers.departed(peer) => {
+                // Whatever went wrong, the peer has gone: its range goes back to the queue and
+                // nothing counts against it.
+                tracing::debug!(peer = %self.client.peers().name(peer), %error, "request to a departed peer ended");
+                self.peers.abandoned(peer);
+                self.coverage.release(&work.start);
+            }
             Fetched::Failed(work, peer, fault, error) => {
-                tracing::debug!(peer = %self.client.peer_name(peer), %error, ?fault, "request failed");
+                tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {
                     self.reject();
                 }

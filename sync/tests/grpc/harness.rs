@@ -1,7 +1,7 @@
 //! Starts a server on a transport and connects a client to it.
 
 use arbor_merkledb::Db;
-use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, pb, server};
+use arbor_sync::{RootAnnouncer, ServerConfig, StateSyncService, pb};
 use tonic::transport::{Channel, Endpoint};
 
 /// How the client reaches the server.
@@ -36,11 +36,11 @@ impl Harness {
         };
         match transport {
             Transport::Socket => {
-                let (listener, addr) = server::bind("127.0.0.1:0".parse().expect("addr"))
+                let (listener, addr) = arbor_sync::bind("127.0.0.1:0".parse().expect("addr"))
                     .await
                     .expect("bind");
                 let server = tokio::spawn(async move {
-                    server::serve(service, listener, shutdown)
+                    arbor_sync::serve(service, listener, shutdown)
                         .await
                         .expect("serve");
                 });
@@ -69,7 +69,7 @@ impl Harness {
                     futures::stream::pending(),
                 );
                 let server = tokio::spawn(async move {
-                    server::serve_incoming(service, incoming, shutdown)
+                    arbor_sync::serve_incoming(service, incoming, shutdown)
                         .await
                         .expect("serve");
                 });

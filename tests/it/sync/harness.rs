@@ -8,13 +8,8 @@ use arbor::{
         test_utils::SeededRng,
     },
     sync::{
-        ServerConfig, StateSyncService, SyncConfig,
-        client::{
-            Announcement, ClientError, GrpcClient, LocalClient, PeerId, Response, SyncClient,
-        },
-        pb,
-        request::{ChangeProofRequest, RangeProofRequest},
-        server,
+        Announcement, ChangeProofRequest, ClientError, GrpcClient, LocalClient, PeerId, PeerSet,
+        RangeProofRequest, Response, ServerConfig, StateSyncService, SyncClient, SyncConfig, pb,
     },
 };
 use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
@@ -144,11 +139,8 @@ struct FaultyLocal {
 }
 
 impl SyncClient for FaultyLocal {
-    fn peer_count(&self) -> usize {
-        self.inner.peer_count()
-    }
-    fn peer_name(&self, peer: PeerId) -> String {
-        self.inner.peer_name(peer)
+    fn peers(&self) -> &PeerSet {
+        self.inner.peers()
     }
     fn range_proof(
         &self,
@@ -341,7 +333,7 @@ impl Cluster {
                 let mut urls = Vec::new();
                 let mut stops = Vec::new();
                 for (db, fault) in peers {
-                    let (listener, addr) = server::bind("127.0.0.1:0".parse().expect("addr"))
+                    let (listener, addr) = arbor::sync::bind("127.0.0.1:0".parse().expect("addr"))
                         .await
                         .expect("bind");
                     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -351,7 +343,7 @@ impl Cluster {
                     let service = StateSyncService::new(db, ServerConfig::default());
                     match fault {
                         None => {
-                            tokio::spawn(server::serve(service, listener, shutdown));
+                            tokio::spawn(arbor::sync::serve(service, listener, shutdown));
                         }
                         Some(Fault::Drop) => {
                             // A peer that accepts every TCP connection and closes it at once.

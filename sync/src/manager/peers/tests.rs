@@ -6,7 +6,28 @@ fn peers(n: usize) -> Peers {
         max: Duration::from_secs(1),
         invalid: Duration::from_secs(5),
     };
-    Peers::new((0..n).map(|i| format!("p{i}")).collect(), backoff, 42, 8)
+    let members = (0..n).map(|i| (i, format!("p{i}"))).collect();
+    Peers::new(&members, backoff, 42, 8)
+}
+
+#[test]
+fn joining_peers_are_asked_and_departed_ones_are_not() {
+    let mut p = peers(1);
+    let now = Instant::now();
+    assert_eq!(p.choose(now), Some(0));
+    let members = [(1, "p1".to_owned())].into_iter().collect();
+    p.update(&members);
+    assert!(p.departed(0));
+    assert!(!p.departed(1));
+    for _ in 0..5 {
+        assert_eq!(p.choose(now), Some(1), "only the joined peer is asked");
+    }
+    // The departed peer's request ends: no penalty, and its figures stay, marked departed.
+    p.abandoned(0);
+    let stats = p.stats();
+    assert_eq!(stats.len(), 2);
+    assert!(stats[0].departed && stats[0].failures == 0 && stats[0].in_flight == 0);
+    assert_eq!(p.present(), 1);
 }
 
 #[test]
@@ -63,7 +84,7 @@ fn failing_peers_back_off_exponentially_and_liars_rank_last() {
     for round in 0..4 {
         p.choose(now);
         p.failed(1, Fault::Unavailable, "down".into(), now);
-        let wait = p.peers[1].backoff_until.expect("backing off") - now;
+        let wait = p.peers[&1].backoff_until.expect("backing off") - now;
         let cap = Duration::from_millis(10 << round);
         assert!(wait <= cap && wait >= cap / 2, "round {round}: {wait:?}");
         assert!(round == 0 || wait > last / 2);
@@ -71,7 +92,7 @@ fn failing_peers_back_off_exponentially_and_liars_rank_last() {
     }
     p.choose(now);
     p.failed(2, Fault::Invalid, "bad proof".into(), now);
-    assert!(p.peers[2].backoff_until.expect("backoff") - now >= Duration::from_millis(2500));
+    assert!(p.peers[&2].backoff_until.expect("backoff") - now >= Duration::from_millis(2500));
     let stats = p.stats();
     assert!(
         stats[2].score < stats[1].score,

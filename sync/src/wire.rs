@@ -1,0 +1,196 @@
+//! The client side of the `bytes in → bytes out` protocol, symmetric to
+//! [`handle_request_bytes`](crate::handle_request_bytes): encode a request for a peer, decode the
+//! peer's answer into a proof ready to verify, and carry a refusal as a code and a message.
+//!
+//! The bytes are AvalancheGo v1.11's: a request is a `sync.Request`; a range answer is a
+//! `sync.RangeProof`, a change answer a `sync.SyncGetChangeProofResponse`. An application that
+//! carries them over its own network (AvalancheGo's `AppRequest`/`AppResponse`, say) implements
+//! [`Network`](crate::Network) and syncs with a [`NetworkClient`](crate::NetworkClient).
+
+use arbor_merkledb::{ChangeOrRangeProof, RangeProof};
+use prost::Message;
+
+use crate::{
+    client::{ClientError, StatusKind},
+    pb,
+    request::SyncRequest,
+    serve::ServeError,
+};
+
+/// Encodes `request` as a v1.11 `sync.Request`.
+pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
+    pb::Request::from(request.clone()).encode_to_vec()
+}
+
+/// Decodes a v1.11 `sync.Request` (what [`handle_request_bytes`](crate::handle_request_bytes)
+/// does first).
+pub fn decode_request(bytes: &[u8]) -> Result<SyncRequest, ServeError> {
+    Ok(SyncRequest::try_from(pb::Request::decode(bytes)?)?)
+}
+
+/// Decodes the answer to a range-proof request. The proof is **not verified**: check it with
+/// [`verify_range_proof`](arbor_merkledb::verify_range_proof) against the root you trust.
+pub fn decode_range_answer(bytes: &[u8]) -> Result<RangeProof, ClientError> {
+    Ok(RangeProof::try_from(pb::RangeProof::decode(bytes)?)?)
+}
+
+/// Decodes the answer to a change-proof request: a change proof, or the range proof a server
+/// sends when it no longer holds the start root. **Not verified.**
+pub fn decode_change_answer(bytes: &[u8]) -> Result<ChangeOrRangeProof, ClientError> {
+    Ok(ChangeOrRangeProof::try_from(
+        pb::SyncGetChangeProofResponse::decode(bytes)?,
+    )?)
+}
+
+/// Decodes the answer to `request`, whichever kind it is. **Not verified.**
+pub fn decode_answer(
+    request: &SyncRequest,
+    bytes: &[u8],
+) -> Result<ChangeOrRangeProof, ClientError> {
+    match request {
+        SyncRequest::Range(_) => decode_range_answer(bytes).map(ChangeOrRangeProof::Range),
+        SyncRequest::Change(_) => decode_change_answer(bytes),
+    }
+}
+
+impl ServeError {
+    /// The kind of refusal to send back in place of an answer, with `to_string()` as its message;
+    /// the client side turns the pair back into an error with [`ClientError::refused`].
+    pub fn kind(&self) -> StatusKind {
+        match self {
+            ServeError::Malformed(_)
+            | ServeError::Undecodable(_)
+            | ServeError::EmptyRoot
+            | ServeError::Unservable(_) => StatusKind::InvalidArgument,
+            ServeError::RootNotHeld { .. } => StatusKind::NotFound,
+            ServeError::ProofTooLarge { .. } => StatusKind::FailedPrecondition,
+            ServeError::Contended => StatusKind::Unavailable,
+            ServeError::Db(_) => StatusKind::Other,
+        }
+    }
+}
+
+impl ClientError {
+    /// The error for a peer's refusal of `kind` with `message` (a transport error when the peer
+    /// is merely unavailable, so it is retried like one).
+    pub fn refused(kind: StatusKind, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match kind {
+            StatusKind::Unavailable => ClientError::Transport(message),
+            kind => ClientError::Status { kind, message },
+        }
+    }
+}
+
+impl StatusKind {
+    /// A stable numeric code for carrying the kind over a byte network (the gRPC code numbers).
+    pub fn code(self) -> u32 {
+        match self {
+            StatusKind::InvalidArgument => 3,
+            StatusKind::NotFound => 5,
+            StatusKind::ResourceExhausted => 8,
+            StatusKind::FailedPrecondition => 9,
+            StatusKind::Unavailable => 14,
+            StatusKind::Other => 2,
+        }
+    }
+
+    /// The kind for a numeric code from [`StatusKind::code`]; unknown codes are
+    /// [`StatusKind::Other`].
+    pub fn from_code(code: u32) -> Self {
+        match code {
+            3 => StatusKind::InvalidArgument,
+            5 => StatusKind::NotFound,
+            8 => StatusKind::ResourceExhausted,
+            9 => StatusKind::FailedPrecondition,
+            1 | 4 | 14 => StatusKind::Unavailable,
+            _ => StatusKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arbor_merkledb::{Config, Db, Hash, verify_range_proof};
+
+    use super::*;
+    use crate::{Limits, RangeProofRequest, handle_request_bytes};
+
+    #[test]
+    fn a_round_trip_through_bytes_verifies() {
+        let db = Db::open_memory(Config::default()).expect("open");
+        let ops = (0u8..50)
+            .map(|i| (vec![i], Some(vec![i; 3])))
+            .collect::<Vec<_>>();
+        db.propose(ops).expect("propose").commit().expect("commit");
+        let root = db.root().expect("root");
+        let request = SyncRequest::Range(RangeProofRequest {
+            root,
+            start: Some(vec![10]),
+            end: Some(vec![20]),
+            key_limit: 100,
+            bytes_limit: 1 << 20,
+        });
+        let bytes = encode_request(&request);
+        assert_eq!(decode_request(&bytes).expect("decodes"), request);
+        let answer = handle_request_bytes(&db, &bytes, &Limits::default()).expect("served");
+        let ChangeOrRangeProof::Range(proof) = decode_answer(&request, &answer).expect("decodes")
+        else {
+            panic!("a range request has a range answer");
+        };
+        assert_eq!(proof.key_values.len(), 11);
+        verify_range_proof(
+            &proof,
+            Some(&[10]),
+            Some(&[20]),
+            root,
+            100,
+            db.branch_factor(),
+        )
+        .expect("verifies");
+        assert!(
+            verify_range_proof(
+                &proof,
+                Some(&[10]),
+                Some(&[20]),
+                Hash([1; 32]),
+                100,
+                db.branch_factor()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn refusals_keep_their_kind() {
+        let db = Db::open_memory(Config::default()).expect("open");
+        let error =
+            handle_request_bytes(&db, b"\xff\xff", &Limits::default()).expect_err("garbage");
+        assert_eq!(error.kind(), StatusKind::InvalidArgument);
+        let back = ClientError::refused(
+            StatusKind::from_code(error.kind().code()),
+            error.to_string(),
+        );
+        assert!(matches!(
+            back,
+            ClientError::Status {
+                kind: StatusKind::InvalidArgument,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ClientError::refused(StatusKind::Unavailable, "busy"),
+            ClientError::Transport(_)
+        ));
+        for kind in [
+            StatusKind::InvalidArgument,
+            StatusKind::NotFound,
+            StatusKind::ResourceExhausted,
+            StatusKind::FailedPrecondition,
+            StatusKind::Unavailable,
+            StatusKind::Other,
+        ] {
+            assert_eq!(StatusKind::from_code(kind.code()), kind);
+        }
+    }
+}
