@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, unit + integration + doc tests.
+# Runs the whole test suite: formatting, lints, unit + integration + doc tests, the Go package.
 # Everything builds with the release profile: one optimised build of RocksDB serves all steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +17,7 @@ echo "== doc tests"
 cargo test --release --workspace --doc --locked
 echo "== cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --lib --locked
+echo "== the Go package over the C ABI (go vet, go test -race)"
+cargo build --release --workspace --locked  # libarbor_ffi.a for cgo (the workspace build: same features as above)
+(cd go && test -z "$(gofmt -l .)" && go vet ./... && go test -race -count=1 ./...)
 echo "all tests passed"

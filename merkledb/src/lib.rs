@@ -10,6 +10,30 @@
 //! * History: the last [`Config::history_len`] commits are kept on disk, so [`Db::view_at`] can
 //!   rebuild the trie at an older root, across restarts.
 //! * Crash safety: see the [`db`](crate::Db) module docs and `ARCHITECTURE.md`.
+//! * Proofs: [`Db::range_proof_at`] and [`Db::change_proof`] at any retained root, checked by
+//!   [`verify_range_proof`] and [`Db::verify_change_proof`] (what `arbor-sync` carries).
+//!
+//! Open, commit, prove:
+//!
+//! ```
+//! use arbor_merkledb::{Config, Db, verify_range_proof};
+//!
+//! // `Db::open(path, config)` for RocksDB (feature `rocksdb`); here, in memory.
+//! let db = Db::open_memory(Config::default().with_history_len(128))?;
+//! let proposal = db.propose(vec![
+//!     (b"alice".to_vec(), Some(b"10".to_vec())),
+//!     (b"bob".to_vec(), Some(b"20".to_vec())),
+//! ])?;
+//! let root = proposal.root(); // known before anything is written
+//! proposal.commit()?; // atomic: all of the batch or none of it
+//! assert_eq!(db.root()?, root);
+//! assert_eq!(db.get(b"alice")?, Some(b"10".to_vec()));
+//!
+//! // A proof that [a, c] holds exactly these keys at `root`, checkable by anyone.
+//! let proof = db.range_proof_at(root, Some(b"a"), Some(b"c"), 100)?;
+//! verify_range_proof(&proof, Some(b"a"), Some(b"c"), root, 100, db.branch_factor())?;
+//! # Ok::<(), arbor_merkledb::Error>(())
+//! ```
 //!
 //! ## Feature flags
 //! * `rocksdb` (default): the RocksDB store ([`store::RocksStore`], [`Db::open`]). Without it the

@@ -1,0 +1,3 @@
+module github.com/arbor-db/arbor/go
+
+go 1.22
