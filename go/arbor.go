@@ -255,6 +255,30 @@ func (db *DB) VerifyChangeProof(answer, start, end []byte, endRoot Hash, keyLimi
 	})
 }
 
+// ApplyRangeProof verifies a range proof of [start, end] against root and commits it: the
+// database's keys in that range become exactly the proof's. It returns the new root; nothing is
+// written when verification fails.
+func (db *DB) ApplyRangeProof(proof []byte, root Hash, start, end []byte, keyLimit uint32) (Hash, error) {
+	var out C.ArborHash
+	e := db.call(func(h C.uint64_t, pin *runtime.Pinner, err *C.ArborBytes) C.ArborStatus {
+		return C.arbor_db_apply_range_proof(h, lend(pin, proof), root.c(), lendBound(pin, start), lendBound(pin, end),
+			C.uint32_t(keyLimit), &out, err)
+	})
+	return hashOf(out), e
+}
+
+// ApplyChangeProof verifies a change-proof answer of [start, end] towards endRoot against this
+// database (at the request's start root) and commits it; it returns the new root. Nothing is
+// written when verification fails.
+func (db *DB) ApplyChangeProof(answer, start, end []byte, endRoot Hash, keyLimit uint32) (Hash, error) {
+	var out C.ArborHash
+	e := db.call(func(h C.uint64_t, pin *runtime.Pinner, err *C.ArborBytes) C.ArborStatus {
+		return C.arbor_db_apply_change_proof(h, lend(pin, answer), lendBound(pin, start), lendBound(pin, end),
+			endRoot.c(), C.uint32_t(keyLimit), &out, err)
+	})
+	return hashOf(out), e
+}
+
 // HandleRequest answers a peer's v1.11 sync.Request bytes with the answer's bytes. A request it
 // cannot answer is an *Error with StatusRefused and the Refusal code to send back.
 func (db *DB) HandleRequest(request []byte) ([]byte, error) {

@@ -155,17 +155,14 @@ func TestProofsMadeInGoVerifyInGo(t *testing.T) {
 		t.Fatal("a proof verified for bounds it was not made for")
 	}
 
-	// A replica at `before`; the source moves on; a change proof brings the replica's range over.
-	replica := mustOpen(t, Options{})
+	// A replica at `before`, built from one proof of the whole state; the source moves on; a
+	// change proof brings the replica over.
 	full, err := db.RangeProof(before, nil, nil, 2048, 8<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = full
-	var copyAll Batch
-	rng2 := rand.New(rand.NewSource(seed(t)))
-	copyAll = *randomBatch(rng2, 2000)
-	if r, err := replica.Commit(&copyAll); err != nil || r != before {
+	replica := mustOpen(t, Options{})
+	if r, err := replica.ApplyRangeProof(full, before, nil, nil, 2048); err != nil || r != before {
 		t.Fatalf("replica root %s (%v), want %s", r, err, before)
 	}
 	var change Batch
@@ -186,6 +183,15 @@ func TestProofsMadeInGoVerifyInGo(t *testing.T) {
 	}
 	if err := replica.VerifyChangeProof(answer, nil, nil, before, 2048); err == nil {
 		t.Fatal("a change proof verified against the wrong end root")
+	}
+	if _, err := replica.ApplyChangeProof(answer, nil, nil, before, 2048); err == nil {
+		t.Fatal("a change proof applied against the wrong end root")
+	}
+	if r, _ := replica.Root(); r != before {
+		t.Fatal("a rejected change proof wrote something")
+	}
+	if r, err := replica.ApplyChangeProof(answer, nil, nil, after, 2048); err != nil || r != after {
+		t.Fatalf("replica root %s (%v) after the change proof, want %s", r, err, after)
 	}
 }
 

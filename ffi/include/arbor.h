@@ -243,6 +243,37 @@ ArborStatus arbor_db_verify_change_proof(uint64_t db,
                                          uint32_t key_limit,
                                          struct ArborBytes *err);
 
+// Verifies a range proof (v1.11 `sync.RangeProof` bytes) of `[start, end]` against `root`, then
+// commits it: the database's keys in the proven range become exactly the proof's. Writes the
+// new root to `root_out`. Nothing is written when verification fails.
+//
+// # Safety
+// The ABI's contract on every argument.
+ArborStatus arbor_db_apply_range_proof(uint64_t db,
+                                       struct ArborSlice proof,
+                                       struct ArborHash root,
+                                       struct ArborMaybeSlice start,
+                                       struct ArborMaybeSlice end,
+                                       uint32_t key_limit,
+                                       struct ArborHash *root_out,
+                                       struct ArborBytes *err);
+
+// Verifies the answer to a change-proof request (v1.11 `sync.SyncGetChangeProofResponse`
+// bytes) of `[start, end]` towards `end_root` against this database, then commits it (a
+// range-proof answer is committed as a range proof). Writes the new root to `root_out`.
+// Nothing is written when verification fails.
+//
+// # Safety
+// The ABI's contract on every argument.
+ArborStatus arbor_db_apply_change_proof(uint64_t db,
+                                        struct ArborSlice answer,
+                                        struct ArborMaybeSlice start,
+                                        struct ArborMaybeSlice end,
+                                        struct ArborHash end_root,
+                                        uint32_t key_limit,
+                                        struct ArborHash *root_out,
+                                        struct ArborBytes *err);
+
 // Starts syncing the database `db` to `target`. `key_limit` and `workers` of 0 take the
 // defaults (2048 keys per request; 8 requests in flight to start with). Writes the sync's
 // handle to `sync_out`. The sync starts with no peers: join them with `arbor_sync_join`.

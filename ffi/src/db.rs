@@ -385,6 +385,88 @@ pub unsafe extern "C" fn arbor_db_verify_change_proof(
     }
 }
 
+/// Verifies a range proof (v1.11 `sync.RangeProof` bytes) of `[start, end]` against `root`, then
+/// commits it: the database's keys in the proven range become exactly the proof's. Writes the
+/// new root to `root_out`. Nothing is written when verification fails.
+///
+/// # Safety
+/// The ABI's contract on every argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn arbor_db_apply_range_proof(
+    db: u64,
+    proof: ArborSlice,
+    root: ArborHash,
+    start: ArborMaybeSlice,
+    end: ArborMaybeSlice,
+    key_limit: u32,
+    root_out: *mut ArborHash,
+    err: *mut ArborBytes,
+) -> ArborStatus {
+    // SAFETY: the caller keeps the ABI's contract on every argument.
+    unsafe {
+        guard(err, || {
+            let proof = wire::decode_range_answer(slice(proof)?)
+                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
+            let new_root = DBS.with(db, |db| {
+                verify_range_proof(
+                    &proof,
+                    start,
+                    end,
+                    root.into(),
+                    key_limit as usize,
+                    db.branch_factor(),
+                )?;
+                Ok(db.commit_range_proof(start, end, &proof)?)
+            })?;
+            write(root_out, to_c(new_root))
+        })
+    }
+}
+
+/// Verifies the answer to a change-proof request (v1.11 `sync.SyncGetChangeProofResponse`
+/// bytes) of `[start, end]` towards `end_root` against this database, then commits it (a
+/// range-proof answer is committed as a range proof). Writes the new root to `root_out`.
+/// Nothing is written when verification fails.
+///
+/// # Safety
+/// The ABI's contract on every argument.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn arbor_db_apply_change_proof(
+    db: u64,
+    answer: ArborSlice,
+    start: ArborMaybeSlice,
+    end: ArborMaybeSlice,
+    end_root: ArborHash,
+    key_limit: u32,
+    root_out: *mut ArborHash,
+    err: *mut ArborBytes,
+) -> ArborStatus {
+    // SAFETY: the caller keeps the ABI's contract on every argument.
+    unsafe {
+        guard(err, || {
+            let answer = wire::decode_change_answer(slice(answer)?)
+                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
+            let new_root = DBS.with(db, |db| {
+                let limit = key_limit as usize;
+                Ok(match &answer {
+                    ChangeOrRangeProof::Change(proof) => {
+                        db.verify_change_proof(proof, start, end, end_root.into(), limit)?;
+                        db.commit_change_proof(proof)?
+                    }
+                    ChangeOrRangeProof::Range(proof) => {
+                        let bf = db.branch_factor();
+                        verify_range_proof(proof, start, end, end_root.into(), limit, bf)?;
+                        db.commit_range_proof(start, end, proof)?
+                    }
+                })
+            })?;
+            write(root_out, to_c(new_root))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -333,9 +333,12 @@ impl Sync {
                 }
                 self.ready.push(job);
             }
-            Fetched::Failed(work, peer, _, error) if self.peers.departed(peer) => {
+            Fetched::Failed(work, peer, _, error)
+                if self.peers.departed(peer) || !self.client.peers().contains(peer) =>
+            {
                 // Whatever went wrong, the peer has gone: its range goes back to the queue and
-                // nothing counts against it.
+                // nothing counts against it. (The set itself is asked too: a network fails a
+                // departed peer's requests at once, possibly before this task sees the change.)
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, "request to a departed peer ended");
                 self.peers.abandoned(peer);
                 self.coverage.release(&work.start);
