@@ -56,6 +56,13 @@ pub enum ServeError {
         /// The roots the server can serve, oldest first, comma-separated hex.
         retained: String,
     },
+    /// The request is in AvalancheGo v1.14+'s dialect (`sync.ProofRequest`), which Arbor does not
+    /// speak (`INVALID_ARGUMENT`); see [`crate::wire`].
+    #[error(
+        "this is an AvalancheGo v1.14+ request (sync.ProofRequest); Arbor speaks the v1.11 \
+         dialect (sync.Request, AvalancheGo up to v1.13)"
+    )]
+    NewerDialect,
     /// The request names the empty trie's root, which has no proofs (`INVALID_ARGUMENT`).
     #[error("the empty root (32 zero bytes) has no proofs")]
     EmptyRoot,
@@ -224,8 +231,17 @@ pub fn handle_request_bytes(
     request: &[u8],
     limits: &Limits,
 ) -> Result<Vec<u8>, ServeError> {
-    let request = SyncRequest::try_from(pb::Request::decode(request)?)?;
-    Ok(match request {
+    let decoded = pb::Request::decode(request)
+        .map_err(ServeError::from)
+        .and_then(|r| Ok(SyncRequest::try_from(r)?));
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(_) if crate::wire::is_newer_dialect_request(request) => {
+            return Err(ServeError::NewerDialect);
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(match decoded {
         SyncRequest::Range(req) => serve_range_proof(db, &req, limits)?.encode_to_vec(),
         SyncRequest::Change(req) => serve_change_proof(db, &req, limits)?.encode_to_vec(),
     })

@@ -55,9 +55,10 @@ impl Default for ServerConfig {
 impl From<ServeError> for Status {
     fn from(error: ServeError) -> Self {
         match &error {
-            ServeError::Malformed(_) | ServeError::Undecodable(_) | ServeError::EmptyRoot => {
-                Status::invalid_argument(error.to_string())
-            }
+            ServeError::Malformed(_)
+            | ServeError::Undecodable(_)
+            | ServeError::EmptyRoot
+            | ServeError::NewerDialect => Status::invalid_argument(error.to_string()),
             ServeError::RootNotHeld { .. } => Status::not_found(error.to_string()),
             ServeError::ProofTooLarge { .. } => Status::failed_precondition(error.to_string()),
             ServeError::Unservable(ProofError::EmptyProof) => {

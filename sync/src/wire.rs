@@ -6,6 +6,18 @@
 //! `sync.RangeProof`, a change answer a `sync.SyncGetChangeProofResponse`. An application that
 //! carries them over its own network (AvalancheGo's `AppRequest`/`AppResponse`, say) implements
 //! [`Network`](crate::Network) and syncs with a [`NetworkClient`](crate::NetworkClient).
+//!
+//! ## Dialects
+//! Arbor speaks the v1.11 dialect, which AvalancheGo's `x/sync` uses up to v1.13. AvalancheGo
+//! v1.14 moved sync to `database/merkle/sync` with a dialect of its own: requests are a
+//! `sync.ProofRequest` whose oneof numbers change and range requests the other way round, answers
+//! a `sync.ProofResponse` holding the proof as bytes, and `MaybeBytes` loses `is_nothing`. The
+//! two cannot be told apart from one message in every case, and a v1.11 "nothing" read by v1.14
+//! code is an empty value, so Arbor does not guess: a v1.14+ request is refused with
+//! [`ServeError::NewerDialect`], which names both dialects (every valid v1.14+ request fails to
+//! decode as v1.11: its key limit lands on a field of another wire type, or reads as zero).
+//! v1.14+ servers likewise refuse v1.11 requests. `go/interop/v115` checks both against
+//! AvalancheGo v1.15.0's own code.
 
 use arbor_merkledb::{ChangeOrRangeProof, RangeProof};
 use prost::Message;
@@ -53,6 +65,35 @@ pub fn decode_answer(
     }
 }
 
+/// AvalancheGo v1.14+'s `sync.ProofRequest`: the same request messages as v1.11 (their
+/// `MaybeBytes` has no `is_nothing`, which decodes as `false`) under other oneof numbers.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NewerProofRequest {
+    #[prost(oneof = "NewerRequest", tags = "1, 2")]
+    request: Option<NewerRequest>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum NewerRequest {
+    #[prost(message, tag = "1")]
+    ChangeProof(pb::SyncGetChangeProofRequest),
+    #[prost(message, tag = "2")]
+    RangeProof(pb::SyncGetRangeProofRequest),
+}
+
+/// Whether `bytes` are a well-formed request of AvalancheGo v1.14+'s dialect.
+pub(crate) fn is_newer_dialect_request(bytes: &[u8]) -> bool {
+    match NewerProofRequest::decode(bytes).map(|r| r.request) {
+        Ok(Some(NewerRequest::ChangeProof(request))) => {
+            crate::request::ChangeProofRequest::try_from(request).is_ok()
+        }
+        Ok(Some(NewerRequest::RangeProof(request))) => {
+            crate::request::RangeProofRequest::try_from(request).is_ok()
+        }
+        _ => false,
+    }
+}
+
 impl ServeError {
     /// The kind of refusal to send back in place of an answer, with `to_string()` as its message;
     /// the client side turns the pair back into an error with [`ClientError::refused`].
@@ -60,6 +101,7 @@ impl ServeError {
         match self {
             ServeError::Malformed(_)
             | ServeError::Undecodable(_)
+            | ServeError::NewerDialect
             | ServeError::EmptyRoot
             | ServeError::Unservable(_) => StatusKind::InvalidArgument,
             ServeError::RootNotHeld { .. } => StatusKind::NotFound,
@@ -159,6 +201,54 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A v1.14+ request, built here as v1.14 encodes it (the same inner messages under swapped
+    /// oneof numbers), is refused by name; `go/interop/v115` checks it with AvalancheGo's code.
+    #[test]
+    fn newer_dialect_requests_are_refused_by_name() {
+        let db = Db::open_memory(Config::default()).expect("open");
+        let mut roots = Vec::new();
+        for i in 0u8..2 {
+            db.propose([(vec![i], Some(vec![i]))])
+                .expect("propose")
+                .commit()
+                .expect("commit");
+            roots.push(db.root().expect("root"));
+        }
+        let (start_root, root) = (roots[0], roots[1]);
+        let range = RangeProofRequest {
+            root,
+            start: None,
+            end: None,
+            key_limit: 10,
+            bytes_limit: 1 << 20,
+        };
+        let change = crate::ChangeProofRequest {
+            start_root,
+            end_root: root,
+            start: None,
+            end: None,
+            key_limit: 10,
+            bytes_limit: 1 << 20,
+        };
+        for newer in [
+            NewerRequest::RangeProof(range.clone().into()),
+            NewerRequest::ChangeProof(change.clone().into()),
+        ] {
+            let bytes = NewerProofRequest {
+                request: Some(newer),
+            }
+            .encode_to_vec();
+            let error = handle_request_bytes(&db, &bytes, &Limits::default()).expect_err("refused");
+            assert!(matches!(error, ServeError::NewerDialect), "{error}");
+            assert!(error.to_string().contains("v1.14"));
+        }
+        // The v1.11 requests themselves are served.
+        for request in [SyncRequest::Range(range), SyncRequest::Change(change)] {
+            handle_request_bytes(&db, &encode_request(&request), &Limits::default())
+                .expect("served");
+        }
     }
 
     #[test]
