@@ -1,7 +1,9 @@
 //! The `StateSync` gRPC service on tonic.
 //!
 //! * Proof RPCs run on the blocking pool, at most [`ServerConfig::max_in_flight`] at a time;
-//!   beyond that a request is refused at once with `RESOURCE_EXHAUSTED` instead of queueing.
+//!   up to [`ServerConfig::max_queued`] more wait for a turn (a client on a long link keeps
+//!   many requests in flight, and they arrive in bursts); beyond that a request is refused at
+//!   once with `RESOURCE_EXHAUSTED`, never queued without bound.
 //! * Every failure is a status with a message: `INVALID_ARGUMENT` (malformed request),
 //!   `NOT_FOUND` (root not held; the message lists the roots that are), `FAILED_PRECONDITION`
 //!   (no proof fits the byte limit, or the trie is empty), `RESOURCE_EXHAUSTED`, `INTERNAL`.
@@ -30,8 +32,11 @@ use crate::{
 pub struct ServerConfig {
     /// Caps on what one request may ask for.
     pub limits: Limits,
-    /// Proof computations allowed at once; more are refused with `RESOURCE_EXHAUSTED`.
+    /// Proof computations allowed at once (0: serve none, refuse all).
     pub max_in_flight: usize,
+    /// Requests that may wait for a computation beyond those; more are refused with
+    /// `RESOURCE_EXHAUSTED`. A waiting request holds no answer yet, only its few bytes.
+    pub max_queued: usize,
     /// Roots kept for `WatchRoots` subscribers that fall behind.
     pub watch_buffer: usize,
     /// Largest message accepted or sent on the transport, in bytes.
@@ -45,6 +50,7 @@ impl Default for ServerConfig {
         Self {
             limits: Limits::default(),
             max_in_flight: 16,
+            max_queued: 256,
             watch_buffer: 64,
             max_message_bytes: 4 << 20,
             poll_interval: Duration::from_millis(100),
@@ -94,6 +100,8 @@ pub struct StateSyncService {
     db: Db,
     config: ServerConfig,
     in_flight: Arc<Semaphore>,
+    /// Admission: `max_in_flight + max_queued` permits (none when `max_in_flight` is 0).
+    admitted: Arc<Semaphore>,
     roots: broadcast::Sender<pb::RootUpdate>,
     /// Set when the server shuts down: ends `WatchRoots` streams, which would otherwise keep
     /// their connections (and a graceful shutdown) open forever.
@@ -107,10 +115,17 @@ impl StateSyncService {
     pub fn new(db: Db, config: ServerConfig) -> Self {
         let (roots, _) = broadcast::channel(config.watch_buffer.max(1));
         let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+        let admissions = if config.max_in_flight == 0 {
+            0
+        } else {
+            config.max_in_flight + config.max_queued
+        };
+        let admitted = Arc::new(Semaphore::new(admissions));
         Self {
             db,
             config,
             in_flight,
+            admitted,
             roots,
             closing: CancellationToken::new(),
             observer: None,
@@ -186,16 +201,22 @@ impl StateSyncService {
         &self,
         work: impl FnOnce(&Db, &Limits) -> Result<T, ServeError> + Send + 'static,
     ) -> Result<T, Status> {
-        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+        let admission = self.admitted.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
-                "{} proof requests already in flight; retry later",
-                self.config.max_in_flight
+                "{} proof requests already in flight and {} waiting; retry later",
+                self.config.max_in_flight, self.config.max_queued
             ))
         })?;
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?;
         let db = self.db.clone();
         let limits = self.config.limits;
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (admission, permit);
             work(&db, &limits)
         })
         .await

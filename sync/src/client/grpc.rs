@@ -21,6 +21,14 @@ use crate::{
 /// (2 MB by default); anything far larger is refused by the transport before it is buffered.
 pub const MAX_ANSWER_BYTES: usize = 8 << 20;
 
+/// HTTP/2 receive window of a connection: how many answer bytes a peer may send before the
+/// client acknowledges them, so at most this much per round trip. hyper's default (5 MiB) caps a
+/// 400 ms link at 12.5 MB/s; 64 MiB allows 160 MB/s there. It grants permission, not memory:
+/// what the client buffers is bounded by its requests in flight (`SyncConfig::inflight_bytes`).
+const CONNECTION_WINDOW: u32 = 64 << 20;
+/// HTTP/2 receive window of one stream (one answer, at most ~2 MiB).
+const STREAM_WINDOW: u32 = 4 << 20;
+
 /// A [`SyncClient`] over gRPC. Channels connect lazily on first use and reconnect by themselves
 /// after a failure, so an unreachable peer costs a failed request, never a hang at start-up.
 #[derive(Clone, Debug)]
@@ -49,6 +57,8 @@ impl GrpcClient {
                     .map_err(|e| bad(&e))?
                     .connect_timeout(Duration::from_secs(5))
                     .tcp_nodelay(true)
+                    .initial_connection_window_size(CONNECTION_WINDOW)
+                    .initial_stream_window_size(STREAM_WINDOW)
                     .http2_keep_alive_interval(Duration::from_secs(30))
                     .keep_alive_timeout(Duration::from_secs(10));
                 if endpoint.uri().scheme_str() == Some("https") {

@@ -105,17 +105,18 @@ impl Coverage {
 
     /// Hands out the next idle region that does not hold `target`, marking it busy. Regions
     /// known at some older root come first (a change proof brings them up to date cheaply), then
-    /// unknown ones, each in key order. With `split`, a region is halved first when it can be,
-    /// and the left half handed out, so more workers find work.
-    pub(crate) fn take(&mut self, target: Hash, split: bool) -> Option<Work> {
+    /// unknown ones, each in key order. With `split = Some(min_width)`, a region at least
+    /// `min_width` wide (a share of the keyspace) is halved first when it can be, and the left
+    /// half handed out, so more requests can be in flight at once.
+    pub(crate) fn take(&mut self, target: Hash, split: Option<f64>) -> Option<Work> {
         let start = self
             .regions
             .iter()
             .filter(|(_, r)| !r.busy && r.tag != Some(target))
             .min_by_key(|(_, r)| r.tag.is_none())
             .map(|(s, _)| s.clone())?;
-        if split {
-            self.split(&start);
+        if let Some(min_width) = split {
+            self.split(&start, min_width);
         }
         let region = self.regions.get_mut(&start)?;
         region.busy = true;
@@ -128,12 +129,14 @@ impl Coverage {
 
     /// Splits the region at `start` in two at a midpoint, when one exists and the region spans
     /// at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving ever smaller regions would go on
-    /// forever near the end of the keyspace, where keys grow instead of the gaps).
-    fn split(&mut self, start: &[u8]) {
+    /// forever near the end of the keyspace, where keys grow instead of the gaps) and at least
+    /// `min_width`.
+    fn split(&mut self, start: &[u8], min_width: f64) {
         let Some(region) = self.regions.get(start) else {
             return;
         };
-        if position(region.end.as_deref()) - position(Some(start)) < MIN_SPLIT_WIDTH {
+        if position(region.end.as_deref()) - position(Some(start)) < MIN_SPLIT_WIDTH.max(min_width)
+        {
             return;
         }
         let Some(mid) = split_point(start, region.end.as_deref()) else {

@@ -45,7 +45,13 @@ pub(crate) enum Fault {
     Unavailable,
     /// Sent something that failed decoding or verification: a liar or a broken peer.
     Invalid,
+    /// Has more requests than it will take (`RESOURCE_EXHAUSTED`): no fault, a signal to send
+    /// it fewer.
+    Busy,
 }
+
+/// How long a busy peer is left alone: about one request's service time, so it drains a little.
+const BUSY_PAUSE: Duration = Duration::from_millis(20);
 
 /// Figures for one peer, as shown in progress reports.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -285,10 +291,20 @@ impl Peers {
                 let repeats = p.stats.invalid.saturating_sub(1).min(3);
                 backoff.invalid.saturating_mul(1 << repeats)
             }
+            Fault::Busy => BUSY_PAUSE,
         };
         // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not retry together.
         p.backoff_until = Some(now + delay.mul_f64(0.5 + 0.5 * jitter));
         p.stats.last_error = Some(shorten(error));
+    }
+
+    /// Records a refusal for lack of capacity: the request is no longer in flight and the peer
+    /// is left alone for [`BUSY_PAUSE`]; its score and failure count are untouched.
+    pub(crate) fn busy(&mut self, peer: PeerId, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
+            p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)) + BUSY_PAUSE);
+        }
     }
 
     /// Records a request whose answer is no longer wanted (the sync was cancelled), or one that

@@ -19,7 +19,7 @@ use super::{
     peers::{Fault, Peers},
 };
 use crate::{
-    client::{ClientError, Members, PeerId, SyncClient},
+    client::{ClientError, Members, PeerId, StatusKind, SyncClient},
     request::{ChangeProofRequest, RangeProofRequest},
 };
 
@@ -191,12 +191,18 @@ impl Sync {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Fetched>>,
         now: Instant,
     ) {
-        let (window, workers) = (self.window as usize, self.config.workers);
-        while in_flight.len() < window && self.ready.len() < workers {
-            let split = self.coverage.pending(self.target) < window;
+        // Answers waiting for the applier count against the same budget as requests in flight
+        // (`max_window` answers' worth of bytes), not against a count of their own: on a long
+        // link answers come in bursts, and stopping requests while a burst is applied would
+        // leave the link idle for a whole round trip.
+        let window = self.window as usize;
+        let budget = self.max_window.max(self.config.workers);
+        while in_flight.len() < window && in_flight.len() + self.ready.len() < budget {
+            let split =
+                (self.coverage.pending(self.target) < window).then(|| self.min_split_width());
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
-                let Some(work) = self.coverage.take(self.target, false) else {
+                let Some(work) = self.coverage.take(self.target, None) else {
                     return;
                 };
                 self.ready.push(Job {
@@ -219,6 +225,20 @@ impl Sync {
             };
             in_flight.push(self.fetch(peer, work));
         }
+    }
+
+    /// The narrowest region worth halving for another request in flight: one expected to hold
+    /// two answers' worth of keys, from the density of keys seen so far (0 before any). A region
+    /// with fewer would only make answers smaller: each request still pays its round trip, for
+    /// half the keys. (Keys of an earlier, resumed run are not counted, so the density is
+    /// underestimated and splitting errs on the side of more requests.)
+    fn min_split_width(&self) -> f64 {
+        let covered = self.coverage.fraction_at(self.target);
+        if self.keys == 0 || covered <= 0.0 {
+            return 0.0;
+        }
+        let keys_per_keyspace = self.keys as f64 / covered;
+        2.0 * f64::from(self.config.key_limit) / keys_per_keyspace
     }
 
     /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
@@ -343,6 +363,14 @@ impl Sync {
                 self.peers.abandoned(peer);
                 self.coverage.release(&work.start);
             }
+            Fetched::Failed(work, peer, Fault::Busy, error) => {
+                // The peer has more requests than it will queue: a congestion signal, like a
+                // slow answer, not a fault.
+                tracing::debug!(peer = %self.client.peers().name(peer), %error, "peer busy");
+                self.peers.busy(peer, Instant::now());
+                self.coverage.release(&work.start);
+                self.adapt_window(f64::INFINITY);
+            }
             Fetched::Failed(work, peer, fault, error) => {
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {
@@ -459,6 +487,10 @@ fn fault_of(error: &ClientError) -> Fault {
     // malformed, e.g. after a protocol change) is not a lie: the peer backs off, no more.
     match error {
         ClientError::Malformed(_) => Fault::Invalid,
+        ClientError::Status {
+            kind: StatusKind::ResourceExhausted,
+            ..
+        } => Fault::Busy,
         ClientError::Status { .. } | ClientError::Transport(_) => Fault::Unavailable,
     }
 }

@@ -28,7 +28,7 @@ fn every_key_has_one_region() {
     let mut c = Coverage::whole(None);
     let mut handed = Vec::new();
     for _ in 0..20 {
-        if let Some(w) = c.take(target, true) {
+        if let Some(w) = c.take(target, Some(0.0)) {
             handed.push(w);
         }
         assert_partition(&c);
@@ -39,7 +39,7 @@ fn every_key_has_one_region() {
         c.complete(&w.start, &Until::End, target);
         assert_partition(&c);
     }
-    while let Some(w) = c.take(target, false) {
+    while let Some(w) = c.take(target, None) {
         c.complete(&w.start, &Until::End, target);
     }
     assert!(c.is_complete(target));
@@ -51,7 +51,7 @@ fn every_key_has_one_region() {
 fn partial_completion_keeps_the_rest_at_its_old_tag() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(Some(old));
-    let w = c.take(target, false).expect("work");
+    let w = c.take(target, None).expect("work");
     assert_eq!(w.tag, Some(old));
     c.complete(&w.start, &Until::Key(vec![0x80]), target);
     let regions: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.clone())).collect();
@@ -62,7 +62,7 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
     assert_eq!(regions[1].1.tag, Some(old));
     assert!((c.fraction_at(target) - 0.5).abs() < 1e-12);
     // A key outside the region is ignored: the whole region is not claimed by mistake.
-    let w = c.take(target, false).expect("work");
+    let w = c.take(target, None).expect("work");
     c.complete(&w.start, &Until::Key(vec![0x10]), target);
     assert!(
         c.is_complete(target),
@@ -74,24 +74,24 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
 fn known_regions_come_before_unknown_ones_and_busy_ones_are_skipped() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(None);
-    let w = c.take(target, false).expect("work");
+    let w = c.take(target, None).expect("work");
     c.complete(&w.start, &Until::Key(vec![0x40]), old);
-    let first = c.take(target, false).expect("work");
+    let first = c.take(target, None).expect("work");
     assert_eq!(first.tag, Some(old), "change-proof work first");
-    let second = c.take(target, false).expect("work");
+    let second = c.take(target, None).expect("work");
     assert_eq!(second.tag, None);
-    assert_eq!(c.take(target, false), None, "everything is busy");
+    assert_eq!(c.take(target, None), None, "everything is busy");
     c.release(&first.start);
-    assert_eq!(c.take(target, false), Some(first));
+    assert_eq!(c.take(target, None), Some(first));
 }
 
 #[test]
 fn forget_turns_a_region_into_range_work() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(Some(old));
-    let w = c.take(target, false).expect("work");
+    let w = c.take(target, None).expect("work");
     c.forget(&w.start);
-    assert_eq!(c.take(target, false).expect("work").tag, None);
+    assert_eq!(c.take(target, None).expect("work").tag, None);
 }
 
 #[test]
@@ -99,10 +99,10 @@ fn encoding_round_trips_and_rejects_garbage() {
     let target = h(7);
     let mut c = Coverage::whole(Some(h(3)));
     for _ in 0..6 {
-        let w = c.take(target, true).expect("work");
+        let w = c.take(target, Some(0.0)).expect("work");
         c.complete(&w.start, &Until::End, target);
     }
-    let w = c.take(target, true).expect("work");
+    let w = c.take(target, Some(0.0)).expect("work");
     let bytes = c.encode();
     let mut decoded = Coverage::decode(&bytes).expect("decode");
     // Busy is not persisted: after a restart nothing is in flight.
