@@ -266,6 +266,7 @@ async fn report(
             .map_or_else(|| "?".to_owned(), |d| format!("{:.0}s", d.as_secs_f64()));
         // A peer counts as useful once it has answered.
         let live = p.peers.iter().filter(|x| x.answers > 0).count();
+        let per_peer = per_peer_line(&p);
         match (&bar, output) {
             (_, Output::Json) => {
                 let line = ProgressLine {
@@ -290,7 +291,7 @@ async fn report(
             (Some(bar), Output::Text) => {
                 bar.set_position((p.fraction * 10_000.0) as u64);
                 bar.set_message(format!(
-                    "{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers",
+                    "{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers{per_peer}",
                     p.keys,
                     p.keys_per_sec(),
                     p.peers.len()
@@ -298,7 +299,7 @@ async fn report(
             }
             (None, Output::Text) => {
                 eprintln!(
-                    "{:5.1}% {} keys {:.0} keys/s ETA {eta} peers {live}/{}",
+                    "{:5.1}% {} keys {:.0} keys/s ETA {eta} peers {live}/{}{per_peer}",
                     p.fraction * 100.0 + 0.0,
                     p.keys,
                     p.keys_per_sec(),
@@ -306,5 +307,34 @@ async fn report(
                 );
             }
         }
+    }
+}
+
+/// Per-peer figures for the text progress line: round trip, goodput, share of the keys written
+/// and requests in flight, for the peers present (at most six, busiest first).
+fn per_peer_line(p: &Progress) -> String {
+    let mut peers: Vec<&PeerStats> = p.peers.iter().filter(|x| !x.departed).collect();
+    peers.sort_by_key(|x| std::cmp::Reverse(x.keys));
+    let total = p.keys.max(1) as f64;
+    let shown: Vec<String> = peers
+        .iter()
+        .take(6)
+        .map(|x| {
+            let name = x.name.rsplit("://").next().unwrap_or(&x.name);
+            let rtt = x
+                .latency_ms
+                .map_or_else(|| "?".to_owned(), |ms| format!("{ms:.0}ms"));
+            format!(
+                "{name} {rtt} {:.1}MB/s {:.0}% {}in",
+                x.goodput_bytes_per_sec / 1e6,
+                x.keys as f64 * 100.0 / total,
+                x.in_flight
+            )
+        })
+        .collect();
+    if shown.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", shown.join(", "))
     }
 }
