@@ -48,11 +48,12 @@ use crate::{client::SyncClient, observe::SyncObserver, serve::Limits};
 /// Settings of a sync.
 #[derive(Clone, Debug)]
 pub struct SyncConfig {
-    /// Requests in flight at the least. On long links more are sent (see `inflight_bytes`).
+    /// Requests in flight to each peer at the start. Each peer's window then follows its
+    /// answers: wider while they come back as fast as its fastest (a long round trip, nothing
+    /// queued), narrower when they queue.
     pub workers: usize,
-    /// Bound on the answers in flight, in bytes at the byte limit each: how far the number of
-    /// requests in flight may grow beyond `workers` while answers come back as fast as the
-    /// fastest did (the link, not the peer, is the wait: a long round trip).
+    /// Bound on the answers in flight and waiting to be applied, in bytes at the byte limit
+    /// each: how far all peers' windows together may grow.
     pub inflight_bytes: usize,
     /// Keys asked for per request.
     pub key_limit: u32,
@@ -90,6 +91,14 @@ impl Default for SyncConfig {
             max_batch: 4,
             observer: None,
         }
+    }
+}
+
+impl SyncConfig {
+    /// Requests in flight (and answers waiting) allowed in all: `inflight_bytes` at the byte
+    /// limit each, at least `workers`.
+    pub(crate) fn max_in_flight_requests(&self) -> usize {
+        (self.inflight_bytes / self.bytes_limit.max(1) as usize).max(self.workers)
     }
 }
 
@@ -222,7 +231,13 @@ impl SyncManager {
         let sync = Sync::new(
             db,
             client,
-            Peers::new(&members, backoff, seed, config.workers),
+            Peers::new(
+                &members,
+                backoff,
+                seed,
+                config.workers,
+                config.max_in_flight_requests(),
+            ),
             coverage,
             target,
             config,

@@ -9,6 +9,15 @@
 //! a lying one backs off for much longer. No peer is ever dropped for good: if all others are
 //! gone, even a demoted peer is asked again once its backoff expires.
 //!
+//! Each peer has its own window of requests in flight, sized from what its answers show: it
+//! starts at `workers`, grows by one per answer that came back as fast as the peer's fastest (a
+//! long round trip with nothing queued: room for more), and shrinks by 10% per answer that took
+//! twice that, or per refusal for lack of capacity (requests queue at the peer or on its link),
+//! down to half its start.
+//! So a near, wide peer keeps many requests in flight and a far, narrow one few, and a slow
+//! peer's queue never holds a large share of the keyspace (which would hold the sync's tail).
+//! All windows together stay within the sync's budget (`SyncConfig::inflight_bytes`).
+//!
 //! The set follows the client's [`PeerSet`](crate::PeerSet): a peer that joins is added untried;
 //! one that leaves is asked nothing more, and what it had in flight is given back without a
 //! penalty ([`Peers::abandoned`]). Its figures stay, marked `departed`.
@@ -93,6 +102,8 @@ struct Peer {
     stats: PeerStats,
     /// The fastest answer so far: the peer's round trip plus its least service time.
     min_latency: Option<Duration>,
+    /// Requests this peer may have in flight (see the module docs).
+    window: f64,
     /// When it was first asked something (goodput is counted from there).
     first_request: Option<Instant>,
     bytes_per_sec: Option<f64>,
@@ -101,7 +112,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn untried(id: PeerId, name: String) -> Self {
+    fn untried(id: PeerId, name: String, window: usize) -> Self {
         Self {
             stats: PeerStats {
                 id,
@@ -121,6 +132,7 @@ impl Peer {
                 backing_off: false,
             },
             min_latency: None,
+            window: window as f64,
             first_request: None,
             bytes_per_sec: None,
             consecutive_failures: 0,
@@ -148,22 +160,34 @@ pub(crate) struct Peers {
     peers: BTreeMap<PeerId, Peer>,
     backoff: Backoff,
     rng: fastrand::Rng,
-    /// Most requests one peer may have in flight: one fewer than the workers when there are
-    /// several peers, so a lower-ranked peer that recovered keeps being probed.
-    max_per_peer: usize,
-    /// Requests in flight allowed in all (the scheduler's window).
-    window: usize,
+    /// A new peer's window.
+    initial_window: usize,
+    /// The narrowest a window gets: half the initial one. With fewer requests in flight the
+    /// peer would sit idle while the client verifies and applies its last answer; a slow peer's
+    /// queue still holds only a few answers.
+    min_window: f64,
+    /// Requests in flight allowed in all. One peer may have one fewer when there are several,
+    /// so a lower-ranked peer that recovered keeps being probed.
+    budget: usize,
 }
 
 impl Peers {
-    /// These peers, all untried.
-    pub(crate) fn new(members: &Members, backoff: Backoff, seed: u64, workers: usize) -> Self {
+    /// These peers, all untried, each with a window of `initial_window` requests, all within
+    /// `budget`.
+    pub(crate) fn new(
+        members: &Members,
+        backoff: Backoff,
+        seed: u64,
+        initial_window: usize,
+        budget: usize,
+    ) -> Self {
         let mut peers = Self {
             peers: BTreeMap::new(),
             backoff,
             rng: fastrand::Rng::with_seed(seed),
-            max_per_peer: 1,
-            window: workers,
+            initial_window: initial_window.max(1),
+            min_window: (initial_window / 2).max(1) as f64,
+            budget: budget.max(initial_window).max(1),
         };
         peers.update(members);
         peers
@@ -175,12 +199,32 @@ impl Peers {
         for (id, name) in members {
             self.peers
                 .entry(*id)
-                .or_insert_with(|| Peer::untried(*id, name.clone()));
+                .or_insert_with(|| Peer::untried(*id, name.clone(), self.initial_window));
         }
         for (id, peer) in &mut self.peers {
             peer.stats.departed = !members.contains_key(id);
         }
-        self.set_window(self.window);
+    }
+
+    /// Most requests one peer may have in flight, whatever its window.
+    fn max_per_peer(&self) -> usize {
+        if self.present() > 1 {
+            self.budget.saturating_sub(1).max(1)
+        } else {
+            self.budget
+        }
+    }
+
+    /// Requests the present peers' windows allow in flight now, within the budget.
+    pub(crate) fn capacity(&self) -> usize {
+        let cap = self.max_per_peer();
+        let sum: usize = self
+            .peers
+            .values()
+            .filter(|p| !p.stats.departed)
+            .map(|p| (p.window as usize).clamp(1, cap))
+            .sum();
+        sum.min(self.budget)
     }
 
     /// Whether `peer` has left the client's peer set.
@@ -195,13 +239,14 @@ impl Peers {
 
     /// The peer to ask next, if any is not backing off; counts the request as in flight.
     pub(crate) fn choose(&mut self, now: Instant) -> Option<PeerId> {
+        let cap = self.max_per_peer();
         let best = self
             .peers
             .iter()
             .filter(|(_, p)| {
                 !p.stats.departed
                     && p.backoff_until.is_none_or(|t| t <= now)
-                    && p.stats.in_flight < self.max_per_peer
+                    && p.stats.in_flight < (p.window as usize).clamp(1, cap)
             })
             .max_by(|(_, a), (_, b)| {
                 let a = a.score() / (1 + a.stats.in_flight) as f64;
@@ -224,25 +269,22 @@ impl Peers {
             .min()
     }
 
-    /// Requests in flight allowed in all: one peer may have one fewer when there are several.
-    pub(crate) fn set_window(&mut self, window: usize) {
-        self.window = window;
-        self.max_per_peer = if self.present() > 1 {
-            window.saturating_sub(1).max(1)
-        } else {
-            window.max(1)
-        };
-    }
-
-    /// Records an accepted answer. Returns its latency over the fastest the peer ever answered
-    /// (≥ 1; near 1 when nothing queues on the way, larger as requests wait).
-    pub(crate) fn succeeded(&mut self, peer: PeerId, latency: Duration, bytes: usize) -> f64 {
+    /// Records an accepted answer, and moves the peer's window by how long it took compared
+    /// with the fastest the peer ever answered (see the module docs).
+    pub(crate) fn succeeded(&mut self, peer: PeerId, latency: Duration, bytes: usize) {
+        let budget = self.budget as f64;
+        let min_window = self.min_window;
         let Some(p) = self.peers.get_mut(&peer) else {
-            return 1.0;
+            return;
         };
         let fastest = *p.min_latency.get_or_insert(latency);
         p.min_latency = Some(fastest.min(latency));
         let stretch = latency.as_secs_f64() / fastest.min(latency).as_secs_f64().max(1e-6);
+        if stretch < 1.25 {
+            p.window = (p.window + 1.0).min(budget);
+        } else if stretch > 2.0 {
+            p.window = (p.window * 0.9).max(min_window);
+        }
         p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
         p.stats.answers += 1;
         p.stats.bytes += bytes as u64;
@@ -253,7 +295,6 @@ impl Peers {
         p.stats.latency_ms = Some(p.stats.latency_ms.map_or(ms, |old| ewma(old, ms)));
         p.consecutive_failures = 0;
         p.backoff_until = None;
-        stretch
     }
 
     /// Records that `keys` keys of this peer's answer were committed.
@@ -303,6 +344,7 @@ impl Peers {
     pub(crate) fn busy(&mut self, peer: PeerId, now: Instant) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
+            p.window = (p.window * 0.9).max(self.min_window);
             p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)) + BUSY_PAUSE);
         }
     }

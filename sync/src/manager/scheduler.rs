@@ -49,12 +49,10 @@ pub(super) struct Sync {
     rejected: u64,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
-    /// Requests allowed in flight now: from `workers`, one more per answer that came back as
-    /// fast as its peer's fastest (a long round trip, nothing queued), 10% fewer per answer that
-    /// took twice that (requests queue at the peer or on the link), up to `max_window`.
-    window: f64,
-    /// `inflight_bytes / bytes_limit`, at least `workers`.
-    max_window: usize,
+    /// Requests in flight and answers waiting for the applier allowed in all:
+    /// `inflight_bytes / bytes_limit`, at least `workers`. Within it, each peer's own window
+    /// (`peers`) decides how many requests it gets.
+    budget: usize,
     /// Range-proof verifications allowed at once: one per core. Verification is CPU-bound, and
     /// each concurrent one keeps a blocking thread whose allocator retains its scratch trie's
     /// memory, so more would cost memory and gain nothing.
@@ -75,9 +73,7 @@ impl Sync {
         config: SyncConfig,
     ) -> Self {
         let started = Instant::now();
-        let window = config.workers as f64;
-        let max_window =
-            (config.inflight_bytes / config.bytes_limit.max(1) as usize).max(config.workers);
+        let budget = config.max_in_flight_requests();
         Self {
             bf: db.branch_factor(),
             db,
@@ -93,8 +89,7 @@ impl Sync {
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
-            window,
-            max_window,
+            budget,
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             )),
@@ -191,15 +186,14 @@ impl Sync {
         in_flight: &mut FuturesUnordered<BoxFuture<'static, Fetched>>,
         now: Instant,
     ) {
-        // Answers waiting for the applier count against the same budget as requests in flight
-        // (`max_window` answers' worth of bytes), not against a count of their own: on a long
-        // link answers come in bursts, and stopping requests while a burst is applied would
-        // leave the link idle for a whole round trip.
-        let window = self.window as usize;
-        let budget = self.max_window.max(self.config.workers);
-        while in_flight.len() < window && in_flight.len() + self.ready.len() < budget {
+        // Answers waiting for the applier count against the same budget as requests in flight,
+        // not against a count of their own: on a long link answers come in bursts, and stopping
+        // requests while a burst is applied would leave the link idle for a whole round trip.
+        // The peers' windows decide how many of the budget are used.
+        while in_flight.len() + self.ready.len() < self.budget {
+            let wanted = self.peers.capacity();
             let split =
-                (self.coverage.pending(self.target) < window).then(|| self.min_split_width());
+                (self.coverage.pending(self.target) < wanted).then(|| self.min_split_width());
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
                 let Some(work) = self.coverage.take(self.target, None) else {
@@ -348,8 +342,7 @@ impl Sync {
                     observer.answer(bytes);
                 }
                 if let Some(peer) = job.peer {
-                    let stretch = self.peers.succeeded(peer, latency, bytes);
-                    self.adapt_window(stretch);
+                    self.peers.succeeded(peer, latency, bytes);
                 }
                 self.ready.push(job);
             }
@@ -369,7 +362,6 @@ impl Sync {
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, "peer busy");
                 self.peers.busy(peer, Instant::now());
                 self.coverage.release(&work.start);
-                self.adapt_window(f64::INFINITY);
             }
             Fetched::Failed(work, peer, fault, error) => {
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
@@ -380,17 +372,6 @@ impl Sync {
                 self.coverage.release(&work.start);
             }
         }
-    }
-
-    /// Moves the window after an answer whose latency was `stretch` times its peer's fastest.
-    fn adapt_window(&mut self, stretch: f64) {
-        let floor = self.config.workers as f64;
-        if stretch < 1.25 {
-            self.window = (self.window + 1.0).min(self.max_window as f64);
-        } else if stretch > 2.0 {
-            self.window = (self.window * 0.9).max(floor);
-        }
-        self.peers.set_window(self.window as usize);
     }
 
     /// Hands the waiting answers to the applier.

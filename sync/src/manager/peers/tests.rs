@@ -7,7 +7,7 @@ fn peers(n: usize) -> Peers {
         invalid: Duration::from_secs(5),
     };
     let members = (0..n).map(|i| (i, format!("p{i}"))).collect();
-    Peers::new(&members, backoff, 42, 8)
+    Peers::new(&members, backoff, 42, 8, 64)
 }
 
 #[test]
@@ -106,5 +106,35 @@ fn failing_peers_back_off_exponentially_and_liars_rank_last() {
     assert!(
         p.choose(later).is_some(),
         "backoff ends: nobody is dropped for good"
+    );
+}
+
+/// Each peer's window follows its own answers: one whose answers queue (twice its fastest)
+/// narrows to half its start, one whose answers come back as fast as ever widens, and requests
+/// go to each only as far as its window allows.
+#[test]
+fn each_peer_gets_the_window_its_answers_earn() {
+    let mut p = peers(2);
+    let now = Instant::now();
+    // Both start with 8 requests each.
+    let mut sent = [0usize; 2];
+    while let Some(peer) = p.choose(now) {
+        sent[peer] += 1;
+    }
+    assert_eq!(sent, [8, 8]);
+    // Peer 0 answers at a steady 50 ms; peer 1's answers queue: 100 ms, then ever slower.
+    for i in 0..40u64 {
+        p.succeeded(0, Duration::from_millis(50), 1000);
+        p.succeeded(1, Duration::from_millis(100 + 300 * i), 1000);
+        let _ = (p.choose(now), p.choose(now));
+    }
+    let stats = p.stats();
+    assert!(
+        stats[0].in_flight > 16,
+        "the fast peer's window grew: {stats:?}"
+    );
+    assert!(
+        stats[1].in_flight <= 4,
+        "the slow peer's window shrank to half its start: {stats:?}"
     );
 }
