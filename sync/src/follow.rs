@@ -86,6 +86,9 @@ impl Totals {
             if peer.last_error.is_none() {
                 peer.last_error.clone_from(&earlier.last_error);
             }
+            if peer.latency_ms.is_none() {
+                peer.latency_ms = earlier.latency_ms;
+            }
         }
         // Peers that left before this manager started keep their share.
         let present: HashSet<PeerId> = p.peers.iter().map(|peer| peer.id).collect();

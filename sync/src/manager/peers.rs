@@ -57,7 +57,13 @@ pub(crate) enum Fault {
     /// Has more requests than it will take (`RESOURCE_EXHAUSTED`): no fault, a signal to send
     /// it fewer.
     Busy,
+    /// Does not hold the requested root (`NOT_FOUND`): usually a peer a commit or two behind the
+    /// newest root, which will hold it shortly. No fault: it is asked again after a pause.
+    Lagging,
 }
+
+/// How long a peer that lacks the target root is left alone before it is asked again.
+const LAGGING_PAUSE: Duration = Duration::from_millis(200);
 
 /// How long a busy peer is left alone: about one request's service time, so it drains a little.
 const BUSY_PAUSE: Duration = Duration::from_millis(20);
@@ -333,6 +339,7 @@ impl Peers {
                 backoff.invalid.saturating_mul(1 << repeats)
             }
             Fault::Busy => BUSY_PAUSE,
+            Fault::Lagging => LAGGING_PAUSE,
         };
         // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not retry together.
         p.backoff_until = Some(now + delay.mul_f64(0.5 + 0.5 * jitter));
@@ -346,6 +353,18 @@ impl Peers {
             p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
             p.window = (p.window * 0.9).max(self.min_window);
             p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)) + BUSY_PAUSE);
+        }
+    }
+
+    /// Records a request refused because the peer lacks the root: it is no longer in flight, the
+    /// peer is left alone for [`LAGGING_PAUSE`], its score and failure count are untouched (so it
+    /// is tried again, not ranked below every peer that ever answered), and the refusal is kept
+    /// as its last error.
+    pub(crate) fn lagging(&mut self, peer: PeerId, error: String, now: Instant) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
+            p.backoff_until = Some(now + LAGGING_PAUSE);
+            p.stats.last_error = Some(shorten(error));
         }
     }
 

@@ -363,6 +363,11 @@ impl Sync {
                 self.peers.busy(peer, Instant::now());
                 self.coverage.release(&work.start);
             }
+            Fetched::Failed(work, peer, Fault::Lagging, error) => {
+                tracing::debug!(peer = %self.client.peers().name(peer), %error, "peer lacks the root");
+                self.peers.lagging(peer, error, Instant::now());
+                self.coverage.release(&work.start);
+            }
             Fetched::Failed(work, peer, fault, error) => {
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {
@@ -472,6 +477,10 @@ fn fault_of(error: &ClientError) -> Fault {
             kind: StatusKind::ResourceExhausted,
             ..
         } => Fault::Busy,
+        ClientError::Status {
+            kind: StatusKind::NotFound,
+            ..
+        } => Fault::Lagging,
         ClientError::Status { .. } | ClientError::Transport(_) => Fault::Unavailable,
     }
 }

@@ -138,3 +138,20 @@ fn each_peer_gets_the_window_its_answers_earn() {
         "the slow peer's window shrank to half its start: {stats:?}"
     );
 }
+
+/// A peer that lacks the target root (a commit behind) is paused briefly, not demoted: it
+/// keeps its untried prior and is asked again after the pause.
+#[test]
+fn a_lagging_peer_is_asked_again_not_demoted() {
+    let mut p = peers(2);
+    let now = Instant::now();
+    let first = p.choose(now).expect("peer");
+    p.lagging(first, "root not held".into(), now);
+    let stats = p.stats();
+    assert_eq!(stats[first].failures, 0);
+    assert!(stats[first].score >= PRIOR_BYTES_PER_SEC, "{stats:?}");
+    assert!(stats[first].backing_off);
+    let later = now + Duration::from_secs(1);
+    let asked: Vec<_> = (0..4).filter_map(|_| p.choose(later)).collect();
+    assert!(asked.contains(&first), "{asked:?}");
+}
