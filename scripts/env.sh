@@ -26,3 +26,34 @@ mkdir -p "$CARGO_TARGET_DIR"
 export ARBOR_BIN="$CARGO_TARGET_DIR/release/arbor"
 # Where cgo finds libarbor_ffi.a (built by `cargo build --release -p arbor-ffi`).
 export CGO_LDFLAGS="-L$CARGO_TARGET_DIR/release${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+
+# The shared cache keeps every build's leaf outputs: test, bench and example executables and the
+# static library, hundreds of MB each with line tables. A clone at another path (CI, a fresh
+# clone) builds its own and never reuses another's, so they pile up (55 GB filled this
+# machine's disk once). Keeps the newest of each name; drops the others once an hour old.
+# Libraries (.rlib), which a later build may reuse, are never touched.
+prune_cache() {
+  local deps="$CARGO_TARGET_DIR/release/deps"
+  [ -d "$deps" ] || return 0
+  python3 - "$deps" <<'PY'
+import collections, os, sys, time
+deps, now = sys.argv[1], time.time()
+groups = collections.defaultdict(list)
+for name in os.listdir(deps):
+    path = os.path.join(deps, name)
+    if not os.path.isfile(path) or "-" not in name:
+        continue
+    leaf = name.endswith(".a") or ("." not in name and os.access(path, os.X_OK))
+    if leaf:
+        groups[name.rsplit("-", 1)[0]].append((os.path.getmtime(path), path))
+freed = 0
+for files in groups.values():
+    files.sort(reverse=True)
+    for mtime, path in files[1:]:
+        if now - mtime > 3600:
+            freed += os.path.getsize(path)
+            os.remove(path)
+if freed:
+    print(f"cache: pruned {freed / 1e9:.1f} GB of old executables and static libraries", file=sys.stderr)
+PY
+}

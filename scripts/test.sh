@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+prune_cache
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
