@@ -246,6 +246,9 @@ func TestRocksDBRoundTrip(t *testing.T) {
 type messageNetwork struct {
 	mu      sync.Mutex
 	servers map[PeerID]chan message
+	sent    int
+	// onSend, if set, runs before the n-th request is delivered (n from 1), outside the lock.
+	onSend func(n int)
 }
 
 type message struct {
@@ -286,6 +289,13 @@ func (n *messageNetwork) cut(peer PeerID) {
 }
 
 func (n *messageNetwork) Send(ctx context.Context, peer PeerID, request []byte) ([]byte, error) {
+	n.mu.Lock()
+	n.sent++
+	sent, hook := n.sent, n.onSend
+	n.mu.Unlock()
+	if hook != nil {
+		hook(sent)
+	}
 	reply := make(chan result, 1)
 	n.mu.Lock()
 	inbox, ok := n.servers[peer]
@@ -329,44 +339,44 @@ func TestSyncBetweenGoHeldDatabases(t *testing.T) {
 	first, _ := s.Join("server-0")
 	network.serve(first, servers[0], 2*time.Millisecond)
 
-	// Once a tenth of the keyspace is synced, the second server connects, both servers commit a
-	// new block and the sync is retargeted to it, and the first server leaves.
+	// Before the 20th request (of about 100) is delivered, the second server connects, both
+	// servers commit a new block and the sync is retargeted to it, then the first server
+	// leaves. Inside the network's Send, so the sync cannot have finished before.
 	retargeted := make(chan Hash, 1)
-	go func() {
-		defer close(retargeted)
-		for {
-			fraction, _, err := s.Progress()
+	var once sync.Once
+	network.onSend = func(n int) {
+		if n < 20 {
+			return
+		}
+		once.Do(func() {
+			defer close(retargeted)
+			second, err := s.Join("server-1")
 			if err != nil {
 				return
 			}
-			if fraction > 0.1 {
-				break
+			network.serve(second, servers[1], 2*time.Millisecond)
+			var block Batch
+			for i := 0; i < 100; i++ {
+				block.Put([]byte(fmt.Sprintf("block-%d", i)), []byte("new"))
 			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		second, err := s.Join("server-1")
-		if err != nil {
-			return
-		}
-		network.serve(second, servers[1], 2*time.Millisecond)
-		var block Batch
-		for i := 0; i < 100; i++ {
-			block.Put([]byte(fmt.Sprintf("block-%d", i)), []byte("new"))
-		}
-		var newer Hash
-		for _, db := range servers {
-			if newer, err = db.Commit(&block); err != nil {
+			var newer Hash
+			for _, db := range servers {
+				if newer, err = db.Commit(&block); err != nil {
+					return
+				}
+			}
+			if err := s.UpdateTarget(newer); err != nil {
 				return
 			}
-		}
-		if err := s.UpdateTarget(newer); err != nil {
-			return
-		}
-		retargeted <- newer
-		time.Sleep(20 * time.Millisecond)
-		network.cut(first)
-		_ = s.Leave(first)
-	}()
+			retargeted <- newer
+			// The first server leaves a little later, with requests of its own in flight.
+			go func() {
+				time.Sleep(20 * time.Millisecond)
+				network.cut(first)
+				_ = s.Leave(first)
+			}()
+		})
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
