@@ -20,6 +20,8 @@ OUT = Path(os.environ.get("ARBOR_WAN_OUT", "docs/bench/wan.jsonl"))
 CASES = [(f"{rtt} ms, 1 server", [(rtt, None)]) for rtt in (0, 25, 50, 100, 200, 400)]
 CASES += [(f"{rtt} ms, 3 servers", [(rtt, None)] * 3) for rtt in (0, 100, 200)]
 CASES += [(f"100 ms, {mbit} Mbit/s, 1 server", [(100, mbit)]) for mbit in (10, 100, 1000)]
+# Two equal narrow peers: the links, not the CPU, are the bottleneck, so two should be ~2x one.
+CASES += [("100 ms, 100 Mbit/s, 2 servers", [(100, 100)] * 2)]
 CASES += [("mixed: 20 ms 1 Gbit/s + 150 ms 100 Mbit/s + 300 ms 10 Mbit/s",
            [(20, 1000), (150, 100), (300, 10)])]
 CASES += [("fast peer alone: 20 ms 1 Gbit/s", [(20, 1000)])]
