@@ -20,6 +20,7 @@ echo "== cargo doc (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --lib --locked
 echo "== the Go package over the C ABI (go vet, go test -race)"
 cargo build --release --workspace --locked  # libarbor_ffi.a for cgo (the workspace build: same features as above)
+stage_ffi
 (cd go && test -z "$(gofmt -l .)" && go vet ./... && go test -race -count=1 ./...)
 echo "== interop with AvalancheGo's own x/merkledb and x/sync (go/interop)"
 # Two modules: v1.11.6 (the dialect Arbor speaks) and v1.15.0 (the newer one, refused both ways).
