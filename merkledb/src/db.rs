@@ -76,7 +76,20 @@ pub(crate) struct DbInner {
     pub cache: quick_cache::sync::Cache<Key, Arc<Node>>,
     /// Memory to free later (see [`DbInner::defer_drop`]).
     garbage: Mutex<Vec<Garbage>>,
+    /// The last undo fold a change proof needed (see `Db::undo_between_cached`).
+    pub(crate) undo_cache: Mutex<Option<UndoFold>>,
 }
+
+/// For every key changed by commits `from + 1 ..= to`, its value as of commit `from`. The
+/// undo records of a commit never change while retained, so a fold stays true for its range.
+pub(crate) struct UndoFold {
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+    pub(crate) before: Arc<Undo>,
+}
+
+/// Keys and their values before a range of commits (`None`: the key did not exist).
+pub(crate) type Undo = std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 /// Something large to free off the caller's path.
 pub(crate) type Garbage = Box<dyn Send>;
@@ -169,6 +182,7 @@ impl Db {
             }),
             cache,
             garbage: Mutex::new(Vec::new()),
+            undo_cache: Mutex::new(None),
         };
         if !clean {
             tracing::warn!("database was not closed cleanly; rebuilding inner nodes from values");

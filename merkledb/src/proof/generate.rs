@@ -1,6 +1,6 @@
 //! Proof generation from a view (a proposal) or from the database's history.
 
-use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use super::{
     ChangeProof, KeyChange, KeyValue, MissingRoot, Proof, ProofError, ProofNode, RangeProof,
@@ -240,15 +240,14 @@ impl Db {
             root: start_root,
             which: MissingRoot::Start,
         })?;
-        let before: BTreeMap<Vec<u8>, Option<Vec<u8>>> =
-            self.undo_between(&state, start_seq, end_seq)?;
+        let before = self.undo_between_cached(&state, start_seq, end_seq)?;
         let end_view = self.view_at_locked(&state, end_root)?;
         end_view.with_reader_locked(&state, |reader| {
-            let in_range = |k: &[u8]| start.is_none_or(|s| k >= s) && end.is_none_or(|e| k <= e);
+            let from = start.map_or(Bound::Unbounded, Bound::Included);
             let mut key_changes = Vec::new();
-            for (key, old) in &before {
-                if !in_range(key) {
-                    continue;
+            for (key, old) in before.range::<[u8], _>((from, Bound::Unbounded)) {
+                if end.is_some_and(|e| key.as_slice() > e) {
+                    break;
                 }
                 let new = reader.get(key)?;
                 if new != *old {

@@ -1,12 +1,15 @@
 //! Historical views: the trie at an older root, rebuilt from the current trie and the undo
 //! records of the commits since (first touch wins).
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, PoisonError},
+};
 
 use super::{Base, Proposal, build};
 use crate::{
     changes::Changes,
-    db::{Db, HistoryEntry, State, root_hash},
+    db::{Db, HistoryEntry, State, Undo, UndoFold, root_hash},
     error::{CorruptionError, Error, Result},
     hash::Hash,
     layout::{HISTORY_UNDO, decode_undo, history_key},
@@ -46,6 +49,44 @@ impl Db {
             .into());
         }
         Ok(view)
+    }
+
+    /// [`Db::undo_between`], remembering the last fold: a catch-up asks many change proofs
+    /// between the same two roots, each for a slice of the keyspace, and folding every undo
+    /// record of the range for each one made a large catch-up quadratic (1M changed keys in 20
+    /// commits: 127 s against 3.7 s for a fresh full sync).
+    pub(crate) fn undo_between_cached(
+        &self,
+        state: &State,
+        from: u64,
+        to: u64,
+    ) -> Result<Arc<Undo>> {
+        let cached = |cache: &Option<UndoFold>| {
+            cache
+                .as_ref()
+                .filter(|c| c.from == from && c.to == to)
+                .map(|c| c.before.clone())
+        };
+        if let Some(before) = cached(
+            &self
+                .inner
+                .undo_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return Ok(before);
+        }
+        let before = Arc::new(self.undo_between(state, from, to)?);
+        *self
+            .inner
+            .undo_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(UndoFold {
+            from,
+            to,
+            before: before.clone(),
+        });
+        Ok(before)
     }
 
     /// For every key changed by commits `from + 1 ..= to`, its value as of commit `from` (the value

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""The catch-up benchmark's driver (see scripts/bench-catchup.sh). The server's changes are made
+offline with `arbor import` in COMMITS commits: 70% new keys, 15% updates, 15% deletes of
+existing keys (taken from the low end of the keyspace with `arbor export`)."""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ARBOR = sys.argv[1]
+KEYS = int(sys.argv[2])
+SHARES = [float(s) for s in os.environ.get("ARBOR_CATCHUP_SHARES", "0.01,0.06,0.25,1").split(",")]
+COMMITS = 20
+OUT = Path(os.environ.get("ARBOR_CATCHUP_OUT", "docs/bench/catchup.jsonl"))
+
+
+def run(*args):
+    return subprocess.run([ARBOR, *args], check=True, capture_output=True, text=True).stdout
+
+
+def serve(db, history, *extra):
+    proc = subprocess.Popen([ARBOR, "serve", "--db", str(db), "--listen", "127.0.0.1:0",
+                             "--history", str(history), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if line.startswith("listening on "):
+            return proc, line.split()[-1]
+    raise RuntimeError("arbor serve did not start")
+
+
+def sync(replica, root, addr):
+    t = time.monotonic()
+    out = run("sync", "--db", str(replica), "--root", root, "--peer", f"http://{addr}",
+              "--json", "--progress-ms", "600000")
+    seconds = time.monotonic() - t
+    done = [json.loads(l) for l in out.splitlines() if '"event":"done"' in l][-1]
+    assert done["root"] == root, done
+    return {"seconds": round(seconds, 2), "bytes": done["bytes"]}
+
+
+def changes(base, share, rng):
+    """COMMITS import files changing about share × KEYS keys."""
+    total = int(KEYS * share)
+    existing_wanted = int(total * 0.3)
+    # Keys are uniform over the keyspace: a prefix range holding the wanted count.
+    end = min(0xffff, int(0x10000 * existing_wanted / KEYS) + 1)
+    existing = [l.split()[0] for l in run("export", "--db", str(base), "--start", "00",
+                                          "--end", f"{end:04x}" + "ff" * 30).splitlines()][:existing_wanted]
+    ops = []
+    for i, key in enumerate(existing):
+        ops.append(f"{key} {os.urandom(32).hex()}" if i % 2 == 0 else key)
+    ops += [f"{rng.randbytes(32).hex()} {rng.randbytes(32).hex()}" for _ in range(total - len(ops))]
+    rng.shuffle(ops)
+    per = -(-len(ops) // COMMITS)
+    return [ops[i:i + per] for i in range(0, len(ops), per)]
+
+
+def main():
+    rng = random.Random(int(os.environ.get("ARBOR_TEST_SEED", "1")))
+    work = Path(tempfile.mkdtemp())
+    procs = []
+    try:
+        base = work / "base"
+        run("load", "--db", str(base), "--keys", str(KEYS))
+        rows = []
+        OUT.write_text("")
+        for share in SHARES:
+            server = work / "server"
+            shutil.rmtree(server, ignore_errors=True)
+            shutil.copytree(base, server)
+            batches = changes(base, share, rng)
+            for batch in batches:
+                batch_file = work / "batch"
+                batch_file.write_text("\n".join(batch) + "\n")
+                root = run("import", "--db", str(server), str(batch_file)).split()[0]
+            row = {"share": share, "changed": sum(len(b) for b in batches), "commits": len(batches)}
+            for mode, history in (("within history", COMMITS + 10), ("beyond history", COMMITS // 2)):
+                target = root
+                if mode == "beyond history":
+                    # One more commit under the short history, so the server really drops the
+                    # replica's root (history is trimmed as commits land).
+                    proc, _ = serve(server, history, "--churn-keys", "1", "--churn-every", "1",
+                                    "--churn-commits", "1")
+                    time.sleep(1.0)
+                    proc.terminate()
+                    proc.wait()
+                    target = run("root", "--db", str(server)).split()[0]
+                proc, addr = serve(server, history)
+                procs.append(proc)
+                replica = work / "replica"
+                shutil.rmtree(replica, ignore_errors=True)
+                shutil.copytree(base, replica)
+                row[mode] = sync(replica, target, addr)
+                if mode == "within history":
+                    shutil.rmtree(replica)
+                    row["full sync"] = sync(replica, target, addr)
+                proc.terminate()
+                proc.wait()
+                procs.remove(proc)
+            rows.append(row)
+            with OUT.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), file=sys.stderr)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{KEYS:,} keys; the server made its changes in {COMMITS} commits")
+    print("| keys changed | full sync | within history (change proofs) | beyond history | beyond / within |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        cell = lambda m: f"{r[m]['bytes'] / 1e6:.2f} MB, {r[m]['seconds']:.2f} s"
+        ratio = r["beyond history"]["bytes"] / max(1, r["within history"]["bytes"])
+        print(f"| {r['changed']:,} ({r['share']:.0%}) | {cell('full sync')} | {cell('within history')} | "
+              f"{cell('beyond history')} | {ratio:.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
