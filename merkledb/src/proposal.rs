@@ -417,12 +417,23 @@ impl Proposal {
         end: Option<&[u8]>,
         mut f: impl FnMut(&[u8]),
     ) -> Result<()> {
+        self.for_each_entry(start, end, |key, _| f(key))
+    }
+
+    /// Calls `f` with every key in `[start, end]` (`end = None`: to the end of the keyspace)
+    /// and its value, in key order, reading in chunks.
+    pub fn for_each_entry(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<()> {
         const CHUNK: usize = 4096;
         let mut cursor = start.to_vec();
         loop {
             let chunk = self.range(&cursor, end, CHUNK)?;
-            for (key, _) in &chunk {
-                f(key);
+            for (key, value) in &chunk {
+                f(key, value);
             }
             match chunk.last() {
                 Some((key, _)) if chunk.len() == CHUNK => {

@@ -107,21 +107,27 @@ pub(crate) fn apply(
                     .last()
                     .map(|kv| kv.key.clone())
                     .or(req_end.clone());
-                // Deletes: local keys in [start, largest] the proof does not hold.
-                let mut kvs = proof.key_values.iter().peekable();
-                view.for_each_key(&job.work.start, largest.as_deref(), |key| {
-                    while kvs.next_if(|kv| kv.key.as_slice() < key).is_some() {}
-                    let held = kvs.peek().is_some_and(|kv| kv.key == key);
-                    if !held && below_end(key) {
-                        ops.push((key.to_vec(), None));
+                // Deletes: local keys in [start, largest] the proof does not hold. Key-values the
+                // replica already holds with the same value are left out of the batch: a replica
+                // catching up with range proofs (its root no longer in any peer's history) would
+                // otherwise rewrite its whole state through the commit path.
+                let mut unchanged = vec![false; proof.key_values.len()];
+                let mut kvs = proof.key_values.iter().enumerate().peekable();
+                view.for_each_entry(&job.work.start, largest.as_deref(), |key, value| {
+                    while kvs.next_if(|(_, kv)| kv.key.as_slice() < key).is_some() {}
+                    match kvs.peek() {
+                        Some((i, kv)) if kv.key == key => unchanged[*i] = kv.value == value,
+                        _ if below_end(key) => ops.push((key.to_vec(), None)),
+                        _ => {}
                     }
                 })?;
                 // The answer is not needed after this: its key-values move into the batch.
                 ops.extend(
                     std::mem::take(&mut proof.key_values)
                         .into_iter()
-                        .filter(|kv| below_end(&kv.key))
-                        .map(|kv| (kv.key, Some(kv.value))),
+                        .zip(unchanged)
+                        .filter(|(kv, same)| !same && below_end(&kv.key))
+                        .map(|(kv, _)| (kv.key, Some(kv.value))),
                 );
                 largest
             }
