@@ -28,6 +28,31 @@ fn branch_factor(children: u32) -> Result<BranchFactor, FfiError> {
     })
 }
 
+fn invalid_proof(error: impl std::fmt::Display) -> FfiError {
+    FfiError::new(ArborStatus::InvalidProof, error.to_string())
+}
+
+/// Verifies a change-proof answer of `[start, end]` towards `end_root` against `db` (a range
+/// proof answer against `end_root` alone).
+fn verify_change_answer(
+    db: &Db,
+    answer: &ChangeOrRangeProof,
+    start: Option<&[u8]>,
+    end: Option<&[u8]>,
+    end_root: Hash,
+    key_limit: usize,
+) -> Result<(), FfiError> {
+    match answer {
+        ChangeOrRangeProof::Change(proof) => {
+            db.verify_change_proof(proof, start, end, end_root, key_limit)?;
+        }
+        ChangeOrRangeProof::Range(proof) => {
+            verify_range_proof(proof, start, end, end_root, key_limit, db.branch_factor())?;
+        }
+    }
+    Ok(())
+}
+
 fn refused(error: ServeError) -> FfiError {
     FfiError::new(ArborStatus::Refused, error.to_string())
 }
@@ -324,8 +349,7 @@ pub unsafe extern "C" fn arbor_verify_range_proof(
     unsafe {
         guard(err, || {
             let bf = branch_factor(branch_factor_children)?;
-            let proof = wire::decode_range_answer(slice(proof)?)
-                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let proof = wire::decode_range_answer(slice(proof)?).map_err(invalid_proof)?;
             let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
             Ok(verify_range_proof(
                 &proof,
@@ -358,28 +382,10 @@ pub unsafe extern "C" fn arbor_db_verify_change_proof(
     // SAFETY: the caller keeps the ABI's contract on every argument.
     unsafe {
         guard(err, || {
-            let answer = wire::decode_change_answer(slice(answer)?)
-                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let answer = wire::decode_change_answer(slice(answer)?).map_err(invalid_proof)?;
             let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
             DBS.with(db, |db| {
-                match &answer {
-                    ChangeOrRangeProof::Change(proof) => db.verify_change_proof(
-                        proof,
-                        start,
-                        end,
-                        end_root.into(),
-                        key_limit as usize,
-                    )?,
-                    ChangeOrRangeProof::Range(proof) => verify_range_proof(
-                        proof,
-                        start,
-                        end,
-                        end_root.into(),
-                        key_limit as usize,
-                        db.branch_factor(),
-                    )?,
-                }
-                Ok(())
+                verify_change_answer(db, &answer, start, end, end_root.into(), key_limit as usize)
             })
         })
     }
@@ -405,8 +411,7 @@ pub unsafe extern "C" fn arbor_db_apply_range_proof(
     // SAFETY: the caller keeps the ABI's contract on every argument.
     unsafe {
         guard(err, || {
-            let proof = wire::decode_range_answer(slice(proof)?)
-                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let proof = wire::decode_range_answer(slice(proof)?).map_err(invalid_proof)?;
             let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
             let new_root = DBS.with(db, |db| {
                 verify_range_proof(
@@ -445,21 +450,14 @@ pub unsafe extern "C" fn arbor_db_apply_change_proof(
     // SAFETY: the caller keeps the ABI's contract on every argument.
     unsafe {
         guard(err, || {
-            let answer = wire::decode_change_answer(slice(answer)?)
-                .map_err(|e| FfiError::new(ArborStatus::InvalidProof, e.to_string()))?;
+            let answer = wire::decode_change_answer(slice(answer)?).map_err(invalid_proof)?;
             let (start, end) = (maybe_slice(start)?, maybe_slice(end)?);
             let new_root = DBS.with(db, |db| {
                 let limit = key_limit as usize;
+                verify_change_answer(db, &answer, start, end, end_root.into(), limit)?;
                 Ok(match &answer {
-                    ChangeOrRangeProof::Change(proof) => {
-                        db.verify_change_proof(proof, start, end, end_root.into(), limit)?;
-                        db.commit_change_proof(proof)?
-                    }
-                    ChangeOrRangeProof::Range(proof) => {
-                        let bf = db.branch_factor();
-                        verify_range_proof(proof, start, end, end_root.into(), limit, bf)?;
-                        db.commit_range_proof(start, end, proof)?
-                    }
+                    ChangeOrRangeProof::Change(proof) => db.commit_change_proof(proof)?,
+                    ChangeOrRangeProof::Range(proof) => db.commit_range_proof(start, end, proof)?,
                 })
             })?;
             write(root_out, to_c(new_root))

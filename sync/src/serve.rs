@@ -72,7 +72,8 @@ pub enum ServeError {
         /// The (clamped) byte limit.
         bytes_limit: u32,
     },
-    /// The request cannot be served as asked, e.g. an empty root (`INVALID_ARGUMENT`).
+    /// The request cannot be served as asked (`INVALID_ARGUMENT`; `FAILED_PRECONDITION` for
+    /// an empty proof: the trie is empty at that root).
     #[error("cannot serve: {0}")]
     Unservable(ProofError),
     /// A commit invalidated the state being read; retry (`UNAVAILABLE`).
@@ -231,10 +232,7 @@ pub fn handle_request_bytes(
     request: &[u8],
     limits: &Limits,
 ) -> Result<Vec<u8>, ServeError> {
-    let decoded = pb::Request::decode(request)
-        .map_err(ServeError::from)
-        .and_then(|r| Ok(SyncRequest::try_from(r)?));
-    let decoded = match decoded {
+    let decoded = match crate::wire::decode_request(request) {
         Ok(decoded) => decoded,
         Err(_) if crate::wire::is_newer_dialect_request(request) => {
             return Err(ServeError::NewerDialect);

@@ -13,7 +13,7 @@
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
-use arbor_merkledb::{Db, Hash, ProofError};
+use arbor_merkledb::{Db, Hash};
 use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_stream::wrappers::{BroadcastStream, errors::BroadcastStreamRecvError};
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
+    client::StatusKind,
     observe::ServeObserver,
     pb,
     request::{ChangeProofRequest, RangeProofRequest},
@@ -60,20 +61,13 @@ impl Default for ServerConfig {
 
 impl From<ServeError> for Status {
     fn from(error: ServeError) -> Self {
-        match &error {
-            ServeError::Malformed(_)
-            | ServeError::Undecodable(_)
-            | ServeError::EmptyRoot
-            | ServeError::NewerDialect => Status::invalid_argument(error.to_string()),
-            ServeError::RootNotHeld { .. } => Status::not_found(error.to_string()),
-            ServeError::ProofTooLarge { .. } => Status::failed_precondition(error.to_string()),
-            ServeError::Unservable(ProofError::EmptyProof) => {
-                Status::failed_precondition(format!("{error} (the trie is empty at that root)"))
-            }
-            ServeError::Unservable(_) => Status::invalid_argument(error.to_string()),
-            ServeError::Contended => Status::unavailable(error.to_string()),
-            ServeError::Db(_) => Status::internal(error.to_string()),
-        }
+        // One mapping for both transports (`ServeError::kind`, the gRPC code numbers); a
+        // database failure, `Other` on the byte path, is `INTERNAL` here.
+        let code = match error.kind() {
+            StatusKind::Other => Code::Internal,
+            kind => Code::from(kind.code() as i32),
+        };
+        Status::new(code, error.to_string())
     }
 }
 

@@ -19,7 +19,7 @@
 //! v1.14+ servers likewise refuse v1.11 requests. `go/interop/v115` checks both against
 //! AvalancheGo v1.15.0's own code.
 
-use arbor_merkledb::{ChangeOrRangeProof, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, ProofError, RangeProof};
 use prost::Message;
 
 use crate::{
@@ -102,10 +102,12 @@ impl ServeError {
             ServeError::Malformed(_)
             | ServeError::Undecodable(_)
             | ServeError::NewerDialect
-            | ServeError::EmptyRoot
-            | ServeError::Unservable(_) => StatusKind::InvalidArgument,
+            | ServeError::EmptyRoot => StatusKind::InvalidArgument,
+            ServeError::Unservable(ProofError::EmptyProof) | ServeError::ProofTooLarge { .. } => {
+                StatusKind::FailedPrecondition
+            }
+            ServeError::Unservable(_) => StatusKind::InvalidArgument,
             ServeError::RootNotHeld { .. } => StatusKind::NotFound,
-            ServeError::ProofTooLarge { .. } => StatusKind::FailedPrecondition,
             ServeError::Contended => StatusKind::Unavailable,
             ServeError::Db(_) => StatusKind::Other,
         }

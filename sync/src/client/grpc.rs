@@ -6,7 +6,7 @@ use arbor_merkledb::{ChangeOrRangeProof, Hash, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use prost::Message;
 use tonic::{
-    Code, Status,
+    Status,
     transport::{Channel, Endpoint},
 };
 
@@ -88,23 +88,11 @@ impl GrpcClient {
 }
 
 /// Maps a gRPC status to a [`ClientError`].
+/// The kinds are the gRPC code numbers ([`StatusKind::from_code`]); tonic reports connection
+/// failures as `UNAVAILABLE`, `CANCELLED` or `DEADLINE_EXCEEDED`, all transport errors.
 pub(super) fn from_status(status: Status) -> ClientError {
-    let kind = match status.code() {
-        Code::InvalidArgument => StatusKind::InvalidArgument,
-        Code::NotFound => StatusKind::NotFound,
-        Code::ResourceExhausted => StatusKind::ResourceExhausted,
-        Code::FailedPrecondition => StatusKind::FailedPrecondition,
-        // tonic reports connection failures as UNAVAILABLE (or UNKNOWN for broken streams).
-        Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => StatusKind::Unavailable,
-        _ => StatusKind::Other,
-    };
-    if kind == StatusKind::Unavailable {
-        return ClientError::Transport(format!("{}: {}", status.code(), status.message()));
-    }
-    ClientError::Status {
-        kind,
-        message: status.message().to_owned(),
-    }
+    let kind = StatusKind::from_code(status.code() as u32);
+    ClientError::refused(kind, status.message())
 }
 
 impl SyncClient for GrpcClient {

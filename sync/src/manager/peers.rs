@@ -319,53 +319,41 @@ impl Peers {
     }
 
     /// Penalizes a peer for an answer found wrong after its request was settled (a change proof
-    /// is verified only when it is applied); the peer backs off.
+    /// is verified only when it is applied), or for a failed request (through
+    /// [`Peers::failed`]). Faults count against the peer and back it off exponentially; a busy
+    /// or lagging peer is only paused (its score and failure count untouched, so it is tried
+    /// again rather than ranked below every peer that ever answered), and a busy one's window
+    /// narrows.
     pub(crate) fn penalize(&mut self, peer: PeerId, fault: Fault, error: String, now: Instant) {
         let jitter = self.jitter();
-        let backoff = self.backoff;
+        let (backoff, min_window) = (self.backoff, self.min_window);
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        p.consecutive_failures = p.consecutive_failures.saturating_add(1);
-        let exp = p.consecutive_failures.saturating_sub(1).min(20);
-        let delay = match fault {
-            Fault::Unavailable => {
-                p.stats.failures += 1;
-                backoff.base.saturating_mul(1 << exp).min(backoff.max)
-            }
-            Fault::Invalid => {
-                p.stats.invalid += 1;
-                let repeats = p.stats.invalid.saturating_sub(1).min(3);
-                backoff.invalid.saturating_mul(1 << repeats)
-            }
-            Fault::Busy => BUSY_PAUSE,
-            Fault::Lagging => LAGGING_PAUSE,
-        };
-        // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not retry together.
-        p.backoff_until = Some(now + delay.mul_f64(0.5 + 0.5 * jitter));
         p.stats.last_error = Some(shorten(error));
-    }
-
-    /// Records a refusal for lack of capacity: the request is no longer in flight and the peer
-    /// is left alone for [`BUSY_PAUSE`]; its score and failure count are untouched.
-    pub(crate) fn busy(&mut self, peer: PeerId, now: Instant) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
-            p.window = (p.window * 0.9).max(self.min_window);
-            p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)) + BUSY_PAUSE);
-        }
-    }
-
-    /// Records a request refused because the peer lacks the root: it is no longer in flight, the
-    /// peer is left alone for [`LAGGING_PAUSE`], its score and failure count are untouched (so it
-    /// is tried again, not ranked below every peer that ever answered), and the refusal is kept
-    /// as its last error.
-    pub(crate) fn lagging(&mut self, peer: PeerId, error: String, now: Instant) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
-            p.backoff_until = Some(now + LAGGING_PAUSE);
-            p.stats.last_error = Some(shorten(error));
-        }
+        let delay = match fault {
+            Fault::Busy => {
+                p.window = (p.window * 0.9).max(min_window);
+                BUSY_PAUSE
+            }
+            Fault::Lagging => LAGGING_PAUSE,
+            Fault::Unavailable | Fault::Invalid => {
+                p.consecutive_failures = p.consecutive_failures.saturating_add(1);
+                let exp = p.consecutive_failures.saturating_sub(1).min(20);
+                let delay = if fault == Fault::Unavailable {
+                    p.stats.failures += 1;
+                    backoff.base.saturating_mul(1 << exp).min(backoff.max)
+                } else {
+                    p.stats.invalid += 1;
+                    let repeats = p.stats.invalid.saturating_sub(1).min(3);
+                    backoff.invalid.saturating_mul(1 << repeats)
+                };
+                // Jitter in [0.5, 1.0) of the delay, so peers that failed together do not
+                // retry together.
+                delay.mul_f64(0.5 + 0.5 * jitter)
+            }
+        };
+        p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)).max(now + delay));
     }
 
     /// Records a request whose answer is no longer wanted (the sync was cancelled), or one that

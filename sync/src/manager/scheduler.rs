@@ -356,19 +356,8 @@ impl Sync {
                 self.peers.abandoned(peer);
                 self.coverage.release(&work.start);
             }
-            Fetched::Failed(work, peer, Fault::Busy, error) => {
-                // The peer has more requests than it will queue: a congestion signal, like a
-                // slow answer, not a fault.
-                tracing::debug!(peer = %self.client.peers().name(peer), %error, "peer busy");
-                self.peers.busy(peer, Instant::now());
-                self.coverage.release(&work.start);
-            }
-            Fetched::Failed(work, peer, Fault::Lagging, error) => {
-                tracing::debug!(peer = %self.client.peers().name(peer), %error, "peer lacks the root");
-                self.peers.lagging(peer, error, Instant::now());
-                self.coverage.release(&work.start);
-            }
             Fetched::Failed(work, peer, fault, error) => {
+                // Busy and lagging peers are paused, not blamed (see `Peers::penalize`).
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {
                     self.reject();

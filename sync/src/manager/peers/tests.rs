@@ -146,7 +146,7 @@ fn a_lagging_peer_is_asked_again_not_demoted() {
     let mut p = peers(2);
     let now = Instant::now();
     let first = p.choose(now).expect("peer");
-    p.lagging(first, "root not held".into(), now);
+    p.failed(first, Fault::Lagging, "root not held".into(), now);
     let stats = p.stats();
     assert_eq!(stats[first].failures, 0);
     assert!(stats[first].score >= PRIOR_BYTES_PER_SEC, "{stats:?}");
