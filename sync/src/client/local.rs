@@ -1,20 +1,23 @@
 //! [`LocalClient`]: peers that are databases in this process, reached through the same
-//! `bytes in → bytes out` entry point a VM would carry over its own network.
+//! `bytes in → bytes out` entry point a VM would carry over its own network: a [`Network`] of
+//! in-process databases under a [`NetworkClient`].
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, PoisonError, RwLock},
     time::Duration,
 };
 
 use arbor_merkledb::{ChangeOrRangeProof, Db, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 
-use super::{Announcement, ClientError, PeerId, PeerSet, Response, SyncClient, gone, gone_now};
+use super::{
+    Announcement, ClientError, Network, NetworkClient, PeerId, PeerSet, Response, SyncClient, gone,
+    gone_now,
+};
 use crate::{
-    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
+    request::{ChangeProofRequest, RangeProofRequest},
     serve::{Limits, handle_request_bytes},
-    wire,
 };
 
 /// How often [`LocalClient::watch_roots`] looks for new commits.
@@ -25,18 +28,27 @@ const WATCH_POLL: Duration = Duration::from_millis(20);
 /// added and removed while a sync runs ([`LocalClient::add`], [`PeerSet::leave`]).
 #[derive(Clone, Debug)]
 pub struct LocalClient {
-    peers: PeerSet,
+    client: NetworkClient<LocalDbs>,
+}
+
+/// The databases of a [`LocalClient`] by peer id: its network.
+#[derive(Clone, Debug, Default)]
+struct LocalDbs {
     dbs: Arc<RwLock<BTreeMap<PeerId, Db>>>,
-    limits: Limits,
+}
+
+impl LocalDbs {
+    fn get(&self, peer: PeerId) -> Option<Db> {
+        let dbs = self.dbs.read().unwrap_or_else(PoisonError::into_inner);
+        dbs.get(&peer).cloned()
+    }
 }
 
 impl LocalClient {
     /// Peers serving from `dbs` with the default limits, named `local#ID`.
     pub fn new(dbs: impl IntoIterator<Item = Db>) -> Self {
         let client = Self {
-            peers: PeerSet::new(),
-            dbs: Arc::default(),
-            limits: Limits::default(),
+            client: NetworkClient::new(LocalDbs::default(), PeerSet::new()),
         };
         for db in dbs {
             client.add(db);
@@ -47,85 +59,41 @@ impl LocalClient {
     /// Adds a peer serving from `db`; returns its id.
     pub fn add(&self, db: Db) -> PeerId {
         let mut dbs = self
+            .client
+            .network()
             .dbs
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Under the lock, so the id the set gives is the one `dbs` records before anyone asks.
-        let id = self.peers.join(format!("local#{}", dbs.len()));
+            .unwrap_or_else(PoisonError::into_inner);
+        // Under the lock, so the id the set gives is the one `dbs` records before anyone asks
+        // (and, as only `add` joins, it equals the number of databases added before).
+        let id = self.client.peers().join(format!("local#{}", dbs.len()));
         dbs.insert(id, db);
         id
     }
-
-    fn db(&self, peer: PeerId) -> Option<Db> {
-        if !self.peers.contains(peer) {
-            return None;
-        }
-        let dbs = self
-            .dbs
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        dbs.get(&peer).cloned()
-    }
-
-    /// Asks `peer` with an encoded v1.11 `Request`; returns the raw answer bytes.
-    fn ask(
-        &self,
-        peer: PeerId,
-        request: &SyncRequest,
-    ) -> BoxFuture<'static, Result<Vec<u8>, ClientError>> {
-        let Some(db) = self.db(peer) else {
-            return gone_now(peer);
-        };
-        let (bytes, limits) = (wire::encode_request(request), self.limits);
-        async move {
-            tokio::task::spawn_blocking(move || handle_request_bytes(&db, &bytes, &limits))
-                .await
-                .map_err(|e| ClientError::Transport(format!("peer task failed: {e}")))?
-                .map_err(|e| ClientError::refused(e.kind(), e.to_string()))
-        }
-        .boxed()
-    }
 }
 
-impl SyncClient for LocalClient {
-    fn peers(&self) -> &PeerSet {
-        &self.peers
-    }
-
-    fn range_proof(
+impl Network for LocalDbs {
+    fn request(
         &self,
         peer: PeerId,
-        request: RangeProofRequest,
-    ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
-        let answer = self.ask(peer, &SyncRequest::Range(request));
+        request: Vec<u8>,
+    ) -> BoxFuture<'static, Result<Vec<u8>, ClientError>> {
+        let Some(db) = self.get(peer) else {
+            return gone_now(peer);
+        };
         async move {
-            let bytes = answer.await?;
-            Ok(Response {
-                answer: wire::decode_range_answer(&bytes)?,
-                bytes: bytes.len(),
+            tokio::task::spawn_blocking(move || {
+                handle_request_bytes(&db, &request, &Limits::default())
             })
-        }
-        .boxed()
-    }
-
-    fn change_proof(
-        &self,
-        peer: PeerId,
-        request: ChangeProofRequest,
-    ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
-        let answer = self.ask(peer, &SyncRequest::Change(request));
-        async move {
-            let bytes = answer.await?;
-            Ok(Response {
-                answer: wire::decode_change_answer(&bytes)?,
-                bytes: bytes.len(),
-            })
+            .await
+            .map_err(|e| ClientError::Transport(format!("peer task failed: {e}")))?
+            .map_err(|e| ClientError::refused(e.kind(), e.to_string()))
         }
         .boxed()
     }
 
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
-        let Some(db) = self.db(peer) else {
+        let Some(db) = self.get(peer) else {
             return futures::stream::once(async move { Err(gone(peer)) }).boxed();
         };
         // The current root first, then each new one as commits land.
@@ -150,5 +118,31 @@ impl SyncClient for LocalClient {
             }
         })
         .boxed()
+    }
+}
+
+impl SyncClient for LocalClient {
+    fn peers(&self) -> &PeerSet {
+        self.client.peers()
+    }
+
+    fn range_proof(
+        &self,
+        peer: PeerId,
+        request: RangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
+        self.client.range_proof(peer, request)
+    }
+
+    fn change_proof(
+        &self,
+        peer: PeerId,
+        request: ChangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
+        self.client.change_proof(peer, request)
+    }
+
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
+        self.client.watch_roots(peer)
     }
 }

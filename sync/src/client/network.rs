@@ -34,7 +34,7 @@ pub trait Network: Send + Sync + 'static {
 
 /// A [`SyncClient`] that encodes requests and decodes answers with [`wire`] and carries them
 /// over a [`Network`]; its peers are whoever the application puts in the [`PeerSet`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct NetworkClient<N> {
     network: N,
     peers: PeerSet,
