@@ -5,6 +5,7 @@ mod config;
 mod hexline;
 mod metrics;
 mod serve;
+mod snapshot;
 mod sync;
 
 use std::path::PathBuf;
@@ -107,6 +108,22 @@ enum Command {
         /// Mutual TLS: serve only clients holding a certificate signed by this CA (PEM).
         #[arg(long, value_name = "PEM")]
         client_ca: Option<PathBuf>,
+        /// Publish snapshots to this location (file://DIR, s3://BUCKET/PREFIX, gs://, az://):
+        /// one at start, then one every --publish-every commits.
+        #[arg(long, value_name = "URL")]
+        publish: Option<String>,
+        /// Commits between published snapshots.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        publish_every: u64,
+        /// Snapshots kept; older ones are deleted after --publish-grace-secs.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+        publish_keep: u64,
+        /// Seconds an old snapshot stays readable after a newer one pushed it out.
+        #[arg(long, default_value_t = 600)]
+        publish_grace_secs: u64,
+        /// Size of each published part, in MiB.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+        part_mb: u64,
     },
     /// Sync a database from peers to a root, verifying every proof before writing it. Exit
     /// code 0 only when the local root equals the target. Interrupted syncs resume.
@@ -115,8 +132,21 @@ enum Command {
         #[arg(long)]
         db: PathBuf,
         /// A peer to fetch from, http://HOST:PORT or https://HOST:PORT (repeat for several).
-        #[arg(long = "peer", required = true)]
+        #[arg(long = "peer")]
         peers: Vec<String>,
+        /// Bootstrap from the snapshot at this location first (http(s)://, s3://, gs://, az://,
+        /// file://; a URL ending in .json names one manifest). Each part is checked against the
+        /// trusted root; what the snapshot does not give, the peers do.
+        #[arg(long, value_name = "URL")]
+        snapshot: Option<String>,
+        /// The snapshot's root, when it is an older root you trust (default: --root; with
+        /// --follow, a root some peer proves it holds).
+        #[arg(long, value_name = "HEX")]
+        snapshot_root: Option<String>,
+        /// Seconds before a snapshot part's download is abandoned (it is retried, then fetched
+        /// from peers).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        snapshot_timeout: u64,
         /// The trusted target root (64 hex characters).
         #[arg(long)]
         root: Option<String>,
@@ -169,6 +199,9 @@ enum Command {
         #[arg(long)]
         metrics: Option<std::net::SocketAddr>,
     },
+    /// Snapshots in object storage.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print "HEXKEY HEXVALUE" lines in key order, for keys in [start, end] (both inclusive).
     Export {
         /// Database directory.
@@ -180,6 +213,23 @@ enum Command {
         /// Last key (inclusive), hex.
         #[arg(long)]
         end: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Publish the database's current state as a snapshot: parts (range proofs of about
+    /// --part-mb each, named by their SHA-256), then its manifest, then manifest.json.
+    Publish {
+        /// Database directory.
+        #[arg(long)]
+        db: PathBuf,
+        /// Where: file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, az://CONTAINER/PREFIX.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Size of each part, in MiB.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+        part_mb: u64,
     },
 }
 
@@ -220,6 +270,11 @@ fn main() -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             client_ca,
+            publish,
+            publish_every,
+            publish_keep,
+            publish_grace_secs,
+            part_mb,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(serve::TlsFiles {
@@ -242,11 +297,27 @@ fn main() -> anyhow::Result<()> {
                     "--churn-keys and --churn-every go together (--churn-commits needs both)"
                 ),
             };
-            serve::run(&db, listen, history, churn, metrics, memory_mb, tls)
+            let publisher = publish
+                .map(|url| {
+                    anyhow::Ok(snapshot::Publisher {
+                        location: snapshot::Location::parse(&url)?,
+                        every: publish_every,
+                        keep: usize::try_from(publish_keep)?,
+                        grace: std::time::Duration::from_secs(publish_grace_secs),
+                        part_bytes: usize::try_from(part_mb)? << 20,
+                    })
+                })
+                .transpose()?;
+            serve::run(
+                &db, listen, history, churn, metrics, memory_mb, tls, publisher,
+            )
         }
         Command::Sync {
             db,
             peers,
+            snapshot,
+            snapshot_root,
+            snapshot_timeout,
             root,
             follow,
             quiet_ms,
@@ -268,6 +339,30 @@ fn main() -> anyhow::Result<()> {
             if live && !follow {
                 anyhow::bail!("--live needs --follow");
             }
+            if peers.is_empty() && snapshot.is_none() {
+                anyhow::bail!("give at least one --peer (or a --snapshot)");
+            }
+            if snapshot_root.is_some() && snapshot.is_none() {
+                anyhow::bail!("--snapshot-root needs --snapshot");
+            }
+            let snapshot = snapshot
+                .map(|url| {
+                    let root = snapshot_root
+                        .map(|hex| {
+                            arbor_merkledb::Hash::from_hex(&hex).ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--snapshot-root {hex:?}: expected 64 hex characters"
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    anyhow::Ok(sync::SnapshotOptions {
+                        url,
+                        root,
+                        part_timeout: std::time::Duration::from_secs(snapshot_timeout),
+                    })
+                })
+                .transpose()?;
             let identity = match (client_cert, client_key) {
                 (Some(cert), Some(key)) => Some((cert, key)),
                 (None, None) => None,
@@ -323,8 +418,12 @@ fn main() -> anyhow::Result<()> {
                     memory_bytes: usize::try_from(memory_mb)? << 20,
                     metrics,
                     tls,
+                    snapshot,
                 },
             )
+        }
+        Command::Snapshot(SnapshotCommand::Publish { db, to, part_mb }) => {
+            snapshot::publish_command(&db, &to, part_mb)
         }
         Command::Export { db, start, end } => {
             commands::export(&db, start.as_deref(), end.as_deref())

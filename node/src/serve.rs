@@ -55,6 +55,7 @@ pub(crate) struct Churn {
     pub commits: Option<u64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     path: &Path,
     listen: SocketAddr,
@@ -63,6 +64,7 @@ pub(crate) fn run(
     metrics: Option<SocketAddr>,
     memory_mb: Option<u64>,
     tls: Option<TlsFiles>,
+    publisher: Option<crate::snapshot::Publisher>,
 ) -> anyhow::Result<()> {
     let tls = tls
         .map(|files| ServerTls::load(&files.cert, &files.key, files.client_ca.clone()))
@@ -106,6 +108,7 @@ pub(crate) fn run(
             let (db, announcer, stop) = (db.clone(), service.announcer(), stop.clone());
             tokio::spawn(async move { churn_loop(db, announcer, churn, stop).await })
         });
+        let publishing = publisher.map(|p| tokio::spawn(p.run(db.clone(), stop.clone())));
         if let Some((listener, _, registry)) = metrics_listener {
             tokio::spawn(serve_metrics(
                 registry,
@@ -137,6 +140,9 @@ pub(crate) fn run(
         stop.cancel();
         server.await.context("server task")?.context("serving")?;
         poller.await.context("poller task")?;
+        if let Some(publishing) = publishing {
+            publishing.await.context("publisher task")?;
+        }
         if let Some(churner) = churner {
             churner.await.context("churn task")??;
         }

@@ -4,6 +4,9 @@ use std::{io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, bail};
 use arbor_merkledb::{Config, Db, Hash};
+use arbor_sync::snapshot::{
+    BootstrapConfig, BootstrapError, PartEvent, PartObserver, PartStatus, bootstrap,
+};
 use arbor_sync::{
     FollowConfig, GrpcClient, PeerStats, Progress, SyncClient, SyncConfig, SyncError, SyncManager,
     follow,
@@ -44,6 +47,16 @@ pub(crate) struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// How `https://` peers are checked, and the client certificate, if any.
     pub tls: arbor_sync::tls::ClientTls,
+    /// A snapshot to bootstrap from before asking peers, if any.
+    pub snapshot: Option<SnapshotOptions>,
+}
+
+/// `--snapshot URL [--snapshot-root HEX]`.
+pub(crate) struct SnapshotOptions {
+    pub url: String,
+    /// An older root the operator trusts for the snapshot.
+    pub root: Option<Hash>,
+    pub part_timeout: Duration,
 }
 
 /// Checks peer URLs up front, so a typo is reported as such and not as an unreachable peer.
@@ -70,7 +83,9 @@ fn check_peers(peers: &[String]) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
-    check_peers(&options.peers)?;
+    if options.snapshot.is_none() || !options.peers.is_empty() {
+        check_peers(&options.peers)?;
+    }
     // No history while syncing: the roots a sync passes through are partial states nobody will
     // ask a proof of, and their undo records would be a large share of the client's writes.
     // `arbor serve` on the replica keeps history again from its synced root on.
@@ -110,6 +125,9 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(snapshot) = &options.snapshot {
+        from_snapshot(&db, &client, &options, snapshot).await?;
+    }
     let reporter = tokio::spawn(report(
         progress_rx,
         options.output,
@@ -337,4 +355,220 @@ fn per_peer_line(p: &Progress) -> String {
     } else {
         format!(" [{}]", shown.join(", "))
     }
+}
+
+/// Bootstraps from a snapshot before the peers are asked. A snapshot that cannot be used (not
+/// found, of an untrusted root, for another branch factor) is reported and the sync goes on
+/// from the peers; with no peers, that is an error.
+async fn from_snapshot(
+    db: &Db,
+    client: &Arc<dyn SyncClient>,
+    options: &Options,
+    snapshot: &SnapshotOptions,
+) -> anyhow::Result<()> {
+    let output = options.output;
+    let refuse = |why: String| -> anyhow::Result<()> {
+        if options.peers.is_empty() {
+            bail!(
+                "snapshot {}: {why}; and no --peer to sync from instead",
+                snapshot.url
+            );
+        }
+        match output {
+            Output::Json => json_line(&SnapshotRefused {
+                event: "snapshot_refused",
+                url: &snapshot.url,
+                reason: &why,
+            }),
+            Output::Text => eprintln!(
+                "snapshot {} not used: {why}; syncing from peers",
+                snapshot.url
+            ),
+        }
+        Ok(())
+    };
+    let (location, manifest) = match crate::snapshot::Location::manifest(&snapshot.url).await {
+        Ok(found) => found,
+        Err(error) => return refuse(format!("{error:#}")),
+    };
+    let target = match &options.target {
+        Target::Root(root) => Some(*root),
+        Target::Follow(_) => None,
+    };
+    let trusted = match (target, snapshot.root) {
+        (None, None) => held_by_a_peer(client, manifest.root, db.branch_factor()).await,
+        _ => crate::snapshot::trusted_root(&manifest, target, snapshot.root),
+    };
+    let trusted = match trusted {
+        Ok(root) => root,
+        Err(why) => return refuse(why),
+    };
+    let observer: PartObserver = Arc::new(move |event: &PartEvent| {
+        let reason = match &event.status {
+            PartStatus::Failed { reason } => Some(reason.as_str()),
+            _ => None,
+        };
+        match output {
+            Output::Json => json_line(&PartLine {
+                event: "snapshot_part",
+                index: event.index,
+                name: &event.name,
+                bytes: event.bytes,
+                status: match event.status {
+                    PartStatus::Applied { .. } => "applied",
+                    PartStatus::Held => "held",
+                    PartStatus::NotNeeded => "not_needed",
+                    PartStatus::Failed { .. } => "failed",
+                },
+                keys: match event.status {
+                    PartStatus::Applied { keys } => keys,
+                    _ => 0,
+                },
+                reason,
+            }),
+            Output::Text => {
+                if let Some(reason) = reason {
+                    eprintln!(
+                        "snapshot part {} ({}) not used: {reason}; its range comes from peers",
+                        event.index, event.name
+                    );
+                }
+            }
+        }
+    });
+    let config = BootstrapConfig {
+        part_timeout: snapshot.part_timeout,
+        inflight_bytes: options.config.inflight_bytes.min(256 << 20),
+        observer: Some(observer),
+        ..BootstrapConfig::default()
+    };
+    let report = match bootstrap(db.clone(), Arc::new(location), &manifest, trusted, config).await {
+        Ok(report) => report,
+        Err(
+            error @ (BootstrapError::UntrustedRoot { .. } | BootstrapError::BranchFactor { .. }),
+        ) => {
+            return refuse(error.to_string());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match output {
+        Output::Json => json_line(&SnapshotLine {
+            event: "snapshot",
+            url: &snapshot.url,
+            root: manifest.root.to_hex(),
+            parts: report.parts,
+            applied: report.applied,
+            held: report.held,
+            not_needed: report.not_needed,
+            failed: report.failed.len(),
+            defects: &report.defects,
+            keys_written: report.keys,
+            bytes: report.bytes,
+            seconds: report.elapsed.as_secs_f64(),
+            percent: report.fraction * 100.0,
+        }),
+        Output::Text => {
+            for defect in &report.defects {
+                eprintln!("snapshot manifest: {defect}");
+            }
+            eprintln!(
+                "snapshot {}: {} of {} parts applied ({} already held), {} keys, {} bytes in \
+                 {:.2} s; {:.1}% of the keyspace at root {}{}",
+                snapshot.url,
+                report.applied,
+                report.parts,
+                report.held,
+                report.keys,
+                report.bytes,
+                report.elapsed.as_secs_f64(),
+                report.fraction * 100.0,
+                manifest.root,
+                if report.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} parts failed, their ranges come from peers",
+                        report.failed.len()
+                    )
+                }
+            );
+        }
+    }
+    if options.peers.is_empty() && report.fraction < 1.0 {
+        bail!(
+            "the snapshot covered {:.1}% of the keyspace and no --peer was given for the rest",
+            report.fraction * 100.0
+        );
+    }
+    Ok(())
+}
+
+/// With `--follow`, a snapshot's root is trusted as far as the peers are: when one of them
+/// proves (with a verified range proof at that root) that it holds it.
+async fn held_by_a_peer(
+    client: &Arc<dyn SyncClient>,
+    root: Hash,
+    bf: arbor_merkledb::BranchFactor,
+) -> Result<Hash, String> {
+    let members = client.peers().members();
+    for peer in members.keys() {
+        let request = arbor_sync::RangeProofRequest {
+            root,
+            start: None,
+            end: None,
+            key_limit: 1,
+            bytes_limit: 1 << 20,
+        };
+        if let Ok(answer) = client.range_proof(*peer, request).await {
+            if arbor_merkledb::verify_range_proof(&answer.answer, None, None, root, 1, bf).is_ok() {
+                return Ok(root);
+            }
+        }
+    }
+    Err(format!(
+        "no peer holds the snapshot's root {root} (give --snapshot-root to trust it)"
+    ))
+}
+
+fn json_line(line: &impl Serialize) {
+    let mut out = std::io::stdout();
+    if let Ok(text) = serde_json::to_string(line) {
+        let _ = writeln!(out, "{text}");
+    }
+    let _ = out.flush();
+}
+
+#[derive(Serialize)]
+struct SnapshotRefused<'a> {
+    event: &'static str,
+    url: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct PartLine<'a> {
+    event: &'static str,
+    index: usize,
+    name: &'a str,
+    bytes: u64,
+    status: &'static str,
+    keys: u64,
+    reason: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct SnapshotLine<'a> {
+    event: &'static str,
+    url: &'a str,
+    root: String,
+    parts: usize,
+    applied: usize,
+    held: usize,
+    not_needed: usize,
+    failed: usize,
+    defects: &'a [String],
+    keys_written: u64,
+    bytes: u64,
+    seconds: f64,
+    percent: f64,
 }

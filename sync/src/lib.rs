@@ -9,6 +9,8 @@
 //!   application's own (requests and answers as bytes, see [`wire`]), `GrpcClient` (feature
 //!   `grpc`) and [`LocalClient`] (in-process); peers join and leave through the client's
 //!   [`PeerSet`] while a sync runs;
+//! * [`snapshot`]: the state at one root cut into parts that object storage or a web server can
+//!   hold, and a bootstrap that checks each against the trusted root before writing it;
 //! * [`pb`]: the v1.11 protobuf messages;
 //! * [`SyncObserver`] (and `ServeObserver` with `grpc`): the seam through which both sides report
 //!   what they do (the `arbor` binary binds it to Prometheus).
@@ -93,6 +95,7 @@ mod request;
 mod serve;
 #[cfg(feature = "grpc")]
 mod server;
+pub mod snapshot;
 #[cfg(feature = "grpc")]
 pub mod tls;
 pub mod wire;

@@ -54,6 +54,19 @@ pub(crate) enum Until {
     Key(Vec<u8>),
 }
 
+/// Why [`Coverage::claim`] refused an interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClaimRefused {
+    /// The database already holds the root's contents there.
+    Held,
+    /// The database holds the interval's contents at another root (change proofs bring it to
+    /// the target more cheaply than a whole part).
+    Known,
+    /// The interval is being fetched, or straddles regions (another part overlaps it, or an
+    /// earlier sync covered part of it).
+    Overlaps,
+}
+
 /// The partition of the keyspace into tagged regions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Coverage {
@@ -151,6 +164,60 @@ impl Coverage {
             left.end = Some(mid.clone());
         }
         self.regions.insert(mid, right);
+    }
+
+    /// Marks `[start, end)` busy for a fetch of its contents at `root` (a snapshot part, whose
+    /// bounds the manifest fixed), splitting the region around it. Only an idle region of
+    /// unknown contents is claimed: refused when the interval does not lie inside one, or when
+    /// it holds `root` or another known root.
+    pub(crate) fn claim(
+        &mut self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        root: Hash,
+    ) -> Result<Work, ClaimRefused> {
+        if end.is_some_and(|e| e <= start) {
+            return Err(ClaimRefused::Overlaps);
+        }
+        let (region_start, region) = self
+            .regions
+            .range(..=start.to_vec())
+            .next_back()
+            .ok_or(ClaimRefused::Overlaps)?;
+        let inside = match (end, region.end.as_deref()) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(e), Some(region_end)) => e <= region_end,
+        };
+        if region.tag == Some(root) && inside && !region.busy {
+            return Err(ClaimRefused::Held);
+        }
+        if region.busy || !inside {
+            return Err(ClaimRefused::Overlaps);
+        }
+        if region.tag.is_some() {
+            return Err(ClaimRefused::Known);
+        }
+        let (region_start, region) = (region_start.clone(), region.clone());
+        if region_start.as_slice() < start {
+            self.regions.insert(start.to_vec(), region.clone());
+            if let Some(left) = self.regions.get_mut(&region_start) {
+                left.end = Some(start.to_vec());
+            }
+        }
+        if let Some(e) = end {
+            if region.end.as_deref() != Some(e) {
+                self.regions.insert(e.to_vec(), region.clone());
+            }
+        }
+        let claimed = self.regions.get_mut(start).ok_or(ClaimRefused::Overlaps)?;
+        claimed.end = end.map(<[u8]>::to_vec);
+        claimed.busy = true;
+        Ok(Work {
+            start: start.to_vec(),
+            end: claimed.end.clone(),
+            tag: claimed.tag,
+        })
     }
 
     /// Gives a busy region back untouched (its fetch failed).

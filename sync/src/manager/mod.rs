@@ -23,8 +23,8 @@
 //! non-empty database is treated as holding its current root everywhere, so a replica that is
 //! behind catches up with change proofs.
 
-mod apply;
-mod coverage;
+pub(crate) mod apply;
+pub(crate) mod coverage;
 mod keyspace;
 mod next_key;
 mod peers;

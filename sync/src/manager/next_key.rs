@@ -81,6 +81,13 @@ pub(crate) fn find_next_key(
     let Some(received) = PathRegions::new(end_proof, &key, token_bits) else {
         return Ok(successor());
     };
+    // The target holds nothing after the key. If the local trie holds nothing there either,
+    // nothing can differ, whatever shape the local path has (a replica filling an empty
+    // keyspace part by part has a path of another shape, so the comparison below could not
+    // tell).
+    if received.regions().next().is_none() && !has_key_after(db, last_received, range_end)? {
+        return Ok(None);
+    }
     let local_path = match db.proof(last_received) {
         Ok(proof) => proof.path,
         // Defect (c): the local trie is empty.
@@ -136,6 +143,16 @@ impl Region {
             .child(self.token, token_bits)
             .into_bytes()
     }
+}
+
+/// Whether the local trie holds a key in `(key, range_end)` (`range_end` exclusive, `None` = +∞).
+fn has_key_after(db: &Db, key: &[u8], range_end: Option<&[u8]>) -> Result<bool> {
+    let mut next = key.to_vec();
+    next.push(0);
+    let first = db.view()?.range(&next, None, 1)?;
+    Ok(first
+        .first()
+        .is_some_and(|(k, _)| range_end.is_none_or(|end| k.as_slice() < end)))
 }
 
 /// A proof path towards `K`, checked to have the shape the region reading relies on.

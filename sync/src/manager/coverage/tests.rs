@@ -144,3 +144,67 @@ fn positions_are_monotone() {
     assert!((position(Some(&[0x80])) - 0.5).abs() < 1e-12);
     assert!(position(Some(&[1, 2])) < position(Some(&[1, 3])));
 }
+
+#[test]
+fn claim_splits_around_the_interval_and_refuses_overlaps() {
+    let root = h(7);
+    let mut c = Coverage::whole(None);
+    let w = c
+        .claim(&[0x40], Some(&[0x80]), root)
+        .expect("inside one idle region");
+    assert_eq!(
+        (w.start.clone(), w.end.clone(), w.tag),
+        (vec![0x40], Some(vec![0x80]), None)
+    );
+    assert_partition(&c);
+    assert_eq!(c.regions().count(), 3);
+    // Overlapping the busy interval from either side, or inside it.
+    assert_eq!(
+        c.claim(&[0x30], Some(&[0x50]), root),
+        Err(ClaimRefused::Overlaps)
+    );
+    assert_eq!(
+        c.claim(&[0x50], Some(&[0x60]), root),
+        Err(ClaimRefused::Overlaps)
+    );
+    assert_eq!(
+        c.claim(&[0x70], Some(&[0x90]), root),
+        Err(ClaimRefused::Overlaps)
+    );
+    assert_eq!(
+        c.claim(&[0x10], Some(&[0x10]), root),
+        Err(ClaimRefused::Overlaps),
+        "empty"
+    );
+    c.complete(&w.start, &Until::End, root);
+    assert_eq!(
+        c.claim(&[0x40], Some(&[0x80]), root),
+        Err(ClaimRefused::Held)
+    );
+    assert_eq!(
+        c.claim(&[0x50], Some(&[0x60]), root),
+        Err(ClaimRefused::Held),
+        "inside held"
+    );
+    // Straddling a held and an unknown region.
+    assert_eq!(c.claim(&[0x70], None, root), Err(ClaimRefused::Overlaps));
+    // The edges: from the empty key, and to +inf.
+    let first = c.claim(&[], Some(&[0x40]), root).expect("first");
+    let last = c.claim(&[0x80], None, root).expect("last");
+    assert_eq!(last.end, None);
+    c.complete(&first.start, &Until::End, root);
+    c.complete(&last.start, &Until::End, root);
+    assert!(c.is_complete(root));
+    assert_eq!(c.regions().count(), 1);
+    // A region known at another root is left to change proofs.
+    let mut c = Coverage::whole(Some(h(8)));
+    assert_eq!(
+        c.claim(&[0x40], Some(&[0x80]), root),
+        Err(ClaimRefused::Known)
+    );
+    // A released claim merges back.
+    let mut c = Coverage::whole(None);
+    let w = c.claim(&[0x40], Some(&[0x80]), root).expect("claim");
+    c.release(&w.start);
+    assert_eq!(c.regions().count(), 1);
+}
