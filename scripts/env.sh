@@ -8,8 +8,10 @@ for pkg in clang libclang-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v go >/dev/null 2>&1 || need+=(golang-go)
+# nginx: the static web server the snapshot tests bootstrap from.
+[ -x "${ARBOR_NGINX:-/usr/sbin/nginx}" ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "setup: installing ${need[*]} (for the RocksDB bindings and the Go package)" >&2
+  echo "setup: installing ${need[*]} (for the RocksDB bindings, the Go package and the snapshot tests)" >&2
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
@@ -66,4 +68,20 @@ for files in groups.values():
 if freed:
     print(f"cache: pruned {freed / 1e9:.1f} GB of old executables and static libraries", file=sys.stderr)
 PY
+}
+
+# The servers the snapshot tests publish to and bootstrap from: nginx (Debian's, above) and an
+# S3 server, Versity's S3 gateway (Apache-2.0, maintained) over a plain directory, built from the
+# Go module proxy into the cache on first use.
+export ARBOR_NGINX="${ARBOR_NGINX:-/usr/sbin/nginx}"
+export ARBOR_VERSITYGW="${ARBOR_VERSITYGW:-$HOME/.cache/arbor/bin/versitygw}"
+ensure_versitygw() {
+  [ -x "$ARBOR_VERSITYGW" ] && return 0
+  echo "setup: building versitygw v1.8.0 (the S3 server of the snapshot tests) from the Go module proxy" >&2
+  mkdir -p "$(dirname "$ARBOR_VERSITYGW")"
+  local gobin
+  gobin="$(mktemp -d)"
+  GOBIN="$gobin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+  mv "$gobin/versitygw" "$ARBOR_VERSITYGW"
+  rmdir "$gobin"
 }

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 prune_cache
+ensure_versitygw
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

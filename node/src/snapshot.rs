@@ -204,7 +204,14 @@ pub(crate) async fn publish(
     part_bytes: usize,
 ) -> anyhow::Result<Published> {
     let started = std::time::Instant::now();
-    let (root, seq) = (db.root()?, db.commit_seq()?);
+    // The root and its commit number, read together (a commit may land between two reads).
+    let (root, seq) = loop {
+        let seq = db.commit_seq()?;
+        let root = db.root()?;
+        if db.commit_seq()? == seq {
+            break (root, seq);
+        }
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<CutPart>(UPLOADS_IN_FLIGHT);
     let cutter = {
         let db = db.clone();

@@ -5,7 +5,8 @@ use std::{io::Write, path::Path, sync::Arc, time::Duration};
 use anyhow::{Context, bail};
 use arbor_merkledb::{Config, Db, Hash};
 use arbor_sync::snapshot::{
-    BootstrapConfig, BootstrapError, PartEvent, PartObserver, PartStatus, bootstrap,
+    BootstrapConfig, BootstrapError, BootstrapReport, PartEvent, PartObserver, PartStatus,
+    bootstrap,
 };
 use arbor_sync::{
     FollowConfig, GrpcClient, PeerStats, Progress, SyncClient, SyncConfig, SyncError, SyncManager,
@@ -125,9 +126,10 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(snapshot) = &options.snapshot {
-        from_snapshot(&db, &client, &options, snapshot).await?;
-    }
+    let from_storage = match &options.snapshot {
+        Some(snapshot) => from_snapshot(&db, &client, &options, snapshot).await?,
+        None => None,
+    };
     let reporter = tokio::spawn(report(
         progress_rx,
         options.output,
@@ -205,6 +207,8 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                 proofs_accepted: summary.proofs_accepted,
                 proofs_rejected: summary.proofs_rejected,
                 peers: &summary.peers,
+                snapshot_keys: from_storage.as_ref().map_or(0, |r| r.keys),
+                snapshot_bytes: from_storage.as_ref().map_or(0, |r| r.bytes),
             };
             writeln!(out, "{}", serde_json::to_string(&line)?)?;
         }
@@ -219,6 +223,15 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                 summary.elapsed.as_secs_f64(),
                 summary.keys_per_sec()
             )?;
+            if let Some(report) = &from_storage {
+                writeln!(
+                    out,
+                    "from the snapshot before that: {} keys written, {} bytes in {:.2} s",
+                    report.keys,
+                    report.bytes,
+                    report.elapsed.as_secs_f64()
+                )?;
+            }
         }
     }
     Ok(())
@@ -236,6 +249,9 @@ struct DoneLine<'a> {
     proofs_accepted: u64,
     proofs_rejected: u64,
     peers: &'a [PeerStats],
+    /// Written from a snapshot before the peers were asked (0 without `--snapshot`).
+    snapshot_keys: u64,
+    snapshot_bytes: u64,
 }
 
 /// A `--json` progress line.
@@ -365,9 +381,9 @@ async fn from_snapshot(
     client: &Arc<dyn SyncClient>,
     options: &Options,
     snapshot: &SnapshotOptions,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<BootstrapReport>> {
     let output = options.output;
-    let refuse = |why: String| -> anyhow::Result<()> {
+    let refuse = |why: String| -> anyhow::Result<Option<BootstrapReport>> {
         if options.peers.is_empty() {
             bail!(
                 "snapshot {}: {why}; and no --peer to sync from instead",
@@ -385,7 +401,7 @@ async fn from_snapshot(
                 snapshot.url
             ),
         }
-        Ok(())
+        Ok(None)
     };
     let (location, manifest) = match crate::snapshot::Location::manifest(&snapshot.url).await {
         Ok(found) => found,
@@ -500,7 +516,7 @@ async fn from_snapshot(
             report.fraction * 100.0
         );
     }
-    Ok(())
+    Ok(Some(report))
 }
 
 /// With `--follow`, a snapshot's root is trusted as far as the peers are: when one of them
