@@ -309,7 +309,16 @@ fn main() -> anyhow::Result<()> {
                 })
                 .transpose()?;
             serve::run(
-                &db, listen, history, churn, metrics, memory_mb, tls, publisher,
+                &db,
+                serve::Options {
+                    listen,
+                    history,
+                    churn,
+                    metrics,
+                    memory_mb,
+                    tls,
+                    publisher,
+                },
             )
         }
         Command::Sync {

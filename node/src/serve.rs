@@ -55,17 +55,30 @@ pub(crate) struct Churn {
     pub commits: Option<u64>,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run(
-    path: &Path,
-    listen: SocketAddr,
-    history: usize,
-    churn: Option<Churn>,
-    metrics: Option<SocketAddr>,
-    memory_mb: Option<u64>,
-    tls: Option<TlsFiles>,
-    publisher: Option<crate::snapshot::Publisher>,
-) -> anyhow::Result<()> {
+/// Settings of `arbor serve`.
+pub(crate) struct Options {
+    pub listen: SocketAddr,
+    /// Commits of history kept.
+    pub history: usize,
+    pub churn: Option<Churn>,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    pub memory_mb: Option<u64>,
+    pub tls: Option<TlsFiles>,
+    /// Snapshots to publish, if any.
+    pub publisher: Option<crate::snapshot::Publisher>,
+}
+
+pub(crate) fn run(path: &Path, options: Options) -> anyhow::Result<()> {
+    let Options {
+        listen,
+        history,
+        churn,
+        metrics,
+        memory_mb,
+        tls,
+        publisher,
+    } = options;
     let tls = tls
         .map(|files| ServerTls::load(&files.cert, &files.key, files.client_ca.clone()))
         .transpose()

@@ -403,9 +403,16 @@ async fn from_snapshot(
         }
         Ok(None)
     };
-    let (location, manifest) = match crate::snapshot::Location::manifest(&snapshot.url).await {
-        Ok(found) => found,
-        Err(error) => return refuse(format!("{error:#}")),
+    let read = crate::snapshot::Location::manifest(&snapshot.url);
+    let (location, manifest) = match tokio::time::timeout(snapshot.part_timeout, read).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => return refuse(format!("{error:#}")),
+        Err(_) => {
+            return refuse(format!(
+                "its manifest did not arrive within {:?}",
+                snapshot.part_timeout
+            ));
+        }
     };
     let target = match &options.target {
         Target::Root(root) => Some(*root),

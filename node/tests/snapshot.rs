@@ -545,3 +545,74 @@ fn serve_publishes_every_n_commits_and_keeps_the_newest() {
     sync_json(&replica, &["--snapshot", &to, "--root", &newest_root], &[]);
     assert_eq!(root_of(&replica), newest_root);
 }
+
+#[test]
+fn an_older_snapshot_named_by_its_manifest_is_finished_by_peers_with_change_proofs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("source");
+    load(&source, "50000");
+    let published = work.path().join("published");
+    let db = source.display().to_string();
+    let to = format!("file://{}", published.display());
+    // Publishes once at start, then churns five commits past the snapshot's root.
+    let mut server = Reaper(
+        arbor()
+            .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
+            .args(["--churn-keys", "200", "--churn-every", "100", "--churn-commits", "5"])
+            .args(["--publish", &to, "--publish-every", "1000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let mut lines = BufReader::new(server.0.stdout.take().expect("stdout")).lines();
+    let mut addr = None;
+    let mut snapshot = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(a) = line.strip_prefix("listening on ") {
+            addr = Some(a.to_owned());
+        }
+        if let Some(rest) = line.strip_prefix("published ") {
+            let (seq, root) = rest.split_once(' ').expect("seq root");
+            snapshot = Some((seq.parse::<u64>().expect("seq"), root.to_owned()));
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    let (seq, old_root) = snapshot.expect("published at start");
+    let peer = format!("http://{}", addr.expect("address"));
+    std::thread::sleep(Duration::from_millis(1500)); // the five churn commits
+    let url = format!("{to}/manifests/{seq:020}-{old_root}.json");
+    let replica = work.path().join("replica");
+    let lines = sync_json(
+        &replica,
+        &[
+            "--snapshot",
+            &url,
+            "--snapshot-root",
+            &old_root,
+            "--follow",
+            "--insecure-follow",
+            "--quiet-ms",
+            "500",
+            "--peer",
+            &peer,
+        ],
+        &[],
+    );
+    let snapshot = event(&lines, "snapshot");
+    assert_eq!(snapshot["root"], old_root.as_str());
+    assert_eq!(snapshot["applied"], snapshot["parts"], "{snapshot}");
+    let done = event(&lines, "done");
+    assert_ne!(done["root"], old_root.as_str(), "the target moved on");
+    let (changed, from_snapshot) = (
+        done["bytes"].as_u64().expect("bytes"),
+        done["snapshot_bytes"].as_u64().expect("snapshot bytes"),
+    );
+    assert!(
+        changed * 10 < from_snapshot,
+        "change proofs, not a second full copy: {changed} bytes after {from_snapshot}"
+    );
+    support::terminate(&mut server);
+    assert_eq!(root_of(&replica), root_of(&source));
+}
