@@ -558,7 +558,14 @@ fn an_older_snapshot_named_by_its_manifest_is_finished_by_peers_with_change_proo
     let mut server = Reaper(
         arbor()
             .args(["serve", "--db", &db, "--listen", "127.0.0.1:0"])
-            .args(["--churn-keys", "200", "--churn-every", "100", "--churn-commits", "5"])
+            .args([
+                "--churn-keys",
+                "200",
+                "--churn-every",
+                "100",
+                "--churn-commits",
+                "5",
+            ])
             .args(["--publish", &to, "--publish-every", "1000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
