@@ -42,7 +42,9 @@ stage_ffi() {
 # The shared cache keeps every build's leaf outputs: test, bench and example executables and the
 # static library, hundreds of MB each with line tables. A clone at another path (CI, a fresh
 # clone) builds its own and never reuses another's, so they pile up (55 GB filled this
-# machine's disk once). Keeps the newest of each name; drops the others once an hour old.
+# machine's disk once, and again with ten 440 MB `arbor` binaries made within a few hours).
+# Keeps the newest two of each name; drops the others once ten minutes old (a build running
+# beside this one has run its fresh executables by then).
 # Libraries (.rlib), which a later build may reuse, are never touched.
 prune_cache() {
   local deps="$CARGO_TARGET_DIR/release/deps"
@@ -61,8 +63,8 @@ for name in os.listdir(deps):
 freed = 0
 for files in groups.values():
     files.sort(reverse=True)
-    for mtime, path in files[1:]:
-        if now - mtime > 3600:
+    for mtime, path in files[2:]:
+        if now - mtime > 600:
             freed += os.path.getsize(path)
             os.remove(path)
 if freed:

@@ -266,6 +266,12 @@ impl Peers {
         Some(best)
     }
 
+    /// The peer's usual latency (moving average of its accepted answers), once it has answered.
+    pub(crate) fn latency(&self, peer: PeerId) -> Option<Duration> {
+        let ms = self.peers.get(&peer)?.stats.latency_ms?;
+        Some(Duration::from_secs_f64(ms / 1e3))
+    }
+
     /// When the earliest backoff ends, if any peer is backing off.
     pub(crate) fn next_ready(&self, now: Instant) -> Option<Instant> {
         self.peers
@@ -301,6 +307,15 @@ impl Peers {
         p.stats.latency_ms = Some(p.stats.latency_ms.map_or(ms, |old| ewma(old, ms)));
         p.consecutive_failures = 0;
         p.backoff_until = None;
+    }
+
+    /// Records that another peer answered a copy of this peer's request first (a hedge at the
+    /// tail, see the scheduler): it counts like a failure in the score, which halves until the
+    /// peer answers again, with no backoff and nothing counted against it in its figures.
+    pub(crate) fn overtaken(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.consecutive_failures += 1;
+        }
     }
 
     /// Records that `keys` keys of this peer's answer were committed.

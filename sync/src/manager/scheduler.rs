@@ -32,6 +32,23 @@ enum Fetched {
     Failed(Work, PeerId, Fault, String),
 }
 
+/// A request and its copies (see [`Sync::hedge`]), by the id they share.
+struct Request {
+    work: Work,
+    /// The peer first asked.
+    peer: PeerId,
+    /// The peer asked for a copy, if the request was hedged.
+    hedger: Option<PeerId>,
+    sent: Instant,
+    /// Copies not yet returned (the first request included).
+    out: u8,
+    /// One copy's answer has been taken; later ones are dropped.
+    answered: bool,
+}
+
+/// In-flight requests, each resolving to its request id and what it brought back.
+type InFlight = FuturesUnordered<BoxFuture<'static, (u64, Fetched)>>;
+
 /// The state of one sync, owned by its task.
 pub(super) struct Sync {
     db: Db,
@@ -49,6 +66,9 @@ pub(super) struct Sync {
     rejected: u64,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
+    /// Requests in flight by id; a hedged request has two copies under one id.
+    requests: std::collections::HashMap<u64, Request>,
+    next_request: u64,
     /// Requests in flight and answers waiting for the applier allowed in all:
     /// `inflight_bytes / bytes_limit`, at least `workers`. Within it, each peer's own window
     /// (`peers`) decides how many requests it gets.
@@ -89,6 +109,8 @@ impl Sync {
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
+            requests: std::collections::HashMap::new(),
+            next_request: 0,
             budget,
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
@@ -104,7 +126,7 @@ impl Sync {
         cancel: CancellationToken,
         progress_tx: watch::Sender<Progress>,
     ) -> Result<SyncSummary, SyncError> {
-        let mut in_flight: FuturesUnordered<BoxFuture<'static, Fetched>> = FuturesUnordered::new();
+        let mut in_flight: InFlight = FuturesUnordered::new();
         let mut applying: Option<Applying> = None;
         // A dropped manager handle closes the target channel; stop polling it then (a closed
         // channel is always ready and would spin the loop).
@@ -119,7 +141,16 @@ impl Sync {
                 return Err(SyncError::Cancelled);
             }
             let now = Instant::now();
-            if applying.is_none() && in_flight.is_empty() && self.coverage.is_complete(self.target)
+            // Copies of hedged requests whose other copy answered are not waited for.
+            let losing_copies: usize = self
+                .requests
+                .values()
+                .filter(|r| r.answered)
+                .map(|r| usize::from(r.out))
+                .sum();
+            if applying.is_none()
+                && in_flight.len() == losing_copies
+                && self.coverage.is_complete(self.target)
             {
                 let actual = self.db.root()?;
                 if actual != self.target {
@@ -153,7 +184,9 @@ impl Sync {
                 .unwrap_or(now + Duration::from_secs(1))
                 .min(self.last_accept + self.config.stall_timeout + Duration::from_millis(1));
             tokio::select! {
-                Some(fetched) = in_flight.next(), if !in_flight.is_empty() => self.fetched(fetched),
+                Some((id, fetched)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.fetched(id, fetched);
+                }
                 done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
                     applying = None;
                     let (outcomes, took) = done.map_err(|e| SyncError::Task(e.to_string()))??;
@@ -181,11 +214,7 @@ impl Sync {
     }
 
     /// Starts requests while workers and peers are free and answers are not piling up.
-    fn dispatch(
-        &mut self,
-        in_flight: &mut FuturesUnordered<BoxFuture<'static, Fetched>>,
-        now: Instant,
-    ) {
+    fn dispatch(&mut self, in_flight: &mut InFlight, now: Instant) {
         // Answers waiting for the applier count against the same budget as requests in flight,
         // not against a count of their own: on a long link answers come in bursts, and stopping
         // requests while a burst is applied would leave the link idle for a whole round trip.
@@ -208,6 +237,7 @@ impl Sync {
                 continue;
             }
             if self.coverage.pending(self.target) == 0 {
+                self.hedge(in_flight, now);
                 return;
             }
             let Some(peer) = self.peers.choose(now) else {
@@ -217,7 +247,56 @@ impl Sync {
                 self.peers.abandoned(peer);
                 return;
             };
-            in_flight.push(self.fetch(peer, work));
+            let id = self.next_request;
+            self.next_request += 1;
+            self.requests.insert(
+                id,
+                Request {
+                    work: work.clone(),
+                    peer,
+                    hedger: None,
+                    sent: now,
+                    out: 1,
+                    answered: false,
+                },
+            );
+            in_flight.push(self.fetch(peer, work).map(move |f| (id, f)).boxed());
+        }
+    }
+
+    /// The tail: every region is being fetched, and a peer has room. A request that has been
+    /// out for more than twice the free peer's usual latency (a slow or far peer's, typically)
+    /// is sent to it as well, once; the first answer is taken and the other dropped. So the
+    /// slowest peer never holds the end of a sync.
+    fn hedge(&mut self, in_flight: &mut InFlight, now: Instant) {
+        while in_flight.len() + self.ready.len() < self.budget {
+            let Some(peer) = self.peers.choose(now) else {
+                return;
+            };
+            let wait = self
+                .peers
+                .latency(peer)
+                .map_or(Duration::MAX, |l| l.saturating_mul(2));
+            let slowest = self
+                .requests
+                .iter()
+                .filter(|(_, r)| r.out == 1 && !r.answered && r.peer != peer)
+                .filter(|(_, r)| now.saturating_duration_since(r.sent) > wait)
+                .min_by_key(|(_, r)| r.sent)
+                .map(|(id, _)| *id);
+            let Some(id) = slowest else {
+                self.peers.abandoned(peer);
+                return;
+            };
+            let Some(request) = self.requests.get_mut(&id) else {
+                self.peers.abandoned(peer);
+                return;
+            };
+            request.out += 1;
+            request.hedger = Some(peer);
+            let work = request.work.clone();
+            tracing::debug!(peer = %self.client.peers().name(peer), start = ?work.start, "hedging a slow request");
+            in_flight.push(self.fetch(peer, work).map(move |f| (id, f)).boxed());
         }
     }
 
@@ -333,8 +412,57 @@ impl Sync {
         .boxed()
     }
 
-    /// Handles a finished request.
-    fn fetched(&mut self, fetched: Fetched) {
+    /// Handles a finished request (one copy of request `id`).
+    fn fetched(&mut self, id: u64, fetched: Fetched) {
+        // A hedged request: the first answer is taken; a failure releases the region only when
+        // no copy is left out and none answered.
+        let (answered, others_out) = match self.requests.get_mut(&id) {
+            Some(request) => {
+                request.out = request.out.saturating_sub(1);
+                let state = (request.answered, request.out > 0);
+                if let Fetched::Ready(job, ..) = &fetched {
+                    if !request.answered && request.out > 0 {
+                        // The other copy is still out: its peer was overtaken.
+                        let loser = match request.hedger {
+                            Some(hedger) if job.peer != Some(hedger) => Some(hedger),
+                            _ if job.peer != Some(request.peer) => Some(request.peer),
+                            _ => None,
+                        };
+                        if let Some(loser) = loser {
+                            self.peers.overtaken(loser);
+                        }
+                    }
+                    request.answered = true;
+                }
+                if request.out == 0 {
+                    self.requests.remove(&id);
+                }
+                state
+            }
+            None => (false, false),
+        };
+        if answered || (others_out && matches!(fetched, Fetched::Failed(..))) {
+            match fetched {
+                Fetched::Ready(job, bytes, latency) => {
+                    // The other copy won: the peer answered all the same.
+                    if let Some(peer) = job.peer {
+                        self.peers.succeeded(peer, latency, bytes);
+                    }
+                }
+                Fetched::Failed(_, peer, _, _)
+                    if self.peers.departed(peer) || !self.client.peers().contains(peer) =>
+                {
+                    self.peers.abandoned(peer);
+                }
+                Fetched::Failed(_, peer, fault, error) => {
+                    if fault == Fault::Invalid {
+                        self.reject();
+                    }
+                    self.peers.failed(peer, fault, error, Instant::now());
+                }
+            }
+            return;
+        }
         match fetched {
             Fetched::Ready(job, bytes, latency) => {
                 self.bytes += bytes as u64;

@@ -616,3 +616,31 @@ fn retargets_with_tiny_answers_across_boundary_keys_never_blame_an_honest_server
         );
     }
 }
+
+/// A peer that takes requests and never answers (its requests would time out only after ten
+/// minutes) cannot hold the end of a sync: once every region is being fetched, its requests
+/// are sent to the honest peer too, and the sync ends without waiting for it.
+#[test]
+fn a_peer_that_never_answers_does_not_hold_the_tail() {
+    let seed = SeededRng::seed_from_env(31);
+    let _reporter = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let server = random_db(&mut rng, 20_000, 0);
+    let target = server.root().expect("root");
+    let expected = contents(&server);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let client = empty_db(BranchFactor::default());
+        let config = SyncConfig {
+            request_timeout: Duration::from_secs(600),
+            ..test_config()
+        };
+        let peers = vec![(server.clone(), None), (server.clone(), Some(Fault::Hang))];
+        let summary = rt.block_on(sync(transport, &client, peers, target, config));
+        assert_eq!(contents(&client), expected, "{transport:?}");
+        let (honest, hung) = (&summary.peers[0], &summary.peers[1]);
+        assert_eq!(hung.answers, 0, "{transport:?}: {hung:?}");
+        assert!(hung.in_flight > 0, "{transport:?}: it was asked: {hung:?}");
+        assert_eq!(honest.keys, summary.keys, "{transport:?}");
+    }
+}
