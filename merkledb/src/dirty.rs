@@ -100,6 +100,47 @@ impl DirtyNodes {
         (self.nodes.drain().collect(), self.removed.drain().collect())
     }
 
+    /// Takes at least `n` entries out (or all, if there are fewer), the deepest nodes first
+    /// (those with the longest keys: a commit changes few of them, while the nodes near the
+    /// root change in nearly every commit and would only be dirtied again), and every removed
+    /// key.
+    pub(crate) fn take_deepest(&mut self, n: usize) -> (Vec<Arc<Node>>, Vec<Key>) {
+        if n >= self.nodes.len() {
+            return self.take();
+        }
+        // The shortest key length to take: counting from the longest keys down, where `n` is
+        // reached. Entries of that length are taken only as far as needed.
+        let mut by_len = std::collections::BTreeMap::<usize, usize>::new();
+        for node in self.nodes.iter() {
+            *by_len.entry(node.key.bit_len()).or_default() += 1;
+        }
+        let mut deeper = 0;
+        let mut cut = 0;
+        for (&len, &count) in by_len.iter().rev() {
+            cut = len;
+            if deeper + count >= n {
+                break;
+            }
+            deeper += count;
+        }
+        let mut at_cut = n - deeper;
+        let nodes: Vec<Arc<Node>> = self
+            .nodes
+            .extract_if(|node| {
+                let len = node.key.bit_len();
+                if len > cut {
+                    return true;
+                }
+                if len == cut && at_cut > 0 {
+                    at_cut -= 1;
+                    return true;
+                }
+                false
+            })
+            .collect();
+        (nodes, self.removed.drain().collect())
+    }
+
     /// Empties the set.
     pub(crate) fn clear(&mut self) {
         self.nodes.clear();

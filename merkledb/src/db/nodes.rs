@@ -99,6 +99,39 @@ impl DbInner {
         self.write_dirty(state, true)
     }
 
+    /// Writes at least `n` entries of the dirty set (the deepest nodes first, see
+    /// [`DirtyNodes::take_deepest`]) to the nodes space and moves them into the clean cache. If
+    /// the write fails they go back into the dirty set.
+    pub(crate) fn flush_part(&self, state: &mut State, n: usize) -> Result<()> {
+        let (nodes, removed) = state.dirty.take_deepest(n);
+        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = nodes
+            .par_iter()
+            .map(|n| (node_storage_key(&n.key), Some(encode(n))))
+            .chain(removed.par_iter().map(|key| (node_storage_key(key), None)))
+            .collect();
+        records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Err(error) = self
+            .store
+            .write(records_batch(records), Durability::Process)
+        {
+            for node in nodes {
+                let key = node.key.clone();
+                state.dirty.set(&key, Some(node));
+            }
+            for key in removed {
+                state.dirty.set(&key, None);
+            }
+            return Err(error.into());
+        }
+        for node in nodes {
+            self.cache.insert(node.key.clone(), node);
+        }
+        for key in removed {
+            self.cache.remove(&key);
+        }
+        Ok(())
+    }
+
     /// Writes the dirty set to the nodes space, then moves its nodes into the clean cache when
     /// `keep` is set (not on close: nothing will read them; they are freed here).
     ///
@@ -111,26 +144,12 @@ impl DbInner {
         let entries: Vec<(&Key, Option<&Arc<Node>>)> = state.dirty.iter().collect();
         let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
             .par_iter()
-            .map(|(key, node)| {
-                let record = node.map(|n| {
-                    crate::codec::encode_node(
-                        n.value.as_ref().map(ValueDigest::as_bytes),
-                        &n.children,
-                    )
-                });
-                (node_storage_key(key), record)
-            })
+            .map(|(key, node)| (node_storage_key(key), node.map(|n| encode(n))))
             .collect();
         drop(entries);
         records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut batch = Batch::with_capacity(records.len());
-        for (key, record) in records {
-            match record {
-                Some(bytes) => batch.put(Space::Nodes, key, bytes),
-                None => batch.delete(Space::Nodes, key),
-            }
-        }
-        self.store.write(batch, Durability::Process)?;
+        self.store
+            .write(records_batch(records), Durability::Process)?;
         let (nodes, removed) = state.dirty.take();
         if keep {
             for node in nodes {
@@ -142,6 +161,27 @@ impl DbInner {
         }
         Ok(())
     }
+}
+
+/// A node's stored record: the `dbNode` encoding with its value digest.
+fn encode(node: &Node) -> Vec<u8> {
+    crate::codec::encode_node(
+        node.value.as_ref().map(ValueDigest::as_bytes),
+        &node.children,
+    )
+}
+
+/// A batch of node records (`None`: delete), sorted by key: RocksDB inserts sorted keys into
+/// its memtable's skiplist much faster than keys in the hash set's order.
+fn records_batch(records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Batch<'static> {
+    let mut batch = Batch::with_capacity(records.len());
+    for (key, record) in records {
+        match record {
+            Some(bytes) => batch.put(Space::Nodes, key, bytes),
+            None => batch.delete(Space::Nodes, key),
+        }
+    }
+    batch
 }
 
 /// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come

@@ -65,3 +65,34 @@ fn keys_of_every_length_are_found_and_counted() {
     assert_eq!((nodes.len(), removed.len()), (keys.len() - 1, 1));
     assert!(dirty.is_empty());
 }
+
+#[test]
+fn take_deepest_takes_the_longest_keys_first_and_every_deletion() {
+    let mut dirty = DirtyNodes::default();
+    let keys: [&[u8]; 6] = [b"a", b"bb", b"cc", b"ddd", b"eee", b"ffff"];
+    for key in keys {
+        dirty.set(&Key::from_bytes(key), Some(node(key, b"v")));
+    }
+    dirty.set(&Key::from_bytes(b"gone"), None);
+    let (nodes, removed) = dirty.take_deepest(3);
+    let mut taken: Vec<Vec<u8>> = nodes.iter().map(|n| n.key.as_bytes().to_vec()).collect();
+    taken.sort();
+    // "ffff", both three-byte keys, and no more than needed.
+    assert_eq!(
+        taken,
+        vec![b"ddd".to_vec(), b"eee".to_vec(), b"ffff".to_vec()]
+    );
+    assert_eq!(removed, vec![Key::from_bytes(b"gone")]);
+    assert_eq!(dirty.len(), 3);
+    // Ties at the cut are taken only as far as needed.
+    let (nodes, removed) = dirty.take_deepest(1);
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].key.bit_len(), 16);
+    assert!(removed.is_empty());
+    assert_eq!(dirty.len(), 2);
+    assert!(dirty.get(&Key::from_bytes(b"a")).is_some());
+    // Asking for more than there is takes everything.
+    let (nodes, _) = dirty.take_deepest(10);
+    assert_eq!(nodes.len(), 2);
+    assert!(dirty.is_empty());
+}
