@@ -419,7 +419,10 @@ async fn from_snapshot(
         Target::Follow(_) => None,
     };
     let trusted = match (target, snapshot.root) {
-        (None, None) => held_by_a_peer(client, manifest.root, db.branch_factor()).await,
+        (None, None) => {
+            let timeout = options.config.request_timeout;
+            held_by_a_peer(client, manifest.root, db.branch_factor(), timeout).await
+        }
         _ => crate::snapshot::trusted_root(&manifest, target, snapshot.root),
     };
     let trusted = match trusted {
@@ -532,6 +535,7 @@ async fn held_by_a_peer(
     client: &Arc<dyn SyncClient>,
     root: Hash,
     bf: arbor_merkledb::BranchFactor,
+    timeout: Duration,
 ) -> Result<Hash, String> {
     let members = client.peers().members();
     for peer in members.keys() {
@@ -542,7 +546,8 @@ async fn held_by_a_peer(
             key_limit: 1,
             bytes_limit: 1 << 20,
         };
-        if let Ok(answer) = client.range_proof(*peer, request).await {
+        let answer = tokio::time::timeout(timeout, client.range_proof(*peer, request)).await;
+        if let Ok(Ok(answer)) = answer {
             if arbor_merkledb::verify_range_proof(&answer.answer, None, None, root, 1, bf).is_ok() {
                 return Ok(root);
             }

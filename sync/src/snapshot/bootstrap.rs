@@ -206,7 +206,7 @@ pub async fn bootstrap(
             observer(event);
         }
     };
-    let budget_kib = (config.inflight_bytes >> 10).max(1);
+    let budget_kib = (config.inflight_bytes >> 10).clamp(1, u32::MAX as usize);
     let budget = Arc::new(Semaphore::new(budget_kib));
     let mut fetching = FuturesUnordered::new();
     let mut next = 0;
@@ -217,7 +217,8 @@ pub async fn bootstrap(
             let kib = usize::try_from(part.bytes.div_ceil(1024))
                 .unwrap_or(usize::MAX)
                 .clamp(1, budget_kib);
-            let Ok(permit) = budget.clone().try_acquire_many_owned(kib as u32) else {
+            let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+            let Ok(permit) = budget.clone().try_acquire_many_owned(kib) else {
                 break;
             };
             let start = part.start.clone().unwrap_or_default();
