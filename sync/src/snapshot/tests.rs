@@ -381,3 +381,30 @@ async fn an_older_snapshot_is_finished_by_peers_with_change_proofs() {
     assert_eq!(local.root().expect("root"), old);
     finish(&local, vec![db], target).await;
 }
+
+proptest::proptest! {
+    /// Storage is untrusted: whatever bytes it returns as a manifest, reading it and listing its
+    /// defects never panics.
+    #[test]
+    fn any_manifest_bytes_are_read_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        if let Ok(manifest) = Manifest::from_json(&bytes) {
+            let _ = manifest.defects();
+        }
+    }
+
+    /// The same for a real manifest with bytes changed at random.
+    #[test]
+    fn mangled_manifests_are_read_without_panicking(flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 1..8)) {
+        let db = server(11, 300);
+        let (manifest, _) = publish(&db, 2048);
+        let mut json = manifest.to_json();
+        for (at, byte) in flips {
+            let at = at % json.len();
+            json[at] = byte;
+        }
+        if let Ok(manifest) = Manifest::from_json(&json) {
+            let _ = manifest.defects();
+            let _ = manifest.to_json();
+        }
+    }
+}
