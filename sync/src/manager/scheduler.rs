@@ -46,6 +46,10 @@ struct Request {
     answered: bool,
 }
 
+/// The least time a request is out before it is hedged: below it, a copy costs more work than
+/// it can save time.
+const HEDGE_AFTER: Duration = Duration::from_millis(100);
+
 /// In-flight requests, each resolving to its request id and what it brought back.
 type InFlight = FuturesUnordered<BoxFuture<'static, (u64, Fetched)>>;
 
@@ -264,24 +268,33 @@ impl Sync {
         }
     }
 
-    /// The tail: every region is being fetched, and a peer has room. A request that has been
-    /// out for more than twice the free peer's usual latency (a slow or far peer's, typically)
-    /// is sent to it as well, once; the first answer is taken and the other dropped. So the
-    /// slowest peer never holds the end of a sync.
+    /// The tail: every region is being fetched, and a peer that has answered before has room.
+    /// An overdue request (out for twice its own peer's usual latency, or its peer never
+    /// answered, and for at least [`HEDGE_AFTER`] and four times the free peer's latency) is
+    /// sent to the free peer as well, once; the first answer is taken and the other dropped. So
+    /// a stalled or far slower peer never holds the end of a sync, while a peer that is merely
+    /// slower keeps its share.
     fn hedge(&mut self, in_flight: &mut InFlight, now: Instant) {
         while in_flight.len() + self.ready.len() < self.budget {
             let Some(peer) = self.peers.choose(now) else {
                 return;
             };
-            let wait = self
-                .peers
-                .latency(peer)
-                .map_or(Duration::MAX, |l| l.saturating_mul(2));
+            let Some(free_latency) = self.peers.latency(peer) else {
+                self.peers.abandoned(peer);
+                return;
+            };
+            let floor = HEDGE_AFTER.max(free_latency.saturating_mul(4));
+            let peers = &self.peers;
+            let overdue = |r: &Request| {
+                let own = peers
+                    .latency(r.peer)
+                    .map_or(Duration::ZERO, |l| l.saturating_mul(2));
+                now.saturating_duration_since(r.sent) > floor.max(own)
+            };
             let slowest = self
                 .requests
                 .iter()
-                .filter(|(_, r)| r.out == 1 && !r.answered && r.peer != peer)
-                .filter(|(_, r)| now.saturating_duration_since(r.sent) > wait)
+                .filter(|(_, r)| r.out == 1 && !r.answered && r.peer != peer && overdue(r))
                 .min_by_key(|(_, r)| r.sent)
                 .map(|(id, _)| *id);
             let Some(id) = slowest else {
