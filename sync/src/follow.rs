@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use arbor_merkledb::Db;
+use arbor_merkledb::{Db, Hash};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,7 @@ async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
 fn subscribe_all(
     client: &Arc<dyn SyncClient>,
     resubscribe: Duration,
-) -> mpsc::Receiver<Announcement> {
+) -> mpsc::Receiver<(PeerId, Announcement)> {
     let (tx, rx) = mpsc::channel(256);
     let mut members = client.peers().subscribe();
     let client = client.clone();
@@ -163,7 +163,7 @@ fn subscribe_all(
 async fn watch_peer(
     client: Arc<dyn SyncClient>,
     peer: PeerId,
-    tx: mpsc::Sender<Announcement>,
+    tx: mpsc::Sender<(PeerId, Announcement)>,
     resubscribe: Duration,
 ) {
     while !tx.is_closed() && client.peers().contains(peer) {
@@ -172,7 +172,7 @@ async fn watch_peer(
             tokio::select! {
                 item = stream.next() => match item {
                     Some(Ok(announcement)) => {
-                        if tx.send(announcement).await.is_err() {
+                        if tx.send((peer, announcement)).await.is_err() {
                             return;
                         }
                     }
@@ -205,8 +205,13 @@ pub async fn follow(
         first = tokio::time::timeout(config.stall_timeout, announcements.recv()) => first,
         () = cancel.cancelled() => return Err(SyncError::Cancelled),
     };
+    // The newest root each peer announced: a peer behind the target still serves ranges at it.
+    let mut held: BTreeMap<PeerId, Hash> = BTreeMap::new();
     let mut newest = match first {
-        Ok(Some(a)) => a,
+        Ok(Some((peer, a))) => {
+            held.insert(peer, a.root);
+            a
+        }
         _ => {
             return Err(SyncError::Stalled {
                 waited: config.stall_timeout,
@@ -218,6 +223,9 @@ pub async fn follow(
     loop {
         let manager = SyncManager::start(db.clone(), client.clone(), newest.root, config.clone())?;
         let handle = manager.handle();
+        for (peer, root) in &held {
+            handle.peer_holds(*peer, *root);
+        }
         let mut updates = manager.progress();
         let wait = manager.wait();
         tokio::pin!(wait);
@@ -225,11 +233,13 @@ pub async fn follow(
         let result = loop {
             tokio::select! {
                 result = &mut wait => break result,
-                Some(a) = announcements.recv() => {
+                Some((peer, a)) = announcements.recv() => {
                     if a.seq > newest.seq {
                         newest = a;
                         handle.update_target(a.root);
                     }
+                    held.insert(peer, a.root);
+                    handle.peer_holds(peer, a.root);
                 }
                 Ok(()) = updates.changed() => {
                     let mut p = updates.borrow_and_update().clone();
@@ -248,7 +258,8 @@ pub async fn follow(
         totals.adjust(&mut summary);
         totals.absorb(&own);
         // Drain what arrived while finishing.
-        while let Ok(a) = announcements.try_recv() {
+        while let Ok((peer, a)) = announcements.try_recv() {
+            held.insert(peer, a.root);
             if a.seq > newest.seq {
                 newest = a;
             }
@@ -261,8 +272,12 @@ pub async fn follow(
         let newer = loop {
             tokio::select! {
                 a = announcements.recv() => match a {
-                    Some(a) if a.seq > newest.seq => break Some(a),
-                    Some(_) => {}
+                    Some((peer, a)) => {
+                        held.insert(peer, a.root);
+                        if a.seq > newest.seq {
+                            break Some(a);
+                        }
+                    }
                     None => break None,
                 },
                 () = sleep_until_some(deadline) => break None,

@@ -43,7 +43,14 @@ use self::{
     peers::{Backoff, Peers},
     scheduler::Sync,
 };
-use crate::{client::SyncClient, observe::SyncObserver, serve::Limits};
+use crate::{
+    client::{PeerId, SyncClient},
+    observe::SyncObserver,
+    serve::Limits,
+};
+
+/// The older root each peer holds, as far as the sync was told ([`SyncHandle::peer_holds`]).
+pub(crate) type PeerRoots = std::collections::BTreeMap<PeerId, Hash>;
 
 /// Settings of a sync.
 #[derive(Clone, Debug)]
@@ -187,6 +194,7 @@ pub type SyncSummary = Progress;
 /// A running sync. Dropping it does not stop the sync; call [`SyncManager::cancel`].
 pub struct SyncManager {
     target: watch::Sender<Hash>,
+    peer_roots: watch::Sender<PeerRoots>,
     progress: watch::Receiver<Progress>,
     cancel: CancellationToken,
     task: JoinHandle<Result<SyncSummary, SyncError>>,
@@ -227,6 +235,7 @@ impl SyncManager {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         let (target_tx, target_rx) = watch::channel(target);
+        let (peer_roots_tx, peer_roots_rx) = watch::channel(PeerRoots::new());
         let cancel = CancellationToken::new();
         let sync = Sync::new(
             db,
@@ -244,9 +253,11 @@ impl SyncManager {
         );
         let (progress_tx, progress_rx) = watch::channel(sync.progress(false));
         let cancelled = cancel.clone();
-        let task = tokio::spawn(sync.run(target_rx, peer_rx, cancelled, progress_tx));
+        let task =
+            tokio::spawn(sync.run(target_rx, peer_rx, peer_roots_rx, cancelled, progress_tx));
         Ok(Self {
             target: target_tx,
+            peer_roots: peer_roots_tx,
             progress: progress_rx,
             cancel,
             task,
@@ -262,8 +273,14 @@ impl SyncManager {
     pub fn handle(&self) -> SyncHandle {
         SyncHandle {
             target: self.target.clone(),
+            peer_roots: self.peer_roots.clone(),
             cancel: self.cancel.clone(),
         }
+    }
+
+    /// See [`SyncHandle::peer_holds`].
+    pub fn peer_holds(&self, peer: PeerId, root: Hash) {
+        self.handle().peer_holds(peer, root);
     }
 
     /// Progress, updated as answers are applied.
@@ -289,6 +306,7 @@ impl SyncManager {
 #[derive(Clone, Debug)]
 pub struct SyncHandle {
     target: watch::Sender<Hash>,
+    peer_roots: watch::Sender<PeerRoots>,
     cancel: CancellationToken,
 }
 
@@ -300,6 +318,15 @@ impl SyncHandle {
             *t = root;
             changed
         });
+    }
+
+    /// Tells the sync that `peer` holds `root`, a root **older** than the target (it announced
+    /// it, and has not announced the target yet). A peer that answers that it lacks the target
+    /// is then asked for ranges at `root` instead of being left idle; change proofs bring those
+    /// ranges to the target afterwards. Follow mode does this with every announcement.
+    pub fn peer_holds(&self, peer: PeerId, root: Hash) {
+        self.peer_roots
+            .send_if_modified(|roots| roots.insert(peer, root) != Some(root));
     }
 
     /// See [`SyncManager::cancel`].

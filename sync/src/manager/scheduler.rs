@@ -13,7 +13,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Progress, SyncConfig, SyncError, SyncSummary,
+    PeerRoots, Progress, SyncConfig, SyncError, SyncSummary,
     apply::{self, Answer, Job, Outcome, request_bounds},
     coverage::{Coverage, Work},
     peers::{Fault, Peers},
@@ -70,6 +70,10 @@ pub(super) struct Sync {
     rejected: u64,
     /// Answers waiting for the applier.
     ready: Vec<Job>,
+    /// Peers that answered that they lack the target, since their last answer at it.
+    lagging: std::collections::HashSet<PeerId>,
+    /// The older roots peers hold (see `SyncHandle::peer_holds`).
+    peer_roots: Option<watch::Receiver<PeerRoots>>,
     /// Requests in flight by id; a hedged request has two copies under one id.
     requests: std::collections::HashMap<u64, Request>,
     next_request: u64,
@@ -113,6 +117,8 @@ impl Sync {
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
+            lagging: std::collections::HashSet::new(),
+            peer_roots: None,
             requests: std::collections::HashMap::new(),
             next_request: 0,
             budget,
@@ -127,9 +133,11 @@ impl Sync {
         mut self,
         mut target_rx: watch::Receiver<Hash>,
         mut peer_rx: watch::Receiver<Members>,
+        peer_roots: watch::Receiver<PeerRoots>,
         cancel: CancellationToken,
         progress_tx: watch::Sender<Progress>,
     ) -> Result<SyncSummary, SyncError> {
+        self.peer_roots = Some(peer_roots);
         let mut in_flight: InFlight = FuturesUnordered::new();
         let mut applying: Option<Applying> = None;
         // A dropped manager handle closes the target channel; stop polling it then (a closed
@@ -251,6 +259,16 @@ impl Sync {
                 self.peers.abandoned(peer);
                 return;
             };
+            if work.tag.is_some() && self.lagging.contains(&peer) && self.held_root(peer).is_some()
+            {
+                // The region needs a change proof to the target, which this peer lacks: it is
+                // left alone a while, as any peer behind the target is.
+                self.coverage.release(&work.start);
+                let why = "does not hold the target yet".to_owned();
+                self.peers.failed(peer, Fault::Lagging, why, now);
+                continue;
+            }
+            let root = self.root_for(peer, &work);
             let id = self.next_request;
             self.next_request += 1;
             self.requests.insert(
@@ -264,8 +282,25 @@ impl Sync {
                     answered: false,
                 },
             );
-            in_flight.push(self.fetch(peer, work).map(move |f| (id, f)).boxed());
+            in_flight.push(self.fetch(peer, work, root).map(move |f| (id, f)).boxed());
         }
+    }
+
+    /// The root to ask `peer` for `work` at: the target, unless the peer said it lacks it and
+    /// holds an older root, and the region is unknown (a range proof at the older root fills it
+    /// now; a change proof brings it to the target later).
+    fn root_for(&self, peer: PeerId, work: &Work) -> Hash {
+        if work.tag.is_some() || !self.lagging.contains(&peer) {
+            return self.target;
+        }
+        self.held_root(peer).unwrap_or(self.target)
+    }
+
+    /// The older root `peer` holds, if the sync was told of one other than the target.
+    fn held_root(&self, peer: PeerId) -> Option<Hash> {
+        let roots = self.peer_roots.as_ref()?;
+        let root = *roots.borrow().get(&peer)?;
+        (root != self.target).then_some(root)
     }
 
     /// The tail: every region is being fetched, and a peer that has answered before has room.
@@ -309,7 +344,8 @@ impl Sync {
             request.hedger = Some(peer);
             let work = request.work.clone();
             tracing::debug!(peer = %self.client.peers().name(peer), start = ?work.start, "hedging a slow request");
-            in_flight.push(self.fetch(peer, work).map(move |f| (id, f)).boxed());
+            let root = self.target;
+            in_flight.push(self.fetch(peer, work, root).map(move |f| (id, f)).boxed());
         }
     }
 
@@ -328,10 +364,9 @@ impl Sync {
     }
 
     /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
-    fn fetch(&self, peer: PeerId, work: Work) -> BoxFuture<'static, Fetched> {
+    fn fetch(&self, peer: PeerId, work: Work, root: Hash) -> BoxFuture<'static, Fetched> {
         let (start, end, _) = request_bounds(&work);
         let client = self.client.clone();
-        let root = self.target;
         let (key_limit, bytes_limit) = (self.config.key_limit, self.config.bytes_limit);
         let timeout = self.config.request_timeout;
         let bf = self.bf;
@@ -484,6 +519,9 @@ impl Sync {
                 }
                 if let Some(peer) = job.peer {
                     self.peers.succeeded(peer, latency, bytes);
+                    if job.root == self.target {
+                        self.lagging.remove(&peer);
+                    }
                 }
                 self.ready.push(job);
             }
@@ -497,7 +535,17 @@ impl Sync {
                 self.peers.abandoned(peer);
                 self.coverage.release(&work.start);
             }
+            Fetched::Failed(work, peer, Fault::Lagging, _) if self.held_root(peer).is_some() => {
+                // It lacks the target but holds an older root: no pause, it is asked for ranges
+                // at that root next (`root_for`).
+                self.lagging.insert(peer);
+                self.peers.abandoned(peer);
+                self.coverage.release(&work.start);
+            }
             Fetched::Failed(work, peer, fault, error) => {
+                if fault == Fault::Lagging {
+                    self.lagging.insert(peer);
+                }
                 // Busy and lagging peers are paused, not blamed (see `Peers::penalize`).
                 tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
                 if fault == Fault::Invalid {

@@ -644,3 +644,46 @@ fn a_peer_that_never_answers_does_not_hold_the_tail() {
         assert_eq!(honest.keys, summary.keys, "{transport:?}");
     }
 }
+
+/// A peer one commit behind the target (it announced an older root) still carries a share: it
+/// answers that it lacks the target, is asked for ranges at the root it holds, and change
+/// proofs from the up-to-date peer bring those ranges to the target.
+#[test]
+fn a_peer_behind_the_target_serves_ranges_at_the_root_it_holds() {
+    let seed = SeededRng::seed_from_env(41);
+    let _reporter = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let ahead = random_db(&mut rng, 30_000, 16);
+    let behind = copy_db(&ahead, 16);
+    let old_root = behind.root().expect("root");
+    let target = churn(&ahead, &mut rng, 300);
+    let expected = contents(&ahead);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let client = empty_db(BranchFactor::default());
+        let summary = rt.block_on(async {
+            let cluster = Cluster::start(
+                transport,
+                vec![(ahead.clone(), None), (behind.clone(), None)],
+            )
+            .await;
+            let manager = SyncManager::start(
+                client.clone(),
+                cluster.client.clone(),
+                target,
+                test_config(),
+            )
+            .expect("start");
+            manager.peer_holds(1, old_root);
+            tokio::time::timeout(Duration::from_secs(120), manager.wait())
+                .await
+                .expect("in time")
+                .expect("sync")
+        });
+        assert_eq!(contents(&client), expected, "{transport:?}");
+        let behind_stats = &summary.peers[1];
+        assert!(behind_stats.answers > 0, "{transport:?}: {behind_stats:?}");
+        assert!(behind_stats.keys > 0, "{transport:?}: {behind_stats:?}");
+        assert_eq!(behind_stats.invalid, 0, "{transport:?}");
+    }
+}
