@@ -429,11 +429,40 @@ async fn from_snapshot(
         Ok(root) => root,
         Err(why) => return refuse(why),
     };
+    // Text mode: a progress line at most every `--progress-ms` as parts are written.
+    let started = std::time::Instant::now();
+    let shown = std::sync::Mutex::new((started, 0u64, 0u64, 0usize));
+    let (every, parts) = (options.progress_every, manifest.parts.len());
     let observer: PartObserver = Arc::new(move |event: &PartEvent| {
         let reason = match &event.status {
             PartStatus::Failed { reason } => Some(reason.as_str()),
             _ => None,
         };
+        let line = shown.lock().ok().and_then(|mut shown| {
+            let (last, keys, bytes, settled) = &mut *shown;
+            if let PartStatus::Applied { keys: k } = event.status {
+                *keys += k;
+                *bytes += event.bytes;
+            }
+            *settled += 1;
+            let now = std::time::Instant::now();
+            (now.duration_since(*last) >= every || *settled == parts).then(|| {
+                *last = now;
+                let secs = now.duration_since(started).as_secs_f64().max(1e-3);
+                let eta = (event.fraction > 0.0)
+                    .then(|| secs * (1.0 - event.fraction).max(0.0) / event.fraction)
+                    .map_or_else(|| "?".to_owned(), |s| format!("{s:.0}s"));
+                format!(
+                    "snapshot {:5.1}% {} keys {:.0} keys/s {:.1} MB/s ETA {eta} parts {}/{}",
+                    event.fraction * 100.0,
+                    keys,
+                    *keys as f64 / secs,
+                    *bytes as f64 / secs / 1e6,
+                    settled,
+                    parts
+                )
+            })
+        });
         match output {
             Output::Json => json_line(&PartLine {
                 event: "snapshot_part",
@@ -451,6 +480,7 @@ async fn from_snapshot(
                     _ => 0,
                 },
                 reason,
+                percent: event.fraction * 100.0,
             }),
             Output::Text => {
                 if let Some(reason) = reason {
@@ -458,6 +488,9 @@ async fn from_snapshot(
                         "snapshot part {} ({}) not used: {reason}; its range comes from peers",
                         event.index, event.name
                     );
+                }
+                if let Some(line) = line {
+                    eprintln!("{line}");
                 }
             }
         }
@@ -582,6 +615,8 @@ struct PartLine<'a> {
     status: &'static str,
     keys: u64,
     reason: Option<&'a str>,
+    /// Share of the keyspace at the snapshot's root so far.
+    percent: f64,
 }
 
 #[derive(Serialize)]

@@ -103,6 +103,9 @@ pub struct PartEvent {
     pub name: String,
     /// Bytes received for it (0 if none were used).
     pub bytes: u64,
+    /// Share of the keyspace holding the snapshot's root once this part is settled, in
+    /// `[0, 1]`: the bootstrap's progress.
+    pub fraction: f64,
     /// What became of it.
     pub status: PartStatus,
 }
@@ -222,10 +225,12 @@ pub async fn bootstrap(
                 break;
             };
             let start = part.start.clone().unwrap_or_default();
+            let fraction = coverage.fraction_at(trusted);
             let event = |status| PartEvent {
                 index: next,
                 name: part.name.clone(),
                 bytes: 0,
+                fraction,
                 status,
             };
             match coverage.claim(&start, part.region_end().as_deref(), trusted) {
@@ -282,6 +287,7 @@ pub async fn bootstrap(
             bytes: matches!(status, PartStatus::Applied { .. })
                 .then_some(part.bytes)
                 .unwrap_or(0),
+            fraction: coverage.fraction_at(trusted),
             status,
         };
         tell(&event);

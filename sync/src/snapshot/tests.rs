@@ -170,17 +170,30 @@ async fn bootstrap_alone_reaches_the_root() {
     let db = server(seed, 2000);
     let (manifest, source) = publish(&db, 8 << 10);
     let local = replica();
+    let fractions = Arc::new(Mutex::new(Vec::new()));
+    let seen = fractions.clone();
+    let config = BootstrapConfig {
+        observer: Some(Arc::new(move |e: &PartEvent| {
+            seen.lock().expect("lock").push(e.fraction)
+        })),
+        ..quick()
+    };
     let report = bootstrap(
         local.clone(),
         source,
         &manifest,
         db.root().expect("root"),
-        quick(),
+        config,
     )
     .await
     .expect("bootstrap");
     assert_eq!(report.applied, manifest.parts.len());
     assert!(report.failed.is_empty(), "{:?}", report.failed);
+    // Progress only grows, within [0, 1], one event per part.
+    let fractions = fractions.lock().expect("lock").clone();
+    assert_eq!(fractions.len(), manifest.parts.len());
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+    assert!(fractions.iter().all(|f| (0.0..=1.0).contains(f)));
     assert_eq!(report.keys, db.key_count().expect("count"));
     assert!((report.fraction - 1.0).abs() < 1e-9, "{}", report.fraction);
     assert_eq!(local.root().expect("root"), db.root().expect("root"));
