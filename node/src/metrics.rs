@@ -7,7 +7,10 @@ use std::{
     time::Duration,
 };
 
-use arbor_sync::{Progress, ServeObserver, SyncObserver};
+use arbor_sync::{
+    Progress, ServeObserver, SyncObserver,
+    snapshot::{PartEvent, PartStatus},
+};
 use axum::{Router, http::StatusCode, http::header, response::IntoResponse, routing::get};
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -28,6 +31,13 @@ struct RequestLabels {
     rpc: String,
     /// The gRPC status code, e.g. `Ok`, `NotFound`.
     status: String,
+}
+
+/// Labels of a snapshot part's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartLabels {
+    /// `applied`, `held`, `not_needed` or `failed`.
+    status: &'static str,
 }
 
 /// Labels of a peer.
@@ -90,6 +100,10 @@ pub(crate) struct SyncMetrics {
     peer_latency: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     peer_keys: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     peer_in_flight: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    snapshot_parts: Family<PartLabels, Counter>,
+    snapshot_bytes: Counter,
+    snapshot_keys: Counter,
+    snapshot_fraction: Gauge<f64, AtomicU64>,
 }
 
 impl SyncMetrics {
@@ -108,6 +122,10 @@ impl SyncMetrics {
             peer_latency: Family::default(),
             peer_keys: Family::default(),
             peer_in_flight: Family::default(),
+            snapshot_parts: Family::default(),
+            snapshot_bytes: Counter::default(),
+            snapshot_keys: Counter::default(),
+            snapshot_fraction: Gauge::default(),
         });
         let counters = [
             (
@@ -125,6 +143,16 @@ impl SyncMetrics {
                 "arbor_sync_proofs_rejected",
                 "Answers rejected (undecodable or failing verification)",
                 &m.proofs_rejected,
+            ),
+            (
+                "arbor_sync_snapshot_bytes",
+                "Bytes of snapshot parts checked and written",
+                &m.snapshot_bytes,
+            ),
+            (
+                "arbor_sync_snapshot_keys",
+                "Keys written or deleted from snapshot parts",
+                &m.snapshot_keys,
             ),
         ];
         for (name, help, counter) in counters {
@@ -166,6 +194,16 @@ impl SyncMetrics {
             registry.register(name, help, gauge.clone());
         }
         registry.register(
+            "arbor_sync_snapshot_parts",
+            "Snapshot parts by outcome (applied, held, not_needed, failed)",
+            m.snapshot_parts.clone(),
+        );
+        registry.register(
+            "arbor_sync_snapshot_keyspace_fraction",
+            "Fraction of the keyspace holding the snapshot's root",
+            m.snapshot_fraction.clone(),
+        );
+        registry.register(
             "arbor_sync_peer_score",
             "Peer score (throughput, penalised for failures and invalid answers)",
             m.peer_score.clone(),
@@ -192,6 +230,26 @@ impl SyncMetrics {
                 .get_or_create(&labels)
                 .set(peer.in_flight as f64);
         }
+    }
+}
+
+impl SyncMetrics {
+    /// Counts a snapshot part's outcome.
+    pub(crate) fn snapshot_part(&self, event: &PartEvent) {
+        let status = match event.status {
+            PartStatus::Applied { keys } => {
+                self.snapshot_keys.inc_by(keys);
+                self.snapshot_bytes.inc_by(event.bytes);
+                "applied"
+            }
+            PartStatus::Held => "held",
+            PartStatus::NotNeeded => "not_needed",
+            PartStatus::Failed { .. } => "failed",
+        };
+        self.snapshot_parts
+            .get_or_create(&PartLabels { status })
+            .inc();
+        self.snapshot_fraction.set(event.fraction);
     }
 }
 

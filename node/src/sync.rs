@@ -127,7 +127,7 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
         None => None,
     };
     let from_storage = match &options.snapshot {
-        Some(snapshot) => from_snapshot(&db, &client, &options, snapshot).await?,
+        Some(snapshot) => from_snapshot(&db, &client, &options, snapshot, metrics.clone()).await?,
         None => None,
     };
     let reporter = tokio::spawn(report(
@@ -381,6 +381,7 @@ async fn from_snapshot(
     client: &Arc<dyn SyncClient>,
     options: &Options,
     snapshot: &SnapshotOptions,
+    metrics: Option<Arc<SyncMetrics>>,
 ) -> anyhow::Result<Option<BootstrapReport>> {
     let output = options.output;
     let refuse = |why: String| -> anyhow::Result<Option<BootstrapReport>> {
@@ -434,6 +435,9 @@ async fn from_snapshot(
     let shown = std::sync::Mutex::new((started, 0u64, 0u64, 0usize));
     let (every, parts) = (options.progress_every, manifest.parts.len());
     let observer: PartObserver = Arc::new(move |event: &PartEvent| {
+        if let Some(metrics) = &metrics {
+            metrics.snapshot_part(event);
+        }
         let reason = match &event.status {
             PartStatus::Failed { reason } => Some(reason.as_str()),
             _ => None,

@@ -623,3 +623,62 @@ fn an_older_snapshot_named_by_its_manifest_is_finished_by_peers_with_change_proo
     support::terminate(&mut server);
     assert_eq!(root_of(&replica), root_of(&source));
 }
+
+#[test]
+fn the_metrics_endpoint_counts_snapshot_parts() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let source = work.path().join("source");
+    load(&source, "50000");
+    let published = work.path().join("published");
+    let to = format!("file://{}", published.display());
+    publish(&source, &to, &[], "1");
+    let parts = manifest(&published)["parts"]
+        .as_array()
+        .expect("parts")
+        .len();
+    let (_server, addr) = serve(&source, &[]);
+    let peer = format!("http://{addr}");
+    let db = work.path().join("replica").display().to_string();
+    // --live keeps the process (and its metrics endpoint) up after the bootstrap.
+    let mut sync = Reaper(
+        arbor()
+            .args(["sync", "--db", &db, "--snapshot", &to, "--peer", &peer])
+            .args([
+                "--follow",
+                "--insecure-follow",
+                "--live",
+                "--metrics",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sync"),
+    );
+    let stderr = BufReader::new(sync.0.stderr.take().expect("stderr"));
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let url = lines
+        .by_ref()
+        .find_map(|l| l.strip_prefix("metrics on ").map(str::to_owned))
+        .expect("announces its metrics endpoint");
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = support::http_get(&url);
+        let applied = support::sample(&body, "arbor_sync_snapshot_parts_total{status=\"applied\"}");
+        if applied == Some(parts as f64) {
+            assert!(support::sample(&body, "arbor_sync_snapshot_bytes_total").unwrap_or(0.0) > 0.0);
+            assert_eq!(
+                support::sample(&body, "arbor_sync_snapshot_keyspace_fraction"),
+                Some(1.0),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never counted {parts} parts: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
