@@ -22,6 +22,52 @@
 //!
 //! Nothing in a manifest is trusted: bootstrap checks its root against the one the caller
 //! trusts, and each part's proof against that root and the part's bounds, before writing.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::{collections::HashMap, sync::{Arc, Mutex}};
+//!
+//! use arbor_merkledb::{Config, Db};
+//! use arbor_sync::snapshot::{BootstrapConfig, Manifest, PartSource, bootstrap, cut_parts};
+//! use futures::{FutureExt, future::BoxFuture};
+//!
+//! /// Objects by name; an application would read a bucket or a web server.
+//! #[derive(Default)]
+//! struct Objects(Mutex<HashMap<String, Vec<u8>>>);
+//!
+//! impl PartSource for Objects {
+//!     fn fetch(&self, name: &str, max_bytes: u64) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+//!         let found = self.0.lock().unwrap().get(name).cloned();
+//!         let bytes = found.map(|b| b[..b.len().min(max_bytes as usize)].to_vec());
+//!         futures::future::ready(bytes.ok_or_else(|| "not found".to_owned())).boxed()
+//!     }
+//! }
+//!
+//! let server = Db::open_memory(Config::default())?;
+//! let ops: Vec<_> = (0u32..5000).map(|i| (i.to_be_bytes().to_vec(), Some(vec![7u8; 40]))).collect();
+//! server.propose(ops)?.commit()?;
+//! let root = server.root()?;
+//!
+//! // Publish: parts of about 64 KiB, then the manifest.
+//! let objects = Arc::new(Objects::default());
+//! let mut parts = Vec::new();
+//! cut_parts::<arbor_merkledb::Error>(&server, root, 64 << 10, |cut| {
+//!     objects.0.lock().unwrap().insert(cut.part.name.clone(), cut.bytes);
+//!     parts.push(cut.part);
+//!     Ok(())
+//! })?;
+//! let manifest = Manifest { root, branch_factor: server.branch_factor(), seq: 1, published_at: 0, parts };
+//! let json = manifest.to_json();
+//!
+//! // Bootstrap: the manifest comes from the storage too, the root from what the replica trusts.
+//! let manifest = Manifest::from_json(&json)?;
+//! let replica = Db::open_memory(Config::default().with_history_len(0))?;
+//! let report = bootstrap(replica.clone(), objects, &manifest, root, BootstrapConfig::default()).await?;
+//! assert_eq!(report.applied, manifest.parts.len());
+//! assert_eq!(replica.root()?, root);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 mod bootstrap;
 mod cut;
