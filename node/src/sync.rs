@@ -430,75 +430,7 @@ async fn from_snapshot(
         Ok(root) => root,
         Err(why) => return refuse(why),
     };
-    // Text mode: a progress line at most every `--progress-ms` as parts are written.
-    let started = std::time::Instant::now();
-    let shown = std::sync::Mutex::new((started, 0u64, 0u64, 0usize));
-    let (every, parts) = (options.progress_every, manifest.parts.len());
-    let observer: PartObserver = Arc::new(move |event: &PartEvent| {
-        if let Some(metrics) = &metrics {
-            metrics.snapshot_part(event);
-        }
-        let reason = match &event.status {
-            PartStatus::Failed { reason } => Some(reason.as_str()),
-            _ => None,
-        };
-        let line = shown.lock().ok().and_then(|mut shown| {
-            let (last, keys, bytes, settled) = &mut *shown;
-            if let PartStatus::Applied { keys: k } = event.status {
-                *keys += k;
-                *bytes += event.bytes;
-            }
-            *settled += 1;
-            let now = std::time::Instant::now();
-            (now.duration_since(*last) >= every || *settled == parts).then(|| {
-                *last = now;
-                let secs = now.duration_since(started).as_secs_f64().max(1e-3);
-                let eta = (event.fraction > 0.0)
-                    .then(|| secs * (1.0 - event.fraction).max(0.0) / event.fraction)
-                    .map_or_else(|| "?".to_owned(), |s| format!("{s:.0}s"));
-                format!(
-                    "snapshot {:5.1}% {} keys {:.0} keys/s {:.1} MB/s ETA {eta} parts {}/{}",
-                    event.fraction * 100.0,
-                    keys,
-                    *keys as f64 / secs,
-                    *bytes as f64 / secs / 1e6,
-                    settled,
-                    parts
-                )
-            })
-        });
-        match output {
-            Output::Json => json_line(&PartLine {
-                event: "snapshot_part",
-                index: event.index,
-                name: &event.name,
-                bytes: event.bytes,
-                status: match event.status {
-                    PartStatus::Applied { .. } => "applied",
-                    PartStatus::Held => "held",
-                    PartStatus::NotNeeded => "not_needed",
-                    PartStatus::Failed { .. } => "failed",
-                },
-                keys: match event.status {
-                    PartStatus::Applied { keys } => keys,
-                    _ => 0,
-                },
-                reason,
-                percent: event.fraction * 100.0,
-            }),
-            Output::Text => {
-                if let Some(reason) = reason {
-                    eprintln!(
-                        "snapshot part {} ({}) not used: {reason}; its range comes from peers",
-                        event.index, event.name
-                    );
-                }
-                if let Some(line) = line {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    });
+    let observer = part_observer(options, manifest.parts.len(), metrics);
     let config = BootstrapConfig {
         part_timeout: snapshot.part_timeout,
         inflight_bytes: options.config.inflight_bytes.min(256 << 20),
@@ -564,6 +496,83 @@ async fn from_snapshot(
         );
     }
     Ok(Some(report))
+}
+
+/// Reports each snapshot part as it settles: metrics, a JSON line or (text) a line for a
+/// failed part, and a progress line at most every `--progress-ms`.
+fn part_observer(
+    options: &Options,
+    parts: usize,
+    metrics: Option<Arc<SyncMetrics>>,
+) -> PartObserver {
+    let started = std::time::Instant::now();
+    let shown = std::sync::Mutex::new((started, 0u64, 0u64, 0usize));
+    let (output, every) = (options.output, options.progress_every);
+    Arc::new(move |event: &PartEvent| {
+        if let Some(metrics) = &metrics {
+            metrics.snapshot_part(event);
+        }
+        let reason = match &event.status {
+            PartStatus::Failed { reason } => Some(reason.as_str()),
+            _ => None,
+        };
+        let line = shown.lock().ok().and_then(|mut shown| {
+            let (last, keys, bytes, settled) = &mut *shown;
+            if let PartStatus::Applied { keys: k } = event.status {
+                *keys += k;
+                *bytes += event.bytes;
+            }
+            *settled += 1;
+            let now = std::time::Instant::now();
+            (now.duration_since(*last) >= every || *settled == parts).then(|| {
+                *last = now;
+                let secs = now.duration_since(started).as_secs_f64().max(1e-3);
+                let eta = (event.fraction > 0.0)
+                    .then(|| secs * (1.0 - event.fraction).max(0.0) / event.fraction)
+                    .map_or_else(|| "?".to_owned(), |s| format!("{s:.0}s"));
+                format!(
+                    "snapshot {:5.1}% {} keys {:.0} keys/s {:.1} MB/s ETA {eta} parts {}/{}",
+                    event.fraction * 100.0,
+                    keys,
+                    *keys as f64 / secs,
+                    *bytes as f64 / secs / 1e6,
+                    settled,
+                    parts
+                )
+            })
+        });
+        match output {
+            Output::Json => json_line(&PartLine {
+                event: "snapshot_part",
+                index: event.index,
+                name: &event.name,
+                bytes: event.bytes,
+                status: match event.status {
+                    PartStatus::Applied { .. } => "applied",
+                    PartStatus::Held => "held",
+                    PartStatus::NotNeeded => "not_needed",
+                    PartStatus::Failed { .. } => "failed",
+                },
+                keys: match event.status {
+                    PartStatus::Applied { keys } => keys,
+                    _ => 0,
+                },
+                reason,
+                percent: event.fraction * 100.0,
+            }),
+            Output::Text => {
+                if let Some(reason) = reason {
+                    eprintln!(
+                        "snapshot part {} ({}) not used: {reason}; its range comes from peers",
+                        event.index, event.name
+                    );
+                }
+                if let Some(line) = line {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    })
 }
 
 /// With `--follow`, a snapshot's root is trusted as far as the peers are: when one of them
