@@ -337,7 +337,7 @@ impl DbInner {
     }
 
     fn close(&self, state: &mut State) -> Result<()> {
-        self.write_dirty(state, false)?;
+        self.write_back(state, usize::MAX, false)?;
         // A short write-ahead log makes the next open fast (no replay of this session's writes).
         self.store.compact_log()?;
         let mut batch = Batch::default();

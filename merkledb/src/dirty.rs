@@ -87,14 +87,6 @@ impl DirtyNodes {
         self.removed.remove(key);
     }
 
-    /// Every entry, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Key, Option<&Arc<Node>>)> {
-        self.nodes
-            .iter()
-            .map(|n| (&n.key, Some(n)))
-            .chain(self.removed.iter().map(|k| (k, None)))
-    }
-
     /// Empties the set, returning the nodes and the removed keys.
     pub(crate) fn take(&mut self) -> (Vec<Arc<Node>>, Vec<Key>) {
         (self.nodes.drain().collect(), self.removed.drain().collect())

@@ -96,13 +96,20 @@ impl DbInner {
 
     /// Writes the dirty set to the nodes space and moves it into the clean cache.
     pub(crate) fn flush(&self, state: &mut State) -> Result<()> {
-        self.write_dirty(state, true)
+        self.write_back(state, usize::MAX, true)
     }
 
-    /// Writes at least `n` entries of the dirty set (the deepest nodes first, see
-    /// [`DirtyNodes::take_deepest`]) to the nodes space and moves them into the clean cache. If
-    /// the write fails they go back into the dirty set.
-    pub(crate) fn flush_part(&self, state: &mut State, n: usize) -> Result<()> {
+    /// Writes at least `n` entries of the dirty set to the nodes space, the deepest nodes first
+    /// (see [`DirtyNodes::take_deepest`]), then moves them into the clean cache when `keep` is
+    /// set (not on close: nothing will read them; they are freed here). If the write fails
+    /// they go back into the dirty set.
+    ///
+    /// The records are encoded on the thread pool and written in key order: RocksDB inserts
+    /// sorted keys into its memtable's skiplist much faster than keys in the hash set's order.
+    pub(crate) fn write_back(&self, state: &mut State, n: usize, keep: bool) -> Result<()> {
+        if state.dirty.is_empty() {
+            return Ok(());
+        }
         let (nodes, removed) = state.dirty.take_deepest(n);
         let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = nodes
             .par_iter()
@@ -110,10 +117,14 @@ impl DbInner {
             .chain(removed.par_iter().map(|key| (node_storage_key(key), None)))
             .collect();
         records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Err(error) = self
-            .store
-            .write(records_batch(records), Durability::Process)
-        {
+        let mut batch = Batch::with_capacity(records.len());
+        for (key, record) in records {
+            match record {
+                Some(bytes) => batch.put(Space::Nodes, key, bytes),
+                None => batch.delete(Space::Nodes, key),
+            }
+        }
+        if let Err(error) = self.store.write(batch, Durability::Process) {
             for node in nodes {
                 let key = node.key.clone();
                 state.dirty.set(&key, Some(node));
@@ -123,34 +134,6 @@ impl DbInner {
             }
             return Err(error.into());
         }
-        for node in nodes {
-            self.cache.insert(node.key.clone(), node);
-        }
-        for key in removed {
-            self.cache.remove(&key);
-        }
-        Ok(())
-    }
-
-    /// Writes the dirty set to the nodes space, then moves its nodes into the clean cache when
-    /// `keep` is set (not on close: nothing will read them; they are freed here).
-    ///
-    /// The records are encoded on the thread pool and written in key order: RocksDB inserts
-    /// sorted keys into its memtable's skiplist much faster than keys in the hash set's order.
-    pub(super) fn write_dirty(&self, state: &mut State, keep: bool) -> Result<()> {
-        if state.dirty.is_empty() {
-            return Ok(());
-        }
-        let entries: Vec<(&Key, Option<&Arc<Node>>)> = state.dirty.iter().collect();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
-            .par_iter()
-            .map(|(key, node)| (node_storage_key(key), node.map(|n| encode(n))))
-            .collect();
-        drop(entries);
-        records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.store
-            .write(records_batch(records), Durability::Process)?;
-        let (nodes, removed) = state.dirty.take();
         if keep {
             for node in nodes {
                 self.cache.insert(node.key.clone(), node);
@@ -169,19 +152,6 @@ fn encode(node: &Node) -> Vec<u8> {
         node.value.as_ref().map(ValueDigest::as_bytes),
         &node.children,
     )
-}
-
-/// A batch of node records (`None`: delete), sorted by key: RocksDB inserts sorted keys into
-/// its memtable's skiplist much faster than keys in the hash set's order.
-fn records_batch(records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Batch<'static> {
-    let mut batch = Batch::with_capacity(records.len());
-    for (key, record) in records {
-        match record {
-            Some(bytes) => batch.put(Space::Nodes, key, bytes),
-            None => batch.delete(Space::Nodes, key),
-        }
-    }
-    batch
 }
 
 /// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come

@@ -106,7 +106,7 @@ impl Proposal {
         // commit never pays for writing back the whole set (a stall of a second at 1M keys).
         let budget = db.config.dirty_node_budget;
         if state.dirty.len() > budget {
-            db.flush_part(state, state.dirty.len() - budget + budget / 16)?;
+            db.write_back(state, state.dirty.len() - budget + budget / 16, true)?;
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -15,10 +15,12 @@ use arbor_merkledb::{
     test_utils::{SeedReporter, SeededRng, reference_root},
 };
 
-/// A memory store whose writes fail while `failing` is set.
+/// A memory store whose writes fail while `failing` is set, once `allowed` more writes have
+/// passed.
 struct FlakyStore {
-    inner: MemoryStore,
+    inner: Arc<MemoryStore>,
     failing: Arc<AtomicBool>,
+    allowed: Arc<AtomicUsize>,
 }
 
 impl Store for FlakyStore {
@@ -37,7 +39,12 @@ impl Store for FlakyStore {
     }
 
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
+        if self.failing.load(Ordering::SeqCst)
+            && self
+                .allowed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+        {
             return Err(StoreError::MissingSpace("injected failure"));
         }
         self.inner.write(batch, durability)
@@ -94,8 +101,9 @@ fn failed_commit_write_restores_the_in_memory_trie() {
     let mut rng = SeededRng::new(seed);
     let failing = Arc::new(AtomicBool::new(false));
     let store = FlakyStore {
-        inner: MemoryStore::new(),
+        inner: Arc::new(MemoryStore::new()),
         failing: failing.clone(),
+        allowed: Arc::new(AtomicUsize::new(0)),
     };
     let config = Config::default();
     let bf = config.branch_factor;
@@ -126,5 +134,56 @@ fn failed_commit_write_restores_the_in_memory_trie() {
     apply(&mut model, &ops);
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
     commit_random_batch(&db, &mut rng, &mut model);
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+}
+
+/// A commit over the dirty-node budget writes some nodes back after its own batch. When that
+/// write fails, the commit stands (its batch is durable), the nodes stay dirty, and nothing is
+/// lost: reads, later commits and a clean reopen all see the committed trie.
+#[test]
+fn failed_write_back_keeps_the_nodes_dirty() {
+    let seed = SeededRng::seed_from_env(9);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let failing = Arc::new(AtomicBool::new(false));
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let inner = Arc::new(MemoryStore::new());
+    let store = FlakyStore {
+        inner: inner.clone(),
+        failing: failing.clone(),
+        allowed: allowed.clone(),
+    };
+    let config = Config::default().with_dirty_node_budget(64);
+    let bf = config.branch_factor;
+    let db = Db::open_with_store(Box::new(store), config.clone()).expect("open");
+    let mut model = Model::new();
+    for _ in 0..4 {
+        commit_random_batch(&db, &mut rng, &mut model);
+    }
+    let ops = batch(&mut rng, &model, 3000);
+    // The commit's own batch passes; the write-back after it fails.
+    allowed.store(1, Ordering::SeqCst);
+    failing.store(true, Ordering::SeqCst);
+    let result = db.propose(ops.clone()).expect("propose").commit();
+    failing.store(false, Ordering::SeqCst);
+    assert!(result.is_err(), "the write-back failure is reported");
+    apply(&mut model, &ops);
+    assert_eq!(
+        db.root().expect("root"),
+        reference_root(&model, bf),
+        "the commit stands"
+    );
+    for (key, value) in model.iter().take(50) {
+        assert_eq!(db.get(key).expect("get").as_ref(), Some(value));
+    }
+    commit_random_batch(&db, &mut rng, &mut model);
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+    db.close().expect("close");
+    let store = FlakyStore {
+        inner,
+        failing,
+        allowed,
+    };
+    let db = Db::open_with_store(Box::new(store), config).expect("reopen");
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
 }
