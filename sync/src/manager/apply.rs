@@ -250,9 +250,20 @@ pub(crate) fn save_progress(db: &Db, coverage: &Coverage) -> Result<()> {
     db.put_app_meta(PROGRESS_KEY, Some(&bytes))
 }
 
+/// What a sync (or a bootstrap) starts from: the persisted coverage of an interrupted one, or
+/// else, for a non-empty database, its current root everywhere (so a replica that is behind
+/// catches up with change proofs), or nothing known.
+pub(crate) fn starting_coverage(db: &Db) -> Result<Coverage> {
+    if let Some(coverage) = load_progress(db)? {
+        return Ok(coverage);
+    }
+    let root = db.root()?;
+    Ok(Coverage::whole((root != Hash::EMPTY_ROOT).then_some(root)))
+}
+
 /// The persisted coverage, if there is one and the database has not been changed by anything
 /// else since it was written (the record carries the root it was written with).
-pub(crate) fn load_progress(db: &Db) -> Result<Option<Coverage>> {
+fn load_progress(db: &Db) -> Result<Option<Coverage>> {
     let Some(record) = db.app_meta(PROGRESS_KEY)? else {
         return Ok(None);
     };

@@ -38,8 +38,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use self::{
-    apply::load_progress,
-    coverage::Coverage,
+    apply::starting_coverage,
     peers::{Backoff, Peers},
     scheduler::Sync,
 };
@@ -215,13 +214,7 @@ impl SyncManager {
         if config.key_limit == 0 || config.bytes_limit == 0 {
             return Err(SyncError::Config("key and byte limits must be positive"));
         }
-        let coverage = match load_progress(&db)? {
-            Some(coverage) => coverage,
-            None => {
-                let root = db.root()?;
-                Coverage::whole((root != Hash::EMPTY_ROOT).then_some(root))
-            }
-        };
+        let coverage = starting_coverage(&db)?;
         // Subscribed before the first look, so no change of the peer set is missed. A sync may
         // start with no peers and wait (up to its stall timeout) for some to join.
         let peer_rx = client.peers().subscribe();

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use super::{Manifest, Part};
 use crate::{
     manager::{
-        apply::{Answer, Job, Outcome, apply, load_progress, save_progress},
+        apply::{Answer, Job, Outcome, apply, save_progress, starting_coverage},
         coverage::{ClaimRefused, Coverage, Work},
     },
     pb,
@@ -192,13 +192,7 @@ pub async fn bootstrap(
             local: bf.children(),
         });
     }
-    let mut coverage = match load_progress(&db)? {
-        Some(coverage) => coverage,
-        None => {
-            let root = db.root()?;
-            Coverage::whole((root != Hash::EMPTY_ROOT).then_some(root))
-        }
-    };
+    let mut coverage = starting_coverage(&db)?;
     let mut report = BootstrapReport {
         parts: manifest.parts.len(),
         defects: manifest.defects(),
