@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use arbor_merkledb::{Db, Hash};
+use arbor_merkledb::Db;
 use arbor_sync::snapshot::{self, CutPart, LATEST_MANIFEST, Manifest, PartSource};
 use futures::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture};
 use object_store::{ObjectStore, PutPayload, path::Path as ObjectPath};
@@ -396,21 +396,5 @@ impl Publisher {
                 }
             }
         }
-    }
-}
-
-/// Checks that `root` is one the operator trusts for this snapshot, and says which.
-pub(crate) fn trusted_root(
-    manifest: &Manifest,
-    target: Option<Hash>,
-    snapshot_root: Option<Hash>,
-) -> Result<Hash, String> {
-    match (snapshot_root, target) {
-        (Some(trusted), _) | (None, Some(trusted)) if manifest.root == trusted => Ok(trusted),
-        (Some(trusted), _) | (None, Some(trusted)) => Err(format!(
-            "the snapshot is of root {}, not the trusted root {trusted}",
-            manifest.root
-        )),
-        (None, None) => Err("no trusted root to check the snapshot against".to_owned()),
     }
 }

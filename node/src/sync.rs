@@ -419,16 +419,17 @@ async fn from_snapshot(
         Target::Root(root) => Some(*root),
         Target::Follow(_) => None,
     };
-    let trusted = match (target, snapshot.root) {
-        (None, None) => {
+    // The root the operator trusts for the snapshot (`bootstrap` refuses a manifest of
+    // another): `--snapshot-root`, else `--root`, else (follow mode) one a peer proves it holds.
+    let trusted = match snapshot.root.or(target) {
+        Some(root) => root,
+        None => {
             let timeout = options.config.request_timeout;
-            held_by_a_peer(client, manifest.root, db.branch_factor(), timeout).await
+            match held_by_a_peer(client, manifest.root, db.branch_factor(), timeout).await {
+                Ok(root) => root,
+                Err(why) => return refuse(why),
+            }
         }
-        _ => crate::snapshot::trusted_root(&manifest, target, snapshot.root),
-    };
-    let trusted = match trusted {
-        Ok(root) => root,
-        Err(why) => return refuse(why),
     };
     let observer = part_observer(options, manifest.parts.len(), metrics);
     let config = BootstrapConfig {
