@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
+
 ARBOR = sys.argv[1]
 KEYS = int(sys.argv[2])
 SHARES = [float(s) for s in os.environ.get("ARBOR_CATCHUP_SHARES", "0.01,0.06,0.25,1").split(",")]
@@ -24,13 +26,7 @@ def run(*args):
 
 
 def serve(db, history, *extra):
-    proc = subprocess.Popen([ARBOR, "serve", "--db", str(db), "--listen", "127.0.0.1:0",
-                             "--history", str(history), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("listening on "):
-            return proc, line.split()[-1]
-    raise RuntimeError("arbor serve did not start")
+    return benchkit.serve(ARBOR, db, "--history", str(history), *extra)
 
 
 def sync(replica, root, addr):

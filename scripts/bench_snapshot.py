@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
+
 ARBOR = sys.argv[1]
 SIZES = [int(k) for k in sys.argv[2:]] or [1_000_000]
 RUNS = int(os.environ.get("ARBOR_SNAPSHOT_RUNS", "3"))
@@ -87,15 +89,6 @@ def start_s3(root):
     return proc, {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
 
 
-def start_serve(db):
-    proc = subprocess.Popen([ARBOR, "serve", "--db", str(db), "--listen", "127.0.0.1:0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("listening on "):
-            return proc, line.split()[-1]
-    raise RuntimeError("arbor serve did not start")
-
-
 def bootstrap(work, root, server_pid, args, env=None):
     replica = work / "replica"
     shutil.rmtree(replica, ignore_errors=True)
@@ -133,7 +126,7 @@ def measure(KEYS):
                 timed("snapshot", "publish", "--db", str(source), "--to",
                       f"s3://bench/run{i}", env=s3_env)[0])
         nginx, url = start_nginx(work, published)
-        server, addr = start_serve(source)
+        server, addr = benchkit.serve(ARBOR, source)
         ways = {
             "gRPC sync (arbor serve)": (server.pid, ["--peer", f"http://{addr}"], None),
             "snapshot from nginx": (nginx.pid, ["--snapshot", url], None),

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchkit import start_listening as start
+
 BIN = Path(sys.argv[1])
 KEYS = int(sys.argv[2])
 ARBOR, LINKEMU = str(BIN / "arbor"), str(BIN / "arbor-linkemu")
@@ -33,15 +35,6 @@ CASES = [("warm-up", [(0, None)])] + CASES
 if os.environ.get("ARBOR_WAN_ONLY"):
     wanted = os.environ["ARBOR_WAN_ONLY"].split(",")
     CASES = [c for c in CASES if c[0] == "warm-up" or any(w in c[0] for w in wanted)]
-
-
-def start(args):
-    """Starts a process that prints `listening on ADDR` first; returns it and the address."""
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in proc.stdout:
-        if line.startswith("listening on "):
-            return proc, line.split()[-1]
-    raise RuntimeError(f"{args[0]} did not start")
 
 
 def main():

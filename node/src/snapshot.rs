@@ -124,8 +124,9 @@ impl Location {
             .fold(self.prefix.clone(), |path, part| path.child(part))
     }
 
-    /// Reads `name` whole, failing beyond `max_bytes` (reads stop there: a hostile server
-    /// cannot make the reader buffer more).
+    /// Reads `name`, at most its first `max_bytes` bytes (the rest is never read: a hostile
+    /// server cannot make the reader buffer more; callers ask for one byte more than they
+    /// expect to tell an oversized object).
     async fn get(&self, name: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
         let result = self
             .store
