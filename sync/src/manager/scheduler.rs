@@ -462,99 +462,80 @@ impl Sync {
 
     /// Handles a finished request (one copy of request `id`).
     fn fetched(&mut self, id: u64, fetched: Fetched) {
-        // A hedged request: the first answer is taken; a failure releases the region only when
-        // no copy is left out and none answered.
-        let (answered, others_out) = match self.requests.get_mut(&id) {
-            Some(request) => {
-                request.out = request.out.saturating_sub(1);
-                let state = (request.answered, request.out > 0);
-                if let Fetched::Ready(job, ..) = &fetched {
-                    if !request.answered && request.out > 0 {
-                        // The other copy is still out: its peer was overtaken.
-                        let loser = match request.hedger {
-                            Some(hedger) if job.peer != Some(hedger) => Some(hedger),
-                            _ if job.peer != Some(request.peer) => Some(request.peer),
-                            _ => None,
-                        };
-                        if let Some(loser) = loser {
-                            self.peers.overtaken(loser);
-                        }
-                    }
-                    request.answered = true;
-                }
-                if request.out == 0 {
-                    self.requests.remove(&id);
-                }
-                state
-            }
-            None => (false, false),
-        };
-        if answered || (others_out && matches!(fetched, Fetched::Failed(..))) {
-            match fetched {
-                Fetched::Ready(job, bytes, latency) => {
-                    // The other copy won: the peer answered all the same.
-                    if let Some(peer) = job.peer {
-                        self.peers.succeeded(peer, latency, bytes);
-                    }
-                }
-                Fetched::Failed(_, peer, _, _)
-                    if self.peers.departed(peer) || !self.client.peers().contains(peer) =>
-                {
-                    self.peers.abandoned(peer);
-                }
-                Fetched::Failed(_, peer, fault, error) => {
-                    if fault == Fault::Invalid {
-                        self.reject();
-                    }
-                    self.peers.failed(peer, fault, error, Instant::now());
-                }
-            }
-            return;
-        }
+        let (take, release) = self.settle_copy(id, &fetched);
         match fetched {
             Fetched::Ready(job, bytes, latency) => {
-                self.bytes += bytes as u64;
-                if let Some(observer) = &self.config.observer {
-                    observer.answer(bytes);
-                }
                 if let Some(peer) = job.peer {
                     self.peers.succeeded(peer, latency, bytes);
                     if job.root == self.target {
                         self.lagging.remove(&peer);
                     }
                 }
-                self.ready.push(job);
-            }
-            Fetched::Failed(work, peer, _, error)
-                if self.peers.departed(peer) || !self.client.peers().contains(peer) =>
-            {
-                // Whatever went wrong, the peer has gone: its range goes back to the queue and
-                // nothing counts against it. (The set itself is asked too: a network fails a
-                // departed peer's requests at once, possibly before this task sees the change.)
-                tracing::debug!(peer = %self.client.peers().name(peer), %error, "request to a departed peer ended");
-                self.peers.abandoned(peer);
-                self.coverage.release(&work.start);
-            }
-            Fetched::Failed(work, peer, Fault::Lagging, _) if self.held_root(peer).is_some() => {
-                // It lacks the target but holds an older root: no pause, it is asked for ranges
-                // at that root next (`root_for`).
-                self.lagging.insert(peer);
-                self.peers.abandoned(peer);
-                self.coverage.release(&work.start);
+                if take {
+                    self.bytes += bytes as u64;
+                    if let Some(observer) = &self.config.observer {
+                        observer.answer(bytes);
+                    }
+                    self.ready.push(job);
+                }
             }
             Fetched::Failed(work, peer, fault, error) => {
-                if fault == Fault::Lagging {
+                if self.peers.departed(peer) || !self.client.peers().contains(peer) {
+                    // Whatever went wrong, the peer has gone: nothing counts against it. (The
+                    // set itself is asked too: a network fails a departed peer's requests at
+                    // once, possibly before this task sees the change.)
+                    tracing::debug!(peer = %self.client.peers().name(peer), %error, "request to a departed peer ended");
+                    self.peers.abandoned(peer);
+                } else if fault == Fault::Lagging && self.held_root(peer).is_some() {
+                    // It lacks the target but holds an older root: no pause, it is asked for
+                    // ranges at that root next (`root_for`).
                     self.lagging.insert(peer);
+                    self.peers.abandoned(peer);
+                } else {
+                    if fault == Fault::Lagging {
+                        self.lagging.insert(peer);
+                    }
+                    // Busy and lagging peers are paused, not blamed (see `Peers::penalize`).
+                    tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
+                    if fault == Fault::Invalid {
+                        self.reject();
+                    }
+                    self.peers.failed(peer, fault, error, Instant::now());
                 }
-                // Busy and lagging peers are paused, not blamed (see `Peers::penalize`).
-                tracing::debug!(peer = %self.client.peers().name(peer), %error, ?fault, "request failed");
-                if fault == Fault::Invalid {
-                    self.reject();
+                if release {
+                    self.coverage.release(&work.start);
                 }
-                self.peers.failed(peer, fault, error, Instant::now());
-                self.coverage.release(&work.start);
             }
         }
+    }
+
+    /// Settles one returned copy of request `id` (two when it was hedged): whether to take its
+    /// answer (the first answer is taken, later ones dropped) and whether a failure gives the
+    /// region back (only when no copy answered and none is still out). The peer of a copy still
+    /// out when another answers was overtaken.
+    fn settle_copy(&mut self, id: u64, fetched: &Fetched) -> (bool, bool) {
+        let Some(request) = self.requests.get_mut(&id) else {
+            return (true, true);
+        };
+        request.out = request.out.saturating_sub(1);
+        let (answered, others_out) = (request.answered, request.out > 0);
+        if let Fetched::Ready(job, ..) = fetched {
+            if !answered && others_out {
+                let loser = match request.hedger {
+                    Some(hedger) if job.peer != Some(hedger) => Some(hedger),
+                    _ if job.peer != Some(request.peer) => Some(request.peer),
+                    _ => None,
+                };
+                if let Some(loser) = loser {
+                    self.peers.overtaken(loser);
+                }
+            }
+            request.answered = true;
+        }
+        if request.out == 0 {
+            self.requests.remove(&id);
+        }
+        (!answered, !answered && !others_out)
     }
 
     /// Hands the waiting answers to the applier.
