@@ -147,11 +147,17 @@ impl Peer {
     }
 
     fn score(&self) -> f64 {
-        // The optimistic prior is for peers never tried. One that has only ever failed scores
-        // next to nothing, below any peer that has delivered, however slowly.
+        // The optimistic prior is for peers never tried. One that has only ever failed, or
+        // been overtaken by a hedged copy of its request before it ever answered (it holds
+        // requests it does not answer), scores next to nothing, below any peer that has
+        // delivered, however slowly.
         let speed = match self.bytes_per_sec {
             Some(speed) => speed,
-            None if self.stats.failures + self.stats.invalid == 0 => PRIOR_BYTES_PER_SEC,
+            None if self.stats.failures + self.stats.invalid == 0
+                && self.consecutive_failures == 0 =>
+            {
+                PRIOR_BYTES_PER_SEC
+            }
             None => 1e-3,
         };
         let invalid = i32::try_from(self.stats.invalid.min(50)).unwrap_or(50);

@@ -53,6 +53,25 @@ fn a_peer_that_never_delivered_ranks_below_any_that_did() {
 }
 
 #[test]
+fn a_peer_overtaken_before_it_ever_answered_ranks_below_a_slow_one_that_answered() {
+    // A peer holding requests it never answers is overtaken by hedged copies of them; the
+    // untried prior must not keep it above a peer that delivers slowly (this once depended on
+    // how many hedges the sync's tail happened to make).
+    let mut p = peers(2);
+    let now = Instant::now();
+    p.choose(now);
+    p.choose(now);
+    p.succeeded(0, Duration::from_secs(10), 1000);
+    p.overtaken(1);
+    let stats = p.stats();
+    assert!(stats[1].score < stats[0].score, "{stats:?}");
+    assert_eq!(
+        stats[1].failures, 0,
+        "being overtaken is not counted as a failure"
+    );
+}
+
+#[test]
 fn faster_peers_get_more_requests() {
     let mut p = peers(2);
     let now = Instant::now();
