@@ -46,6 +46,7 @@ mod changes;
 mod codec;
 mod config;
 mod db;
+mod diff;
 mod dirty;
 mod error;
 mod hash;
@@ -65,6 +66,9 @@ pub mod fuzzing;
 
 pub use config::Config;
 pub use db::Db;
+pub use diff::{
+    ChildChange, ChildDiff, INLINE_LEAF_VALUE, NodeDiff, NodeDiffError, NodeQuery, VerifiedChild,
+};
 pub use error::{CorruptionError, Error, Result, StoreError};
 pub use hash::{Hash, ValueDigest};
 pub use key::{BranchFactor, Key};

@@ -123,6 +123,9 @@ pub enum ProofError {
     /// The trie is empty (root = 32 zero bytes) or the proof holds nothing.
     #[error("empty proof")]
     EmptyProof,
+    /// A node diff was asked for at a path where the trie has no node.
+    #[error("no node at the requested path")]
+    NoNodeAtPath,
     /// `start > end`.
     #[error("start key is after end key")]
     StartAfterEnd,
