@@ -36,7 +36,9 @@ def sync(replica, root, addr):
     seconds = time.monotonic() - t
     done = [json.loads(l) for l in out.splitlines() if '"event":"done"' in l][-1]
     assert done["root"] == root, done
-    return {"seconds": round(seconds, 2), "bytes": done["bytes"]}
+    return {"seconds": round(seconds, 2), "bytes": done["bytes"],
+            "range_bytes": done["range_bytes"], "change_bytes": done["change_bytes"],
+            "diff_bytes": done["diff_bytes"]}
 
 
 def changes(base, share, rng):
@@ -108,13 +110,18 @@ def main():
             proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     print(f"{KEYS:,} keys; the server made its changes in {COMMITS} commits")
-    print("| keys changed | full sync | within history (change proofs) | beyond history | beyond / within |")
-    print("|---|---|---|---|---|")
+    print("| keys changed | full sync | within history (change proofs) | beyond history (node diffs) | "
+          "beyond / within: bytes, time | beyond / full: bytes, time |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         cell = lambda m: f"{r[m]['bytes'] / 1e6:.2f} MB, {r[m]['seconds']:.2f} s"
-        ratio = r["beyond history"]["bytes"] / max(1, r["within history"]["bytes"])
+        beyond = r["beyond history"]
+        ratios = lambda other: (f"{beyond['bytes'] / max(1, r[other]['bytes']):.2f}×, "
+                                f"{beyond['seconds'] / max(0.01, r[other]['seconds']):.2f}×")
         print(f"| {r['changed']:,} ({r['share']:.0%}) | {cell('full sync')} | {cell('within history')} | "
-              f"{cell('beyond history')} | {ratio:.1f}× |")
+              f"{cell('beyond history')} ({beyond['diff_bytes'] / 1e6:.2f} MB diffs, "
+              f"{beyond['range_bytes'] / 1e6:.2f} MB range proofs) | {ratios('within history')} | "
+              f"{ratios('full sync')} |")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,14 @@ pub(crate) struct SyncMetrics {
     snapshot_bytes: Counter,
     snapshot_keys: Counter,
     snapshot_fraction: Gauge<f64, AtomicU64>,
+    answer_bytes: Family<KindLabels, Gauge<f64, AtomicU64>>,
+    diffing: Gauge<f64, AtomicU64>,
+}
+
+/// The kind of answer bytes were received in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
 }
 
 impl SyncMetrics {
@@ -126,6 +134,8 @@ impl SyncMetrics {
             snapshot_bytes: Counter::default(),
             snapshot_keys: Counter::default(),
             snapshot_fraction: Gauge::default(),
+            answer_bytes: Family::default(),
+            diffing: Gauge::default(),
         });
         let counters = [
             (
@@ -204,6 +214,16 @@ impl SyncMetrics {
             m.snapshot_fraction.clone(),
         );
         registry.register(
+            "arbor_sync_answer_bytes",
+            "Bytes of accepted answers by kind (range, change, diff)",
+            m.answer_bytes.clone(),
+        );
+        registry.register(
+            "arbor_sync_diff_mode",
+            "1 while the replica's trie is compared with the target's node by node (its root is in no peer's history), else 0",
+            m.diffing.clone(),
+        );
+        registry.register(
             "arbor_sync_peer_score",
             "Peer score (throughput, penalised for failures and invalid answers)",
             m.peer_score.clone(),
@@ -214,6 +234,18 @@ impl SyncMetrics {
     /// Sets the gauges from `progress`.
     pub(crate) fn update(&self, progress: &Progress) {
         self.fraction.set(progress.fraction);
+        for (kind, bytes) in [
+            ("range", progress.range_bytes),
+            ("change", progress.change_bytes),
+            ("diff", progress.diff_bytes),
+        ] {
+            self.answer_bytes
+                .get_or_create(&KindLabels { kind })
+                .set(bytes as f64);
+        }
+        self.diffing.set(f64::from(u8::from(
+            progress.mode == arbor_sync::SyncMode::Diff,
+        )));
         for peer in &progress.peers {
             let labels = PeerLabels {
                 peer: peer.name.clone(),

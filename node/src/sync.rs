@@ -203,6 +203,9 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
                 key_count: db.key_count()?,
                 keys_written: summary.keys,
                 bytes: summary.bytes,
+                range_bytes: summary.range_bytes,
+                change_bytes: summary.change_bytes,
+                diff_bytes: summary.diff_bytes,
                 seconds: summary.elapsed.as_secs_f64(),
                 proofs_accepted: summary.proofs_accepted,
                 proofs_rejected: summary.proofs_rejected,
@@ -216,12 +219,16 @@ async fn sync(db: Db, options: Options) -> anyhow::Result<()> {
             writeln!(out, "root {}", root.to_hex())?;
             writeln!(
                 out,
-                "keys {} (written {}), {} bytes received in {:.2} s ({:.0} keys/s)",
+                "keys {} (written {}), {} bytes received in {:.2} s ({:.0} keys/s): {} in \
+                 range proofs, {} in change proofs, {} in node diffs",
                 db.key_count()?,
                 summary.keys,
                 summary.bytes,
                 summary.elapsed.as_secs_f64(),
-                summary.keys_per_sec()
+                summary.keys_per_sec(),
+                summary.range_bytes,
+                summary.change_bytes,
+                summary.diff_bytes
             )?;
             if let Some(report) = &from_storage {
                 writeln!(
@@ -245,6 +252,10 @@ struct DoneLine<'a> {
     key_count: u64,
     keys_written: u64,
     bytes: u64,
+    /// Of `bytes`: range proofs, change proofs, node diffs.
+    range_bytes: u64,
+    change_bytes: u64,
+    diff_bytes: u64,
     seconds: f64,
     proofs_accepted: u64,
     proofs_rejected: u64,
@@ -259,9 +270,15 @@ struct DoneLine<'a> {
 struct ProgressLine<'a> {
     event: &'static str,
     target: String,
+    /// `proofs` (range and change proofs) or `diff` (node diffs: the replica's root is in no
+    /// peer's history).
+    mode: &'static str,
     percent: f64,
     keys_written: u64,
     bytes: u64,
+    range_bytes: u64,
+    change_bytes: u64,
+    diff_bytes: u64,
     keys_per_sec: f64,
     eta_seconds: Option<f64>,
     seconds: f64,
@@ -306,9 +323,13 @@ async fn report(
                 let line = ProgressLine {
                     event: "progress",
                     target: p.target.to_hex(),
+                    mode: p.mode.as_str(),
                     percent: p.fraction * 100.0,
                     keys_written: p.keys,
                     bytes: p.bytes,
+                    range_bytes: p.range_bytes,
+                    change_bytes: p.change_bytes,
+                    diff_bytes: p.diff_bytes,
                     keys_per_sec: p.keys_per_sec(),
                     eta_seconds: p.eta.map(|d| d.as_secs_f64()),
                     seconds: p.elapsed.as_secs_f64(),
@@ -325,7 +346,8 @@ async fn report(
             (Some(bar), Output::Text) => {
                 bar.set_position((p.fraction * 10_000.0) as u64);
                 bar.set_message(format!(
-                    "{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers{per_peer}",
+                    "{}{} keys, {:.0} keys/s, ETA {eta}, {live}/{} peers{per_peer}",
+                    mode_label(&p),
                     p.keys,
                     p.keys_per_sec(),
                     p.peers.len()
@@ -333,14 +355,24 @@ async fn report(
             }
             (None, Output::Text) => {
                 eprintln!(
-                    "{:5.1}% {} keys {:.0} keys/s ETA {eta} peers {live}/{}{per_peer}",
+                    "{:5.1}% {}{} keys {:.0} keys/s ETA {eta} peers {live}/{}{per_peer}",
                     p.fraction * 100.0 + 0.0,
+                    mode_label(&p),
                     p.keys,
                     p.keys_per_sec(),
                     p.peers.len()
                 );
             }
         }
+    }
+}
+
+/// What the text progress line says of the mode: nothing for proofs, `diff` while the
+/// replica's trie is compared with the target's node by node.
+fn mode_label(p: &Progress) -> &'static str {
+    match p.mode {
+        arbor_sync::SyncMode::Diff => "diff ",
+        arbor_sync::SyncMode::Proofs => "",
     }
 }
 

@@ -19,13 +19,13 @@
 use std::collections::BTreeMap;
 
 use arbor_merkledb::{
-    ChangeOrRangeProof, ChangeProof, Hash, Key, KeyChange, KeyValue, Proof, ProofNode, RangeProof,
-    ValueDigest,
+    ChangeOrRangeProof, ChangeProof, ChildChange, ChildDiff, Hash, Key, KeyChange, KeyValue,
+    NodeDiff, NodeQuery, Proof, ProofNode, RangeProof, ValueDigest,
 };
 
 use crate::{
     pb,
-    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest, SyncRequest},
 };
 
 #[cfg(test)]
@@ -112,6 +112,18 @@ pub enum ConvertError {
     /// A `Request` holding neither a range-proof nor a change-proof request.
     #[error("request holds no message")]
     EmptyRequest,
+    /// A node query's local IDs or a node diff's children not in strictly ascending index order.
+    #[error("child indices are not strictly ascending")]
+    UnorderedChildren,
+    /// A `NodeDiffRequest` without queries.
+    #[error("node-diff request holds no query")]
+    NoQueries,
+    /// A `ChildDiff` without its change, or a leaf or node without its key.
+    #[error("child diff {index} is incomplete")]
+    IncompleteChildDiff {
+        /// The child index.
+        index: u8,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,12 +543,197 @@ impl TryFrom<pb::SyncGetChangeProofRequest> for ChangeProofRequest {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Node diffs (Arbor's own)
+// ---------------------------------------------------------------------------------------------
+
+fn child_index(index: u32) -> Result<u8, ConvertError> {
+    u8::try_from(index).map_err(|_| ConvertError::ChildIndexTooLarge { index })
+}
+
+/// Child indices must be strictly ascending.
+fn check_ascending(indices: impl Iterator<Item = u8>) -> Result<(), ConvertError> {
+    let mut last = None;
+    for index in indices {
+        if last.is_some_and(|l| l >= index) {
+            return Err(ConvertError::UnorderedChildren);
+        }
+        last = Some(index);
+    }
+    Ok(())
+}
+
+impl From<NodeQuery> for pb::NodeQuery {
+    fn from(query: NodeQuery) -> Self {
+        pb::NodeQuery {
+            path: query.path.map(pb::Key::from),
+            local: query
+                .local
+                .into_iter()
+                .map(|(index, id)| pb::ChildId {
+                    index: u32::from(index),
+                    id: id.0.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::NodeQuery> for NodeQuery {
+    type Error = ConvertError;
+
+    fn try_from(query: pb::NodeQuery) -> Result<Self, Self::Error> {
+        let path = query.path.map(Key::try_from).transpose()?;
+        let local = query
+            .local
+            .into_iter()
+            .map(|child| {
+                let index = child_index(child.index)?;
+                let id = Hash::from_slice(&child.id).ok_or(ConvertError::InvalidChildId {
+                    index,
+                    len: child.id.len(),
+                })?;
+                Ok((index, id))
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()?;
+        check_ascending(local.iter().map(|(i, _)| *i))?;
+        Ok(NodeQuery { path, local })
+    }
+}
+
+impl From<NodeDiffRequest> for pb::NodeDiffRequest {
+    fn from(request: NodeDiffRequest) -> Self {
+        pb::NodeDiffRequest {
+            root_hash: request.root.0.to_vec(),
+            queries: request
+                .queries
+                .into_iter()
+                .map(pb::NodeQuery::from)
+                .collect(),
+            bytes_limit: request.bytes_limit,
+        }
+    }
+}
+
+impl TryFrom<pb::NodeDiffRequest> for NodeDiffRequest {
+    type Error = ConvertError;
+
+    fn try_from(request: pb::NodeDiffRequest) -> Result<Self, Self::Error> {
+        let root = hash_from_proto(&request.root_hash, "root_hash")?;
+        if request.bytes_limit == 0 {
+            return Err(ConvertError::ZeroBytesLimit);
+        }
+        if request.queries.is_empty() {
+            return Err(ConvertError::NoQueries);
+        }
+        let queries = request
+            .queries
+            .into_iter()
+            .map(NodeQuery::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(NodeDiffRequest {
+            root,
+            queries,
+            bytes_limit: request.bytes_limit,
+        })
+    }
+}
+
+impl From<NodeDiff> for pb::NodeDiff {
+    fn from(diff: NodeDiff) -> Self {
+        use pb::child_diff::Change;
+        pb::NodeDiff {
+            key: Some(diff.key.into()),
+            value: Some(maybe_to_proto(diff.value)),
+            children: diff
+                .children
+                .into_iter()
+                .map(|child| {
+                    let (tail, change) = match child.change {
+                        ChildChange::Absent => (None, Change::Absent(true)),
+                        ChildChange::Leaf { tail, value } => {
+                            (Some(tail.into()), Change::LeafValue(value))
+                        }
+                        ChildChange::Node { tail, id } => {
+                            (Some(tail.into()), Change::NodeId(id.0.to_vec()))
+                        }
+                    };
+                    pb::ChildDiff {
+                        index: u32::from(child.index),
+                        tail,
+                        change: Some(change),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::NodeDiff> for NodeDiff {
+    type Error = ConvertError;
+
+    fn try_from(diff: pb::NodeDiff) -> Result<Self, Self::Error> {
+        use pb::child_diff::Change;
+        let key = Key::try_from(diff.key.ok_or(ConvertError::MissingKey)?)?;
+        let value = match diff.value {
+            None => None,
+            Some(maybe) => maybe_from_proto(maybe, "NodeDiff.value")?,
+        };
+        let children = diff
+            .children
+            .into_iter()
+            .map(|child| {
+                let index = child_index(child.index)?;
+                let incomplete = ConvertError::IncompleteChildDiff { index };
+                let change = match child.change.ok_or(incomplete.clone())? {
+                    Change::Absent(_) => ChildChange::Absent,
+                    Change::LeafValue(value) => ChildChange::Leaf {
+                        tail: Key::try_from(child.tail.ok_or(incomplete)?)?,
+                        value,
+                    },
+                    Change::NodeId(id) => ChildChange::Node {
+                        tail: Key::try_from(child.tail.ok_or(incomplete)?)?,
+                        id: Hash::from_slice(&id).ok_or(ConvertError::InvalidChildId {
+                            index,
+                            len: id.len(),
+                        })?,
+                    },
+                };
+                Ok(ChildDiff { index, change })
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()?;
+        check_ascending(children.iter().map(|c| c.index))?;
+        Ok(NodeDiff {
+            key,
+            value,
+            children,
+        })
+    }
+}
+
+impl From<Vec<NodeDiff>> for pb::NodeDiffResponse {
+    fn from(nodes: Vec<NodeDiff>) -> Self {
+        pb::NodeDiffResponse {
+            nodes: nodes.into_iter().map(pb::NodeDiff::from).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::NodeDiffResponse> for Vec<NodeDiff> {
+    type Error = ConvertError;
+
+    fn try_from(response: pb::NodeDiffResponse) -> Result<Self, Self::Error> {
+        response.nodes.into_iter().map(NodeDiff::try_from).collect()
+    }
+}
+
 impl From<SyncRequest> for pb::Request {
     fn from(request: SyncRequest) -> Self {
         use pb::request::Message;
         let message = match request {
             SyncRequest::Range(request) => Message::RangeProofRequest(request.into()),
             SyncRequest::Change(request) => Message::ChangeProofRequest(request.into()),
+            SyncRequest::NodeDiff(request) => Message::NodeDiffRequest(request.into()),
         };
         pb::Request {
             message: Some(message),
@@ -555,6 +752,9 @@ impl TryFrom<pb::Request> for SyncRequest {
             }
             Some(Message::ChangeProofRequest(request)) => {
                 Ok(SyncRequest::Change(request.try_into()?))
+            }
+            Some(Message::NodeDiffRequest(request)) => {
+                Ok(SyncRequest::NodeDiff(request.try_into()?))
             }
             None => Err(ConvertError::EmptyRequest),
         }

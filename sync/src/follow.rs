@@ -48,6 +48,9 @@ struct Totals {
     started: std::time::Instant,
     keys: u64,
     bytes: u64,
+    range_bytes: u64,
+    change_bytes: u64,
+    diff_bytes: u64,
     accepted: u64,
     rejected: u64,
     /// Per peer id (one client, whose ids are never reused): the counters of earlier managers.
@@ -60,6 +63,9 @@ impl Totals {
             started: std::time::Instant::now(),
             keys: 0,
             bytes: 0,
+            range_bytes: 0,
+            change_bytes: 0,
+            diff_bytes: 0,
             accepted: 0,
             rejected: 0,
             peers: BTreeMap::new(),
@@ -70,6 +76,9 @@ impl Totals {
     fn adjust(&self, p: &mut Progress) {
         p.keys += self.keys;
         p.bytes += self.bytes;
+        p.range_bytes += self.range_bytes;
+        p.change_bytes += self.change_bytes;
+        p.diff_bytes += self.diff_bytes;
         p.proofs_accepted += self.accepted;
         p.proofs_rejected += self.rejected;
         p.elapsed = self.started.elapsed();
@@ -109,6 +118,9 @@ impl Totals {
     fn absorb(&mut self, own: &Progress) {
         self.keys += own.keys;
         self.bytes += own.bytes;
+        self.range_bytes += own.range_bytes;
+        self.change_bytes += own.change_bytes;
+        self.diff_bytes += own.diff_bytes;
         self.accepted += own.proofs_accepted;
         self.rejected += own.proofs_rejected;
         let mut merged = own.clone();

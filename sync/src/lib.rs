@@ -109,15 +109,15 @@ pub use client::{GrpcClient, MAX_ANSWER_BYTES};
 pub use convert::ConvertError;
 pub use follow::{FollowConfig, follow};
 pub use manager::{
-    PeerStats, Progress, SyncConfig, SyncError, SyncHandle, SyncManager, SyncSummary,
+    PeerStats, Progress, SyncConfig, SyncError, SyncHandle, SyncManager, SyncMode, SyncSummary,
 };
 #[cfg(feature = "grpc")]
 pub use observe::ServeObserver;
 pub use observe::SyncObserver;
-pub use request::{ChangeProofRequest, RangeProofRequest, SyncRequest};
+pub use request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest, SyncRequest};
 pub use serve::{
-    Limits, MAX_BYTES_LIMIT, MAX_KEY_LIMIT, ServeError, handle_request_bytes, serve_change_proof,
-    serve_range_proof,
+    Limits, MAX_BYTES_LIMIT, MAX_KEY_LIMIT, MAX_NODE_QUERIES, ServeError, handle_request_bytes,
+    serve_change_proof, serve_node_diff, serve_range_proof,
 };
 #[cfg(feature = "grpc")]
 pub use server::{

@@ -7,7 +7,7 @@
 //! `start <= k <= end`, where `start = None` means "from the smallest key" and `end = None` means
 //! "to +∞". When both are set, `start <= end` is required (`start == end` asks for one key).
 
-use arbor_merkledb::Hash;
+use arbor_merkledb::{Hash, NodeQuery};
 
 /// A request for a range proof: the key-values of `[start, end]` (both **inclusive**; `None` is
 /// unbounded) at `root`, within the given limits.
@@ -43,6 +43,19 @@ pub struct ChangeProofRequest {
     pub bytes_limit: u32,
 }
 
+/// A request for node diffs (Arbor's own, not in AvalancheGo's dialect): the nodes of the trie
+/// at `root` at the queried paths, each against the asker's subtrie IDs, answered in order as
+/// many as fit under `bytes_limit` (at least one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeDiffRequest {
+    /// The root whose trie is asked about.
+    pub root: Hash,
+    /// The nodes asked for, in the order they are answered.
+    pub queries: Vec<NodeQuery>,
+    /// The maximum encoded response size in bytes (non-zero).
+    pub bytes_limit: u32,
+}
+
 /// A request carried over a VM's own network (the v1.11 `Request` wrapper).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SyncRequest {
@@ -50,4 +63,6 @@ pub enum SyncRequest {
     Range(RangeProofRequest),
     /// A change-proof request.
     Change(ChangeProofRequest),
+    /// A node-diff request (Arbor's own).
+    NodeDiff(NodeDiffRequest),
 }

@@ -12,13 +12,16 @@ use prost::Message;
 use crate::{
     convert::ConvertError,
     pb,
-    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest, SyncRequest},
 };
 
 /// Most key-values served in one proof.
 pub const MAX_KEY_LIMIT: u32 = 2048;
 /// Largest encoded proof served: 2 MiB minus 4 KiB of message overhead.
 pub const MAX_BYTES_LIMIT: u32 = 2 * 1024 * 1024 - 4096;
+/// Most node-diff queries answered for one request (the first ones; the asker asks again for
+/// the rest).
+pub const MAX_NODE_QUERIES: usize = 4096;
 
 /// The server's caps on what one request may ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,9 +227,39 @@ pub fn serve_change_proof(
     }
 }
 
+/// Answers a node-diff request (Arbor's own): as many of its queries, in order, as fit strictly
+/// under the byte limit (at least one, or [`ServeError::ProofTooLarge`]).
+pub fn serve_node_diff(
+    db: &Db,
+    req: &NodeDiffRequest,
+    limits: &Limits,
+) -> Result<pb::NodeDiffResponse, ServeError> {
+    if req.root == Hash::EMPTY_ROOT {
+        return Err(ServeError::EmptyRoot);
+    }
+    let bytes_limit = req.bytes_limit.min(limits.max_bytes);
+    let diffs = db
+        .node_diffs_at(
+            req.root,
+            &req.queries[..req.queries.len().min(MAX_NODE_QUERIES)],
+            bytes_limit as usize,
+        )
+        .map_err(|e| ServeError::from_db(db, e))?;
+    let mut response = pb::NodeDiffResponse::from(diffs);
+    // The size used to stop was an estimate: drop answers until the encoding fits.
+    while response.encoded_len() >= bytes_limit as usize {
+        if response.nodes.len() <= 1 {
+            return Err(ServeError::ProofTooLarge { bytes_limit });
+        }
+        response.nodes.pop();
+    }
+    Ok(response)
+}
+
 /// The `bytes in → bytes out` entry point: a v1.11 `Request` in, the raw response out (a
-/// `RangeProof` for range requests, a `SyncGetChangeProofResponse` for change requests), so a VM
-/// can carry the protocol over its own network.
+/// `RangeProof` for range requests, a `SyncGetChangeProofResponse` for change requests, a
+/// `NodeDiffResponse` for Arbor's node-diff requests), so a VM can carry the protocol over its
+/// own network.
 pub fn handle_request_bytes(
     db: &Db,
     request: &[u8],
@@ -242,6 +275,7 @@ pub fn handle_request_bytes(
     Ok(match decoded {
         SyncRequest::Range(req) => serve_range_proof(db, &req, limits)?.encode_to_vec(),
         SyncRequest::Change(req) => serve_change_proof(db, &req, limits)?.encode_to_vec(),
+        SyncRequest::NodeDiff(req) => serve_node_diff(db, &req, limits)?.encode_to_vec(),
     })
 }
 

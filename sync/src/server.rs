@@ -24,8 +24,8 @@ use crate::{
     client::StatusKind,
     observe::ServeObserver,
     pb,
-    request::{ChangeProofRequest, RangeProofRequest},
-    serve::{Limits, ServeError, serve_change_proof, serve_range_proof},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest},
+    serve::{Limits, ServeError, serve_change_proof, serve_node_diff, serve_range_proof},
 };
 
 /// Server settings.
@@ -266,6 +266,20 @@ impl pb::state_sync_server::StateSync for StateSyncService {
             Err(e) => Err(ServeError::from(e).into()),
         };
         self.observed("GetChangeProof", result)
+    }
+
+    async fn get_node_diff(
+        &self,
+        request: Request<pb::NodeDiffRequest>,
+    ) -> Result<Response<pb::NodeDiffResponse>, Status> {
+        let result = match NodeDiffRequest::try_from(request.into_inner()) {
+            Ok(req) => self
+                .bounded(move |db, limits| serve_node_diff(db, &req, limits))
+                .await
+                .map(Response::new),
+            Err(e) => Err(ServeError::from(e).into()),
+        };
+        self.observed("GetNodeDiff", result)
     }
 
     async fn get_proof(

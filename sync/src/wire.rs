@@ -19,7 +19,7 @@
 //! v1.14+ servers likewise refuse v1.11 requests. `go/interop/v115` checks both against
 //! AvalancheGo v1.15.0's own code.
 
-use arbor_merkledb::{ChangeOrRangeProof, ProofError, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, NodeDiff, ProofError, RangeProof};
 use prost::Message;
 
 use crate::{
@@ -54,7 +54,15 @@ pub fn decode_change_answer(bytes: &[u8]) -> Result<ChangeOrRangeProof, ClientEr
     )?)
 }
 
-/// Decodes the answer to `request`, whichever kind it is. **Not verified.**
+/// Decodes a `NodeDiffResponse`, the answer to a node-diff request. **Not verified.**
+pub fn decode_node_diff_answer(bytes: &[u8]) -> Result<Vec<NodeDiff>, ClientError> {
+    Ok(Vec::<NodeDiff>::try_from(pb::NodeDiffResponse::decode(
+        bytes,
+    )?)?)
+}
+
+/// Decodes the answer to a proof request, whichever kind it is (a node-diff request's answer
+/// is not a proof: [`decode_node_diff_answer`]). **Not verified.**
 pub fn decode_answer(
     request: &SyncRequest,
     bytes: &[u8],
@@ -62,6 +70,9 @@ pub fn decode_answer(
     match request {
         SyncRequest::Range(_) => decode_range_answer(bytes).map(ChangeOrRangeProof::Range),
         SyncRequest::Change(_) => decode_change_answer(bytes),
+        SyncRequest::NodeDiff(_) => Err(ClientError::Malformed(
+            "a node-diff answer is not a proof".into(),
+        )),
     }
 }
 
@@ -135,6 +146,7 @@ impl StatusKind {
             StatusKind::ResourceExhausted => 8,
             StatusKind::FailedPrecondition => 9,
             StatusKind::Unavailable => 14,
+            StatusKind::Unimplemented => 12,
             StatusKind::Other => 2,
         }
     }
@@ -148,6 +160,7 @@ impl StatusKind {
             8 => StatusKind::ResourceExhausted,
             9 => StatusKind::FailedPrecondition,
             1 | 4 | 14 => StatusKind::Unavailable,
+            12 => StatusKind::Unimplemented,
             _ => StatusKind::Other,
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use arbor_merkledb::{ChangeOrRangeProof, Hash, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, Hash, NodeDiff, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use prost::Message;
 use tonic::{
@@ -13,7 +13,7 @@ use tonic::{
 use super::{Announcement, ClientError, PeerId, PeerSet, Response, StatusKind, SyncClient, gone};
 use crate::{
     pb::{self, state_sync_client::StateSyncClient},
-    request::{ChangeProofRequest, RangeProofRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest},
     tls::ClientTls,
 };
 
@@ -136,6 +136,27 @@ impl SyncClient for GrpcClient {
             let bytes = answer.encoded_len();
             Ok(Response {
                 answer: ChangeOrRangeProof::try_from(answer)?,
+                bytes,
+            })
+        }
+        .boxed()
+    }
+
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        let stub = self.stub(peer);
+        async move {
+            let answer = stub?
+                .get_node_diff(pb::NodeDiffRequest::from(request))
+                .await
+                .map_err(from_status)?
+                .into_inner();
+            let bytes = answer.encoded_len();
+            Ok(Response {
+                answer: Vec::<NodeDiff>::try_from(answer)?,
                 bytes,
             })
         }

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use arbor_merkledb::{ChangeOrRangeProof, Db, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, Db, NodeDiff, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 
 use super::{
@@ -16,7 +16,7 @@ use super::{
     gone_now,
 };
 use crate::{
-    request::{ChangeProofRequest, RangeProofRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest},
     serve::{Limits, handle_request_bytes},
 };
 
@@ -140,6 +140,14 @@ impl SyncClient for LocalClient {
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
         self.client.change_proof(peer, request)
+    }
+
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        self.client.node_diff(peer, request)
     }
 
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {

@@ -14,7 +14,7 @@ mod local;
 mod network;
 mod peer_set;
 
-use arbor_merkledb::{ChangeOrRangeProof, Hash, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, Hash, NodeDiff, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 
 #[cfg(feature = "grpc")]
@@ -25,7 +25,7 @@ pub use peer_set::{Members, PeerSet};
 
 use crate::{
     convert::ConvertError,
-    request::{ChangeProofRequest, RangeProofRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest},
 };
 
 /// A peer's id in its client's [`PeerSet`].
@@ -94,6 +94,9 @@ pub enum StatusKind {
     FailedPrecondition,
     /// The peer is shutting down or unreachable.
     Unavailable,
+    /// The peer does not serve this kind of request (an older Arbor, or AvalancheGo asked for
+    /// a node diff).
+    Unimplemented,
     /// Anything else (internal errors, unknown codes).
     Other,
 }
@@ -107,6 +110,7 @@ impl StatusKind {
             StatusKind::ResourceExhausted => "ResourceExhausted",
             StatusKind::FailedPrecondition => "FailedPrecondition",
             StatusKind::Unavailable => "Unavailable",
+            StatusKind::Unimplemented => "Unimplemented",
             StatusKind::Other => "Other",
         }
     }
@@ -132,6 +136,22 @@ pub trait SyncClient: Send + Sync + 'static {
         peer: PeerId,
         request: ChangeProofRequest,
     ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>>;
+
+    /// Asks `peer` for node diffs (Arbor's own request; see `arbor_merkledb::NodeDiff`). The
+    /// default answers [`StatusKind::Unimplemented`]: a client that cannot carry them, and the
+    /// sync then fetches what changed with range proofs.
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        let _ = (peer, request);
+        futures::future::ready(Err(ClientError::Status {
+            kind: StatusKind::Unimplemented,
+            message: "this client does not carry node diffs".into(),
+        }))
+        .boxed()
+    }
 
     /// `peer`'s current root, then each root it commits, as they are announced (follow mode).
     /// The default announces nothing, which is all a sync to a root the application chose needs.

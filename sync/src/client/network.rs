@@ -1,11 +1,11 @@
 //! [`NetworkClient`]: a [`SyncClient`] over any network that carries bytes to a peer and back.
 
-use arbor_merkledb::{ChangeOrRangeProof, RangeProof};
+use arbor_merkledb::{ChangeOrRangeProof, NodeDiff, RangeProof};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 
 use super::{Announcement, ClientError, PeerId, PeerSet, Response, SyncClient, gone_now};
 use crate::{
-    request::{ChangeProofRequest, RangeProofRequest, SyncRequest},
+    request::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest, SyncRequest},
     wire,
 };
 
@@ -95,6 +95,22 @@ impl<N: Network> SyncClient for NetworkClient<N> {
             let bytes = answer.await?;
             Ok(Response {
                 answer: wire::decode_change_answer(&bytes)?,
+                bytes: bytes.len(),
+            })
+        }
+        .boxed()
+    }
+
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        let answer = self.ask(peer, &SyncRequest::NodeDiff(request));
+        async move {
+            let bytes = answer.await?;
+            Ok(Response {
+                answer: wire::decode_node_diff_answer(&bytes)?,
                 bytes: bytes.len(),
             })
         }

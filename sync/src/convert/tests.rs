@@ -760,3 +760,162 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Node diffs
+// ---------------------------------------------------------------------------------------------
+
+fn good_node_diff_request() -> crate::request::NodeDiffRequest {
+    crate::request::NodeDiffRequest {
+        root: Hash([7; 32]),
+        queries: vec![
+            arbor_merkledb::NodeQuery {
+                path: None,
+                local: vec![],
+            },
+            arbor_merkledb::NodeQuery {
+                path: Some(Key::from_bits(&[0xa0], 4).expect("key")),
+                local: vec![(0, Hash([1; 32])), (9, Hash([2; 32]))],
+            },
+        ],
+        bytes_limit: 1000,
+    }
+}
+
+#[test]
+fn node_diff_requests_and_answers_round_trip() {
+    use arbor_merkledb::{ChildChange, ChildDiff, NodeDiff};
+    let request = good_node_diff_request();
+    assert_eq!(
+        round_trip::<_, pb::NodeDiffRequest>(request.clone()),
+        request
+    );
+    let wrapped = SyncRequest::NodeDiff(request);
+    assert_eq!(round_trip::<_, pb::Request>(wrapped.clone()), wrapped);
+    let diff = NodeDiff {
+        key: Key::from_bits(&[0xa0], 4).expect("key"),
+        value: None,
+        children: vec![
+            ChildDiff {
+                index: 1,
+                change: ChildChange::Absent,
+            },
+            ChildDiff {
+                index: 2,
+                change: ChildChange::Leaf {
+                    tail: Key::from_bits(&[0x12, 0x30], 12).expect("key"),
+                    value: vec![],
+                },
+            },
+            ChildDiff {
+                index: 15,
+                change: ChildChange::Node {
+                    tail: Key::from_bits(&[], 0).expect("key"),
+                    id: Hash([3; 32]),
+                },
+            },
+        ],
+    };
+    let with_value = NodeDiff {
+        value: Some(vec![]),
+        ..diff.clone()
+    };
+    for d in [diff, with_value] {
+        let answer = vec![d];
+        assert_eq!(
+            round_trip::<_, pb::NodeDiffResponse>(answer.clone()),
+            answer
+        );
+    }
+}
+
+#[test]
+fn malformed_node_diff_messages_are_rejected_by_field() {
+    let err = |r: pb::NodeDiffRequest| {
+        crate::request::NodeDiffRequest::try_from(r).expect_err("malformed")
+    };
+    let good = pb::NodeDiffRequest::from(good_node_diff_request());
+    let mut r = good.clone();
+    r.root_hash.pop();
+    assert!(matches!(err(r), ConvertError::InvalidRootHash { .. }));
+    let mut r = good.clone();
+    r.bytes_limit = 0;
+    assert_eq!(err(r), ConvertError::ZeroBytesLimit);
+    let mut r = good.clone();
+    r.queries.clear();
+    assert_eq!(err(r), ConvertError::NoQueries);
+    let mut r = good.clone();
+    r.queries[1].local.swap(0, 1);
+    assert_eq!(err(r), ConvertError::UnorderedChildren);
+    let mut r = good.clone();
+    r.queries[1].local[0].index = 256;
+    assert_eq!(err(r), ConvertError::ChildIndexTooLarge { index: 256 });
+    let mut r = good.clone();
+    r.queries[1].local[0].id.push(0);
+    assert!(matches!(err(r), ConvertError::InvalidChildId { .. }));
+    let mut r = good;
+    r.queries[1].path = Some(pb::Key {
+        length: 9,
+        value: vec![1],
+    });
+    assert!(matches!(err(r), ConvertError::InvalidKeyLength { .. }));
+
+    let answer_err = |d: pb::NodeDiff| {
+        Vec::<arbor_merkledb::NodeDiff>::try_from(pb::NodeDiffResponse { nodes: vec![d] })
+            .expect_err("malformed")
+    };
+    let child = |index, tail, change| pb::ChildDiff {
+        index,
+        tail,
+        change,
+    };
+    let key = Some(pb::Key {
+        length: 4,
+        value: vec![0xa0],
+    });
+    use pb::child_diff::Change;
+    let node = |children| pb::NodeDiff {
+        key: key.clone(),
+        value: nothing(),
+        children,
+    };
+    assert_eq!(
+        answer_err(pb::NodeDiff {
+            key: None,
+            ..node(vec![])
+        }),
+        ConvertError::MissingKey
+    );
+    assert_eq!(
+        answer_err(node(vec![child(1, key.clone(), None)])),
+        ConvertError::IncompleteChildDiff { index: 1 }
+    );
+    assert_eq!(
+        answer_err(node(vec![child(1, None, Some(Change::LeafValue(vec![])))])),
+        ConvertError::IncompleteChildDiff { index: 1 }
+    );
+    assert!(matches!(
+        answer_err(node(vec![child(
+            1,
+            key.clone(),
+            Some(Change::NodeId(vec![1; 31]))
+        )])),
+        ConvertError::InvalidChildId { index: 1, len: 31 }
+    ));
+    assert_eq!(
+        answer_err(node(vec![
+            child(2, None, Some(Change::Absent(true))),
+            child(2, None, Some(Change::Absent(true)))
+        ])),
+        ConvertError::UnorderedChildren
+    );
+    assert_eq!(
+        answer_err(pb::NodeDiff {
+            value: bad_maybe(),
+            ..node(vec![])
+        }),
+        ConvertError::InvalidMaybe {
+            field: "NodeDiff.value"
+        }
+    );
+}

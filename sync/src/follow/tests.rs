@@ -35,6 +35,10 @@ fn progress(keys: u64, peers: Vec<PeerStats>) -> Progress {
         elapsed: Duration::ZERO,
         eta: None,
         peers,
+        mode: crate::SyncMode::Proofs,
+        range_bytes: 0,
+        change_bytes: 0,
+        diff_bytes: 0,
         done: true,
     }
 }

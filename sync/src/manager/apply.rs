@@ -186,18 +186,7 @@ pub(crate) fn apply(
     }
     drop(view);
     if !accepted.is_empty() {
-        let record = |root: Hash| {
-            let mut bytes = root.as_bytes().to_vec();
-            bytes.extend_from_slice(&claimed.encode());
-            bytes
-        };
-        if ops.is_empty() {
-            db.put_app_meta(PROGRESS_KEY, Some(&record(db.root()?)))?;
-        } else {
-            let proposal = db.propose(ops)?;
-            let bytes = record(proposal.root());
-            proposal.commit_with_meta(&[(PROGRESS_KEY, Some(&bytes))])?;
-        }
+        commit_with_coverage(db, ops, &claimed)?;
     }
     for (job, largest, until, keys) in accepted {
         // Skip ahead past subtrees the local trie already shares with the fetched root.
@@ -240,6 +229,27 @@ fn ambiguous(db: &Db, proof: &ChangeProof, end: Option<&[u8]>) -> Result<bool> {
         .last()
         .is_some_and(|n| n.key == end_key && n.value_or_hash.is_some());
     Ok(claims_value || db.get(end)?.is_some())
+}
+
+/// Commits `ops` and persists `coverage`, which claims them, in the same commit (only the
+/// coverage when there is nothing to write).
+pub(crate) fn commit_with_coverage(
+    db: &Db,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    coverage: &Coverage,
+) -> Result<()> {
+    let record = |root: Hash| {
+        let mut bytes = root.as_bytes().to_vec();
+        bytes.extend_from_slice(&coverage.encode());
+        bytes
+    };
+    if ops.is_empty() {
+        db.put_app_meta(PROGRESS_KEY, Some(&record(db.root()?)))
+    } else {
+        let proposal = db.propose(ops)?;
+        let bytes = record(proposal.root());
+        proposal.commit_with_meta(&[(PROGRESS_KEY, Some(&bytes))])
+    }
 }
 
 /// Persists `coverage` on its own, claiming the database's current root; for states that need

@@ -253,6 +253,53 @@ impl Coverage {
         self.merge_around(start);
     }
 
+    /// Records that `[start, end)` (`None`: +∞) now holds `root`, whatever the regions there
+    /// held: the diff walk, which writes such an interval in the same commit. No region
+    /// overlapping it may be busy.
+    pub(crate) fn mark(&mut self, start: &[u8], end: Option<&[u8]>, root: Hash) {
+        if end.is_some_and(|e| e <= start) {
+            return;
+        }
+        self.cut_at(start);
+        if let Some(e) = end {
+            self.cut_at(e);
+        }
+        let inside: Vec<Vec<u8>> = self
+            .regions
+            .range(start.to_vec()..)
+            .take_while(|(s, _)| end.is_none_or(|e| s.as_slice() < e))
+            .map(|(s, _)| s.clone())
+            .collect();
+        debug_assert!(inside.iter().all(|s| !self.regions[s].busy));
+        for s in inside {
+            self.regions.remove(&s);
+        }
+        self.regions.insert(
+            start.to_vec(),
+            Region {
+                end: end.map(<[u8]>::to_vec),
+                tag: Some(root),
+                busy: false,
+            },
+        );
+        self.merge_around(start);
+    }
+
+    /// Splits the region holding `key` so that a region starts at `key`.
+    fn cut_at(&mut self, key: &[u8]) {
+        let Some((start, region)) = self.regions.range(..=key.to_vec()).next_back() else {
+            return;
+        };
+        if start.as_slice() == key || region.end.as_deref().is_some_and(|e| e <= key) {
+            return;
+        }
+        let (start, right) = (start.clone(), region.clone());
+        if let Some(left) = self.regions.get_mut(&start) {
+            left.end = Some(key.to_vec());
+        }
+        self.regions.insert(key.to_vec(), right);
+    }
+
     /// Forgets what is known inside the region at `start` (e.g. when a change proof for it
     /// cannot be checked), so it is fetched again with range proofs.
     pub(crate) fn forget(&mut self, start: &[u8]) {
@@ -292,6 +339,25 @@ impl Coverage {
                 }
             }
         }
+    }
+
+    /// The root other than `target` that the widest share of the keyspace holds, if any.
+    pub(crate) fn widest_stale_tag(&self, target: Hash) -> Option<Hash> {
+        let mut widths: Vec<(Hash, f64)> = Vec::new();
+        for (start, region) in &self.regions {
+            let Some(tag) = region.tag.filter(|t| *t != target) else {
+                continue;
+            };
+            let width = position(region.end.as_deref()) - position(Some(start));
+            match widths.iter_mut().find(|(t, _)| *t == tag) {
+                Some((_, w)) => *w += width,
+                None => widths.push((tag, width)),
+            }
+        }
+        widths
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(tag, _)| tag)
     }
 
     /// The fraction of the keyspace (by the position of keys' first 8 bytes) that holds

@@ -155,6 +155,26 @@ fn describe(peers: &[PeerStats]) -> String {
         .join("; ")
 }
 
+/// What a sync is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Fetching range and change proofs of regions of the keyspace.
+    Proofs,
+    /// Comparing the replica's trie with the target's node by node (node diffs): its root is
+    /// in no peer's history, so no change proof can bring it up to date.
+    Diff,
+}
+
+impl SyncMode {
+    /// A name for logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Proofs => "proofs",
+            SyncMode::Diff => "diff",
+        }
+    }
+}
+
 /// Where a sync stands.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {
@@ -176,6 +196,15 @@ pub struct Progress {
     pub eta: Option<Duration>,
     /// Per-peer figures.
     pub peers: Vec<PeerStats>,
+    /// What the sync is doing now.
+    pub mode: SyncMode,
+    /// Of `bytes`: range proofs (including those sent for change-proof requests whose start
+    /// root the peer no longer held).
+    pub range_bytes: u64,
+    /// Of `bytes`: change proofs.
+    pub change_bytes: u64,
+    /// Of `bytes`: node diffs.
+    pub diff_bytes: u64,
     /// The sync has finished at `target`.
     pub done: bool,
 }

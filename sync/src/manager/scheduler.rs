@@ -12,8 +12,10 @@ use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered}
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+mod diff;
+
 use super::{
-    PeerRoots, Progress, SyncConfig, SyncError, SyncSummary,
+    PeerRoots, Progress, SyncConfig, SyncError, SyncMode, SyncSummary,
     apply::{self, Answer, Job, Outcome, request_bounds},
     coverage::{Coverage, Work},
     peers::{Fault, Peers},
@@ -66,6 +68,13 @@ pub(super) struct Sync {
     last_accept: Instant,
     keys: u64,
     bytes: u64,
+    /// Bytes of accepted answers by kind: range proofs (and change-proof requests answered
+    /// with one), change proofs, node diffs.
+    range_bytes: u64,
+    change_bytes: u64,
+    diff_bytes: u64,
+    /// What the sync is doing now.
+    mode: SyncMode,
     accepted: u64,
     rejected: u64,
     /// Answers waiting for the applier.
@@ -114,6 +123,10 @@ impl Sync {
             last_accept: started,
             keys: 0,
             bytes: 0,
+            range_bytes: 0,
+            change_bytes: 0,
+            diff_bytes: 0,
+            mode: SyncMode::Proofs,
             accepted: 0,
             rejected: 0,
             ready: Vec::new(),
@@ -144,6 +157,8 @@ impl Sync {
         // channel is always ready and would spin the loop).
         let mut target_open = true;
         let mut peers_open = true;
+        self.diff_walk(&mut target_rx, &mut peer_rx, &cancel, &progress_tx)
+            .await?;
         loop {
             if cancel.is_cancelled() {
                 if let Some(task) = applying.take() {
@@ -473,6 +488,10 @@ impl Sync {
                 }
                 if take {
                     self.bytes += bytes as u64;
+                    match job.answer {
+                        Answer::Change(_) => self.change_bytes += bytes as u64,
+                        Answer::Range(_) | Answer::Clear => self.range_bytes += bytes as u64,
+                    }
                     if let Some(observer) = &self.config.observer {
                         observer.answer(bytes);
                     }
@@ -621,6 +640,10 @@ impl Sync {
             elapsed,
             eta: if done { Some(Duration::ZERO) } else { eta },
             peers: self.peers.stats(),
+            mode: self.mode,
+            range_bytes: self.range_bytes,
+            change_bytes: self.change_bytes,
+            diff_bytes: self.diff_bytes,
             done,
         }
     }

@@ -4,12 +4,13 @@ use std::{sync::Arc, time::Duration};
 
 use arbor::{
     merkledb::{
-        BranchFactor, ChangeOrRangeProof, ChangeProof, Config, Db, RangeProof,
-        test_utils::SeededRng,
+        BranchFactor, ChangeOrRangeProof, ChangeProof, ChildChange, Config, Db, NodeDiff,
+        RangeProof, test_utils::SeededRng,
     },
     sync::{
-        Announcement, ChangeProofRequest, ClientError, GrpcClient, LocalClient, PeerId, PeerSet,
-        RangeProofRequest, Response, ServerConfig, StateSyncService, SyncClient, SyncConfig, pb,
+        Announcement, ChangeProofRequest, ClientError, GrpcClient, LocalClient, NodeDiffRequest,
+        PeerId, PeerSet, RangeProofRequest, Response, ServerConfig, StateSyncService, StatusKind,
+        SyncClient, SyncConfig, pb,
     },
 };
 use futures::{FutureExt, future::BoxFuture, stream::BoxStream};
@@ -42,6 +43,10 @@ pub(crate) enum Fault {
     Hang,
     /// Drops every connection (over sockets: accepts and closes each TCP connection).
     Drop,
+    /// Answers honestly, each answer this much later.
+    Slow(Duration),
+    /// Does not serve node diffs (as AvalancheGo and older Arbor servers): `UNIMPLEMENTED`.
+    NoDiffs,
 }
 
 /// What a faulty server does with a request.
@@ -105,6 +110,69 @@ fn corrupt_change(fault: &Fault, mut proof: ChangeProof) -> ChangeProof {
     proof
 }
 
+/// A node-diff answer with the fault applied (`Tamper` changes a leaf's value or a node's ID,
+/// `Truncate` drops a differing child, `Empty` answers nothing).
+fn corrupt_diffs(fault: &Fault, mut diffs: Vec<NodeDiff>) -> Vec<NodeDiff> {
+    match fault {
+        Fault::Tamper => {
+            let child = diffs
+                .iter_mut()
+                .flat_map(|d| d.children.iter_mut())
+                .find(|c| !matches!(c.change, ChildChange::Absent));
+            match child.map(|c| &mut c.change) {
+                Some(ChildChange::Leaf { value, .. }) => value.push(1),
+                Some(ChildChange::Node { id, .. }) => id.0[0] ^= 1,
+                _ => {
+                    if let Some(d) = diffs.first_mut() {
+                        d.value = Some(vec![1]);
+                    }
+                }
+            }
+        }
+        Fault::Truncate => match diffs.iter_mut().find(|d| !d.children.is_empty()) {
+            Some(d) => {
+                d.children.pop();
+            }
+            None => {
+                if let Some(d) = diffs.first_mut() {
+                    d.value = Some(vec![2]);
+                }
+            }
+        },
+        Fault::Empty => diffs.clear(),
+        _ => {}
+    }
+    diffs
+}
+
+/// What the faulty server answers for a node-diff request.
+async fn misbehave_diffs(
+    fault: &Fault,
+    honest: Result<Vec<NodeDiff>, String>,
+    request: &NodeDiffRequest,
+) -> Result<Vec<NodeDiff>, String> {
+    match fault {
+        Fault::Hang => {
+            tokio::time::sleep(HANG).await;
+            Err("hung".into())
+        }
+        Fault::Drop => Err("connection reset".into()),
+        Fault::NoDiffs => unreachable!("answered before"),
+        Fault::Slow(delay) => {
+            tokio::time::sleep(*delay).await;
+            honest
+        }
+        Fault::OtherRoot(other) => other
+            .node_diffs_at(
+                other.root().expect("root"),
+                &request.queries,
+                request.bytes_limit as usize,
+            )
+            .map_err(|e| e.to_string()),
+        fault => honest.map(|diffs| corrupt_diffs(fault, diffs)),
+    }
+}
+
 /// What the faulty server answers in place of an honest `answer`.
 fn misbehave(
     fault: &Fault,
@@ -116,6 +184,7 @@ fn misbehave(
     match fault {
         Fault::Hang => Behaviour::Hang,
         Fault::Drop => Behaviour::Drop,
+        Fault::Slow(_) => Behaviour::Answer(answer),
         Fault::OtherRoot(other) => {
             let root = other.root().expect("root");
             let proof = other
@@ -212,6 +281,35 @@ impl SyncClient for FaultyLocal {
         }
         .boxed()
     }
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        let fault = self.faults[peer].clone();
+        if let Some(Fault::NoDiffs) = fault {
+            return futures::future::ready(Err(ClientError::Status {
+                kind: StatusKind::Unimplemented,
+                message: "unknown method GetNodeDiff".into(),
+            }))
+            .boxed();
+        }
+        let honest = self.inner.node_diff(peer, request.clone());
+        async move {
+            let response = honest.await?;
+            let Some(fault) = fault else {
+                return Ok(response);
+            };
+            let answer = misbehave_diffs(&fault, Ok(response.answer), &request)
+                .await
+                .map_err(ClientError::Transport)?;
+            Ok(Response {
+                answer,
+                bytes: response.bytes,
+            })
+        }
+        .boxed()
+    }
     fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
         self.inner.watch_roots(peer)
     }
@@ -232,7 +330,12 @@ impl FaultyService {
         limit: u32,
     ) -> Result<ChangeOrRangeProof, Status> {
         match misbehave(&self.fault, answer, start, end, limit) {
-            Behaviour::Answer(answer) => Ok(answer),
+            Behaviour::Answer(answer) => {
+                if let Fault::Slow(delay) = &self.fault {
+                    tokio::time::sleep(*delay).await;
+                }
+                Ok(answer)
+            }
             Behaviour::Hang => {
                 tokio::time::sleep(HANG).await;
                 Err(Status::unavailable("hung"))
@@ -298,6 +401,23 @@ impl pb::state_sync_server::StateSync for FaultyService {
         request: Request<pb::GetProofRequest>,
     ) -> Result<tonic::Response<pb::GetProofResponse>, Status> {
         self.inner.get_proof(request).await
+    }
+
+    async fn get_node_diff(
+        &self,
+        request: Request<pb::NodeDiffRequest>,
+    ) -> Result<tonic::Response<pb::NodeDiffResponse>, Status> {
+        if let Fault::NoDiffs = self.fault {
+            return Err(Status::unimplemented("unknown method GetNodeDiff"));
+        }
+        let req = NodeDiffRequest::try_from(request.get_ref().clone())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let honest = self.inner.get_node_diff(request).await?.into_inner();
+        let honest = Vec::<NodeDiff>::try_from(honest).map_err(|e| e.to_string());
+        let answer = misbehave_diffs(&self.fault, honest, &req)
+            .await
+            .map_err(Status::unavailable)?;
+        Ok(tonic::Response::new(answer.into()))
     }
 
     type WatchRootsStream =

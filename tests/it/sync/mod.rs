@@ -360,20 +360,171 @@ fn a_replica_catches_up_with_change_proofs_in_proportion_to_what_changed() {
     }
 }
 
+/// A server of `n` random keys keeping two commits of history, a replica of it, and the
+/// server four commits of `changes` further on: the replica's root has left its history.
+fn beyond_history(rng: &mut SeededRng, n: usize, changes: usize) -> (Db, Db) {
+    let server = random_db(rng, n, 2);
+    let client = copy_db(&server, 16);
+    for _ in 0..4 {
+        churn(&server, rng, changes);
+    }
+    (server, client)
+}
+
 #[test]
-fn a_replica_behind_a_server_without_its_history_still_converges() {
-    let mut rng = SeededRng::new(0x4157);
+fn a_replica_beyond_history_catches_up_by_node_diffs_in_proportion_to_what_changed() {
+    let seed = SeededRng::seed_from_env(0x4157);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
     let rt = runtime();
     for transport in TRANSPORTS {
-        let server = random_db(&mut rng, 20_000, 2);
-        let client = copy_db(&server, 16);
-        for _ in 0..4 {
-            churn(&server, &mut rng, 300);
-        }
+        // 1% of the keys change.
+        let (server, client) = beyond_history(&mut rng, 40_000, 100);
         let target = server.root().expect("root");
         let summary = sync_from(&rt, transport, &client, &server, target, test_config());
         assert_eq!(contents(&client), contents(&server), "{transport:?}");
         assert_eq!(summary.proofs_rejected, 0);
+        let fresh = fresh_sync_bytes(&rt, transport, &server);
+        eprintln!(
+            "{transport:?}: beyond history {} bytes ({} in node diffs, {} in range proofs), fresh sync {fresh}",
+            summary.bytes, summary.diff_bytes, summary.range_bytes
+        );
+        assert!(
+            summary.diff_bytes > 0,
+            "{transport:?}: node diffs were used"
+        );
+        assert_eq!(
+            summary.range_bytes, 0,
+            "{transport:?}: no range proof needed"
+        );
+        assert!(
+            summary.bytes * 10 < fresh,
+            "{transport:?}: the catch-up moved {} bytes, a fresh sync {fresh}",
+            summary.bytes
+        );
+        // From a server that does not serve node diffs (AvalancheGo, an older Arbor): range
+        // proofs, as before.
+        churn(&server, &mut rng, 100);
+        for _ in 0..3 {
+            churn(&server, &mut rng, 100);
+        }
+        let target = server.root().expect("root");
+        let peers = vec![(server.clone(), Some(Fault::NoDiffs))];
+        let summary = rt.block_on(sync(transport, &client, peers, target, test_config()));
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+        assert_eq!(summary.diff_bytes, 0, "{transport:?}");
+        assert!(summary.range_bytes > 0, "{transport:?}");
+    }
+}
+
+#[test]
+fn a_node_diff_catch_up_outscores_lying_peers_and_writes_nothing_wrong() {
+    let seed = SeededRng::seed_from_env(0xd1ff);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    let (server, base) = beyond_history(&mut rng, 20_000, 200);
+    let target = server.root().expect("root");
+    let expected = contents(&server);
+    let liar = copy_db(&server, 2);
+    churn(&liar, &mut rng, 50);
+    let faults = [
+        Fault::Tamper,
+        Fault::Truncate,
+        Fault::Empty,
+        Fault::OtherRoot(liar),
+        Fault::Hang,
+    ];
+    for transport in TRANSPORTS {
+        for fault in &faults {
+            let client = copy_db(&base, 10_000);
+            let old = contents(&client);
+            let peers = vec![
+                (server.clone(), Some(fault.clone())),
+                (server.clone(), None),
+            ];
+            let summary = rt.block_on(sync(transport, &client, peers, target, test_config()));
+            assert_eq!(contents(&client), expected, "{transport:?} {fault:?}");
+            assert!(
+                summary.diff_bytes > 0,
+                "{transport:?} {fault:?}: a diff walk"
+            );
+            // Every state committed on the way holds, for each key, its value before or at
+            // the target: nothing a liar made up.
+            for root in client.retained_roots().expect("history") {
+                let view = client.view_at(root).expect("view");
+                for (k, v) in view.range(&[], None, usize::MAX).expect("range") {
+                    let known = |set: &Contents| set.binary_search(&(k.clone(), v.clone())).is_ok();
+                    assert!(
+                        known(&expected) || known(&old),
+                        "{transport:?} {fault:?}: a wrong value for {k:02x?} was written"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_node_diff_catch_up_retargets_mid_walk_and_resumes_after_a_cancel() {
+    let seed = SeededRng::seed_from_env(0x7e57);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let (server, client) = beyond_history(&mut rng, 20_000, 300);
+        let slow = || vec![(server.clone(), Some(Fault::Slow(Duration::from_millis(30))))];
+        rt.block_on(async {
+            // Retargeted after the walk's first answer: it starts again from the new root.
+            let cluster = Cluster::start(transport, slow()).await;
+            let first = server.root().expect("root");
+            let manager =
+                SyncManager::start(client.clone(), cluster.client.clone(), first, test_config())
+                    .expect("start");
+            let mut progress = manager.progress();
+            progress
+                .wait_for(|p| p.proofs_accepted >= 1 && p.diff_bytes > 0)
+                .await
+                .expect("progress");
+            assert!(
+                !progress.borrow().done,
+                "{transport:?}: retargeted mid-walk"
+            );
+            let second = churn(&server, &mut rng, 300);
+            manager.update_target(second);
+            let summary = manager.wait().await.expect("sync");
+            assert_eq!(summary.target, second);
+            assert_eq!(contents(&client), contents(&server), "{transport:?}");
+
+            // Far behind again: cancelled after its first commit, then resumed.
+            for _ in 0..4 {
+                churn(&server, &mut rng, 300);
+            }
+            let third = server.root().expect("root");
+            let manager =
+                SyncManager::start(client.clone(), cluster.client.clone(), third, test_config())
+                    .expect("start");
+            let mut progress = manager.progress();
+            progress
+                .wait_for(|p| p.fraction > 0.0 || p.done)
+                .await
+                .expect("progress");
+            manager.cancel();
+            let first_run = manager.wait().await;
+            let resumed =
+                SyncManager::start(client.clone(), cluster.client.clone(), third, test_config())
+                    .expect("start")
+                    .wait()
+                    .await
+                    .expect("resumed sync");
+            assert_eq!(client.root().expect("root"), third);
+            assert_eq!(contents(&client), contents(&server), "{transport:?}");
+            eprintln!(
+                "{transport:?}: first run {:?}, resumed run {} bytes",
+                first_run.map(|s| s.bytes),
+                resumed.bytes
+            );
+        });
     }
 }
 

@@ -208,3 +208,30 @@ fn claim_splits_around_the_interval_and_refuses_overlaps() {
     c.release(&w.start);
     assert_eq!(c.regions().count(), 1);
 }
+
+#[test]
+fn mark_tags_any_interval_and_merges_with_its_neighbours() {
+    let mut c = Coverage::whole(Some(h(1)));
+    c.mark(&[0x20], Some(&[0x30]), h(2));
+    assert_partition(&c);
+    let tags: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.tag)).collect();
+    assert_eq!(
+        tags,
+        vec![
+            (vec![], Some(h(1))),
+            (vec![0x20], Some(h(2))),
+            (vec![0x30], Some(h(1)))
+        ]
+    );
+    // Across region edges, and touching the last region's open end.
+    c.mark(&[0x25], None, h(2));
+    assert_partition(&c);
+    let tags: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.tag)).collect();
+    assert_eq!(tags, vec![(vec![], Some(h(1))), (vec![0x20], Some(h(2)))]);
+    c.mark(&[], Some(&[0x20]), h(2));
+    assert!(c.is_complete(h(2)));
+    assert_eq!(c.regions().count(), 1);
+    // An empty interval changes nothing.
+    c.mark(&[0x40], Some(&[0x40]), h(3));
+    assert!(c.is_complete(h(2)));
+}

@@ -1,0 +1,614 @@
+//! The diff walk: catching up a replica whose root no peer keeps in history, by comparing its
+//! trie with the target's from the top down (`arbor_merkledb::NodeDiff`).
+//!
+//! It runs before the proof loop, when the regions not at the target are known at a root that a
+//! peer answers it no longer holds (a change-proof request comes back as a range proof). The
+//! walk keeps a stack of target nodes to compare, each with the ID its parent recorded (the
+//! trusted root first), and asks peers for batches of them, sending the replica's own subtrie
+//! IDs below each. A verified answer resolves its node:
+//!
+//! * keys of the parent's child region that lie outside the node's key are deleted;
+//! * the node's value is written (or its key deleted);
+//! * a child the target lacks has its region cleared; a leaf child replaces its region's keys;
+//!   a differing inner child goes on the stack, owning its region; an equal child needs nothing.
+//!
+//! Everything a resolved node decided is written in one commit together with the coverage map,
+//! in which the node's region minus its children still on the stack is marked at the target.
+//! So nothing is written before it is verified, a killed walk resumes (a rerun compares again
+//! and finds the resolved parts equal), and the proof loop afterwards has nothing left but a
+//! check that the local root is the target. On a new target the walk starts again from the new
+//! root: what is equal already is skipped at once. Peers that do not serve node diffs (an older
+//! Arbor, AvalancheGo) are left to the proof loop; if none does, the sync falls back to range
+//! proofs and says so.
+
+use arbor_merkledb::{Key, NodeDiff, NodeQuery, Proposal, VerifiedChild};
+
+use super::*;
+use crate::{client::Response, request::NodeDiffRequest};
+
+/// Nodes asked for in one request. An answer holds about 100–600 bytes per node, so a full
+/// request stays well under the byte limit, and the stack of a depth-first walk stays small.
+const QUERIES_PER_REQUEST: usize = 512;
+/// Writes gathered before they are committed.
+const COMMIT_OPS: usize = 32_768;
+/// Resolved intervals gathered before they are committed (each is a coverage update).
+const COMMIT_PIECES: usize = 2048;
+/// Requests in flight per peer.
+const REQUESTS_PER_PEER: usize = 4;
+
+/// A target node still to compare: the region its parent's child index spans (every key of the
+/// target there lies under the node's key), the node's key (`None`: the root, whose key is not
+/// known before it is asked for) and the ID its parent recorded.
+#[derive(Clone, Debug)]
+struct Pending {
+    region: Key,
+    path: Option<Key>,
+    id: Hash,
+}
+
+/// A request in flight: the nodes asked for and the replica's IDs they were asked with.
+struct Sent {
+    peer: PeerId,
+    target: Hash,
+    nodes: Vec<Pending>,
+    local: Vec<Vec<(u8, Hash)>>,
+    at: Instant,
+}
+
+type DiffAnswer = (Sent, Result<Response<Vec<NodeDiff>>, ClientError>);
+
+/// Writes and coverage decided by resolved nodes, waiting for the next commit.
+#[derive(Default)]
+struct Gathered {
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Half-open intervals that hold `root` once `ops` are written.
+    pieces: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    root: Option<Hash>,
+}
+
+/// How a walk ended, when it did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum WalkEnd {
+    /// Not needed: nothing to catch up, or peers hold the history for change proofs.
+    NotNeeded,
+    /// Every region was resolved at the target.
+    Done,
+    /// No peer serves node diffs: the proof loop does the rest.
+    Unsupported,
+}
+
+/// The half-open byte range `[lo, hi)` of the keys that start with `prefix` (`hi = None`: +∞).
+pub(super) fn prefix_range(prefix: &Key) -> (Vec<u8>, Option<Vec<u8>>) {
+    let lo = prefix.as_bytes().to_vec();
+    let bits = prefix.bit_len();
+    if bits == 0 {
+        return (lo, None);
+    }
+    // Add one at the prefix's last bit, carrying; a byte that overflows is dropped (a shorter
+    // key sorts first, so `a4` is the first key after every key starting with `a3 f`).
+    let mut hi = lo.clone();
+    let used = bits - (hi.len() - 1) * 8;
+    let mut add = 1u16 << (8 - used);
+    while let Some(last) = hi.last_mut() {
+        let sum = u16::from(*last) + add;
+        if let Ok(byte) = u8::try_from(sum) {
+            *last = byte;
+            return (lo, Some(hi));
+        }
+        hi.pop();
+        add = 1;
+    }
+    (lo, None)
+}
+
+/// Deletes of every local key in `[lo, hi)` but `keep`.
+fn clear(
+    view: &Proposal,
+    lo: &[u8],
+    hi: Option<&[u8]>,
+    keep: Option<&[u8]>,
+    ops: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> arbor_merkledb::Result<()> {
+    if hi.is_some_and(|h| h <= lo) {
+        return Ok(());
+    }
+    view.for_each_key(lo, hi, |key| {
+        if hi.is_none_or(|h| key < h) && Some(key) != keep {
+            ops.push((key.to_vec(), None));
+        }
+    })
+}
+
+/// Resolves a verified node (see the module docs): its writes and finished intervals go to
+/// `out`, its differing inner children to `stack` (smallest key on top).
+fn resolve(
+    view: &Proposal,
+    token_bits: usize,
+    pending: &Pending,
+    diff: &NodeDiff,
+    children: Vec<VerifiedChild>,
+    out: &mut Gathered,
+    stack: &mut Vec<Pending>,
+) -> arbor_merkledb::Result<()> {
+    let key = &diff.key;
+    let (region_lo, region_hi) = prefix_range(&pending.region);
+    let (key_lo, key_hi) = prefix_range(key);
+    // Only now is the node's key proven (it is in its ID): nothing of the region lies outside.
+    clear(view, &region_lo, Some(&key_lo), None, &mut out.ops)?;
+    if let Some(key_hi) = &key_hi {
+        clear(view, key_hi, region_hi.as_deref(), None, &mut out.ops)?;
+    }
+    if key.is_whole_bytes() {
+        match &diff.value {
+            Some(value) => out.ops.push((key.as_bytes().to_vec(), Some(value.clone()))),
+            None if view.get(key.as_bytes())?.is_some() => {
+                out.ops.push((key.as_bytes().to_vec(), None));
+            }
+            None => {}
+        }
+    }
+    let child_range = |index: u8| prefix_range(&key.child(index, token_bits));
+    if pending.path.is_none() {
+        // The root is asked for without the replica's IDs (its key was unknown), so an index
+        // the target lacks is not reported absent: clear every index that is not a child.
+        let mut present = children.iter().map(child_index).peekable();
+        for index in (0..1u32 << token_bits).filter_map(|i| u8::try_from(i).ok()) {
+            if present.next_if_eq(&index).is_none() {
+                let (lo, hi) = child_range(index);
+                clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
+            }
+        }
+    }
+    let mut below = Vec::new();
+    for child in children {
+        match child {
+            VerifiedChild::Absent { index } => {
+                let (lo, hi) = child_range(index);
+                clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
+            }
+            VerifiedChild::Leaf { index, key, value } => {
+                let (lo, hi) = child_range(index);
+                clear(view, &lo, hi.as_deref(), Some(key.as_bytes()), &mut out.ops)?;
+                out.ops.push((key.into_bytes(), Some(value)));
+            }
+            VerifiedChild::Node {
+                index,
+                key: path,
+                id,
+            } => below.push(Pending {
+                region: key.child(index, token_bits),
+                path: Some(path),
+                id,
+            }),
+        }
+    }
+    // The region is finished but for the children still to compare.
+    let mut cursor = Some(region_lo);
+    for child in &below {
+        let (lo, hi) = prefix_range(&child.region);
+        if let Some(from) = cursor.take() {
+            if from < lo {
+                out.pieces.push((from, Some(lo)));
+            }
+        }
+        cursor = hi;
+    }
+    if let Some(from) = cursor {
+        if region_hi.as_ref().is_none_or(|hi| from < *hi) {
+            out.pieces.push((from, region_hi));
+        }
+    }
+    stack.extend(below.into_iter().rev());
+    Ok(())
+}
+
+fn child_index(child: &VerifiedChild) -> u8 {
+    match child {
+        VerifiedChild::Absent { index }
+        | VerifiedChild::Leaf { index, .. }
+        | VerifiedChild::Node { index, .. } => *index,
+    }
+}
+
+impl Sync {
+    /// Whether the walk is worth running: the regions not at the target are known at a root
+    /// `from` that a peer says it no longer holds (a change proof from it comes back as a range
+    /// proof). Returns that root.
+    async fn diff_needed(&mut self, cancel: &CancellationToken) -> Result<Option<Hash>, SyncError> {
+        if self.target == Hash::EMPTY_ROOT || self.db.root()? == Hash::EMPTY_ROOT {
+            return Ok(None);
+        }
+        let Some(from) = self.coverage.widest_stale_tag(self.target) else {
+            return Ok(None);
+        };
+
+        let started = Instant::now();
+        while started.elapsed() < self.config.stall_timeout && !cancel.is_cancelled() {
+            let now = Instant::now();
+            let Some(peer) = self.peers.choose(now) else {
+                let wake = self
+                    .peers
+                    .next_ready(now)
+                    .unwrap_or(now + Duration::from_millis(100));
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake.into()) => {}
+                    () = cancel.cancelled() => {}
+                }
+                continue;
+            };
+            let request = ChangeProofRequest {
+                start_root: from,
+                end_root: self.target,
+                start: None,
+                end: None,
+                key_limit: 1,
+                bytes_limit: self.config.bytes_limit,
+            };
+            let answer = tokio::time::timeout(
+                self.config.request_timeout,
+                self.client.change_proof(peer, request),
+            )
+            .await;
+            match answer {
+                Ok(Ok(response)) => {
+                    self.peers.succeeded(peer, now.elapsed(), response.bytes);
+                    self.bytes += response.bytes as u64;
+                    return Ok(match response.answer {
+                        ChangeOrRangeProof::Change(_) => None,
+                        ChangeOrRangeProof::Range(_) => Some(from),
+                    });
+                }
+                Ok(Err(error)) => {
+                    self.peers
+                        .failed(peer, fault_of(&error), error.to_string(), Instant::now());
+                }
+                Err(_) => {
+                    let error = format!("no answer within {:?}", self.config.request_timeout);
+                    self.peers
+                        .failed(peer, Fault::Unavailable, error, Instant::now());
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs the diff walk when it is needed (see the module docs).
+    pub(super) async fn diff_walk(
+        &mut self,
+        target_rx: &mut watch::Receiver<Hash>,
+        peer_rx: &mut watch::Receiver<Members>,
+        cancel: &CancellationToken,
+        progress_tx: &watch::Sender<Progress>,
+    ) -> Result<WalkEnd, SyncError> {
+        let Some(from) = self.diff_needed(cancel).await? else {
+            return Ok(WalkEnd::NotNeeded);
+        };
+        tracing::info!(%from, target = %self.target, "no peer holds the replica's root in history: comparing tries");
+        self.mode = SyncMode::Diff;
+        let result = self.walk(target_rx, peer_rx, cancel, progress_tx).await;
+        self.mode = SyncMode::Proofs;
+        result
+    }
+
+    async fn walk(
+        &mut self,
+        target_rx: &mut watch::Receiver<Hash>,
+        peer_rx: &mut watch::Receiver<Members>,
+        cancel: &CancellationToken,
+        progress_tx: &watch::Sender<Progress>,
+    ) -> Result<WalkEnd, SyncError> {
+        let token_bits = self.bf.token_bits();
+        let root_of = |target: Hash| Pending {
+            region: Key::from_bytes(&[]),
+            path: None,
+            id: target,
+        };
+        let mut stack = vec![root_of(self.target)];
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, DiffAnswer>> =
+            FuturesUnordered::new();
+        let mut gathered = Gathered::default();
+        let mut unsupported = std::collections::HashSet::new();
+        let mut target_open = true;
+        let mut peers_open = true;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(SyncError::Cancelled);
+            }
+            let now = Instant::now();
+            if stack.is_empty() && in_flight.is_empty() {
+                self.commit_gathered(&mut gathered).await?;
+                return Ok(WalkEnd::Done);
+            }
+            if now.duration_since(self.last_accept) > self.config.stall_timeout {
+                return Err(SyncError::Stalled {
+                    waited: now.duration_since(self.last_accept),
+                    peers: self.peers.stats(),
+                });
+            }
+            // Dispatch.
+            while !stack.is_empty()
+                && in_flight.len() < REQUESTS_PER_PEER * self.peers.present().max(1)
+            {
+                let Some(peer) = self.peers.choose(now) else {
+                    break;
+                };
+                if unsupported.contains(&peer) {
+                    let why = "does not serve node diffs".to_owned();
+                    self.peers.failed(peer, Fault::Lagging, why, now);
+                    if unsupported.len() >= self.peers.present() {
+                        break;
+                    }
+                    continue;
+                }
+                let nodes = stack.split_off(stack.len().saturating_sub(QUERIES_PER_REQUEST));
+                let mut nodes: Vec<Pending> = nodes.into_iter().rev().collect();
+                let paths: Vec<Key> = nodes.iter().filter_map(|p| p.path.clone()).collect();
+                let mut known = self.db.subtries_below(&paths)?.into_iter();
+                let local: Vec<Vec<(u8, Hash)>> = nodes
+                    .iter()
+                    .map(|p| match p.path {
+                        Some(_) => known.next().unwrap_or_default(),
+                        None => Vec::new(),
+                    })
+                    .collect();
+                nodes.shrink_to_fit();
+                let request = NodeDiffRequest {
+                    root: self.target,
+                    queries: nodes
+                        .iter()
+                        .zip(&local)
+                        .map(|(p, local)| NodeQuery {
+                            path: p.path.clone(),
+                            local: local.clone(),
+                        })
+                        .collect(),
+                    bytes_limit: self.config.bytes_limit,
+                };
+                let sent = Sent {
+                    peer,
+                    target: self.target,
+                    nodes,
+                    local,
+                    at: now,
+                };
+                let answer = self.client.node_diff(peer, request);
+                let timeout = self.config.request_timeout;
+                in_flight.push(
+                    async move {
+                        let answer = match tokio::time::timeout(timeout, answer).await {
+                            Ok(answer) => answer,
+                            Err(_) => Err(ClientError::Transport(format!(
+                                "no answer within {timeout:?}"
+                            ))),
+                        };
+                        (sent, answer)
+                    }
+                    .boxed(),
+                );
+            }
+            if in_flight.is_empty()
+                && !stack.is_empty()
+                && unsupported.len() >= self.peers.present()
+            {
+                if unsupported.is_empty() {
+                    // No peer at all yet: wait for one below.
+                } else {
+                    self.commit_gathered(&mut gathered).await?;
+                    tracing::warn!(
+                        "no peer serves node diffs (AvalancheGo and older Arbor servers do not): fetching what changed with range proofs"
+                    );
+                    return Ok(WalkEnd::Unsupported);
+                }
+            }
+            if gathered.ops.len() >= COMMIT_OPS || gathered.pieces.len() >= COMMIT_PIECES {
+                self.commit_gathered(&mut gathered).await?;
+            }
+            progress_tx.send_replace(self.progress(false));
+            let wake = self
+                .peers
+                .next_ready(now)
+                .unwrap_or(now + Duration::from_secs(1))
+                .min(self.last_accept + self.config.stall_timeout + Duration::from_millis(1));
+            tokio::select! {
+                Some((sent, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                    if sent.target != self.target {
+                        // Asked at an earlier target: the walk has started again.
+                        self.peers.abandoned(sent.peer);
+                        continue;
+                    }
+                    let latency = sent.at.elapsed();
+                    match answer {
+                        Ok(response) => {
+                            let bytes = response.bytes;
+                            if let Err(error) = self.take_answer(&sent, response, token_bits, &mut gathered, &mut stack) {
+                                let error = match error {
+                                    Taken::Invalid(error) => error,
+                                    Taken::Db(error) => return Err(error.into()),
+                                };
+                                tracing::debug!(peer = %self.client.peers().name(sent.peer), %error, "node diff rejected");
+                                self.reject();
+                                self.peers.failed(sent.peer, Fault::Invalid, error, Instant::now());
+                                stack.extend(sent.nodes.into_iter().rev());
+                            } else {
+                                self.peers.succeeded(sent.peer, latency, bytes);
+                            }
+                        }
+                        Err(error) => {
+                            let unsupported_kind = matches!(
+                                &error,
+                                ClientError::Status { kind: StatusKind::Unimplemented | StatusKind::InvalidArgument, .. }
+                            );
+                            if unsupported_kind {
+                                unsupported.insert(sent.peer);
+                                self.peers.abandoned(sent.peer);
+                            } else {
+                                self.peers.failed(sent.peer, fault_of(&error), error.to_string(), Instant::now());
+                            }
+                            stack.extend(sent.nodes.into_iter().rev());
+                        }
+                    }
+                }
+                changed = target_rx.changed(), if target_open => {
+                    if changed.is_ok() {
+                        let target = *target_rx.borrow_and_update();
+                        if target != self.target {
+                            self.commit_gathered(&mut gathered).await?;
+                            self.target = target;
+                            tracing::info!(target = %self.target, "sync target updated: comparing again from the new root");
+                            stack = vec![root_of(target)];
+                            if target == Hash::EMPTY_ROOT {
+                                return Ok(WalkEnd::NotNeeded);
+                            }
+                        }
+                    } else {
+                        target_open = false;
+                    }
+                }
+                changed = peer_rx.changed(), if peers_open => {
+                    if changed.is_ok() {
+                        self.peers.update(&peer_rx.borrow_and_update());
+                    } else {
+                        peers_open = false;
+                    }
+                }
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Verifies an answer and resolves its nodes; the nodes it did not answer go back on the
+    /// stack. Nothing of an answer with one bad node is used.
+    fn take_answer(
+        &mut self,
+        sent: &Sent,
+        response: Response<Vec<NodeDiff>>,
+        token_bits: usize,
+        gathered: &mut Gathered,
+        stack: &mut Vec<Pending>,
+    ) -> Result<(), Taken> {
+        let diffs = response.answer;
+        if response.bytes > self.config.bytes_limit as usize {
+            return Err(Taken::Invalid(format!(
+                "answer of {} bytes exceeds the limit of {}",
+                response.bytes, self.config.bytes_limit
+            )));
+        }
+        if diffs.is_empty() || diffs.len() > sent.nodes.len() {
+            return Err(Taken::Invalid(format!(
+                "{} node diffs for {} queries",
+                diffs.len(),
+                sent.nodes.len()
+            )));
+        }
+        let mut verified = Vec::with_capacity(diffs.len());
+        for ((diff, pending), local) in diffs.iter().zip(&sent.nodes).zip(&sent.local) {
+            let children = diff
+                .verify(pending.path.as_ref(), pending.id, local, self.bf)
+                .map_err(|e| Taken::Invalid(format!("node diff: {e}")))?;
+            verified.push(children);
+        }
+        let view = self.db.view().map_err(Taken::Db)?;
+        let before = gathered.ops.len();
+        if gathered.root.is_some_and(|r| r != sent.target) {
+            // Never mixed: commit_gathered runs before a retarget restarts the walk.
+            return Err(Taken::Invalid("answer for another target".into()));
+        }
+        gathered.root = Some(sent.target);
+        let answered = diffs.len();
+        for ((diff, pending), children) in diffs.iter().zip(&sent.nodes).zip(verified) {
+            resolve(&view, token_bits, pending, diff, children, gathered, stack)
+                .map_err(Taken::Db)?;
+        }
+        stack.extend(sent.nodes[answered..].iter().rev().cloned());
+        self.bytes += response.bytes as u64;
+        self.diff_bytes += response.bytes as u64;
+        self.keys += (gathered.ops.len() - before) as u64;
+        self.accepted += 1;
+        self.last_accept = Instant::now();
+        if let Some(observer) = &self.config.observer {
+            observer.answer(response.bytes);
+        }
+        Ok(())
+    }
+
+    /// Commits the gathered writes with the coverage they complete.
+    async fn commit_gathered(&mut self, gathered: &mut Gathered) -> Result<(), SyncError> {
+        let Some(root) = gathered.root else {
+            return Ok(());
+        };
+        let gathered = std::mem::take(gathered);
+        let mut coverage = self.coverage.clone();
+        for (lo, hi) in &gathered.pieces {
+            coverage.mark(lo, hi.as_deref(), root);
+        }
+        let db = self.db.clone();
+        let ops = gathered.ops;
+        let saved = coverage.clone();
+        tokio::task::spawn_blocking(move || apply::commit_with_coverage(&db, ops, &saved))
+            .await
+            .map_err(|e| SyncError::Task(e.to_string()))??;
+        self.coverage = coverage;
+        Ok(())
+    }
+}
+
+/// Why an answer was not taken.
+enum Taken {
+    /// The peer's fault.
+    Invalid(String),
+    /// Ours.
+    Db(arbor_merkledb::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_range;
+    use arbor_merkledb::Key;
+
+    #[test]
+    fn prefix_ranges_hold_exactly_the_keys_under_the_prefix() {
+        let key = |bytes: &[u8], bits: usize| Key::from_bits(bytes, bits).expect("key");
+        assert_eq!(prefix_range(&key(&[], 0)), (vec![], None));
+        assert_eq!(
+            prefix_range(&key(&[0xa3, 0x50], 12)),
+            (vec![0xa3, 0x50], Some(vec![0xa3, 0x60]))
+        );
+        assert_eq!(
+            prefix_range(&key(&[0xa3, 0xf0], 12)),
+            (vec![0xa3, 0xf0], Some(vec![0xa4]))
+        );
+        assert_eq!(
+            prefix_range(&key(&[0xa3], 8)),
+            (vec![0xa3], Some(vec![0xa4]))
+        );
+        assert_eq!(
+            prefix_range(&key(&[0xff, 0xf0], 12)),
+            (vec![0xff, 0xf0], None)
+        );
+        assert_eq!(prefix_range(&key(&[0x80], 1)), (vec![0x80], None));
+        assert_eq!(
+            prefix_range(&key(&[0x00], 1)),
+            (vec![0x00], Some(vec![0x80]))
+        );
+        // Every byte string of up to two bytes lies in the range exactly when it has the prefix.
+        for (bytes, bits) in [
+            (vec![0xa3, 0x50], 12),
+            (vec![0xa3, 0xf0], 12),
+            (vec![0x40], 2),
+        ] {
+            let prefix = key(&bytes, bits);
+            let (lo, hi) = prefix_range(&prefix);
+            let mut strings: Vec<Vec<u8>> = (0..=255u8).map(|a| vec![a]).collect();
+            for a in 0..=255u8 {
+                for b in (0..=255u8).step_by(7) {
+                    strings.push(vec![a, b]);
+                }
+            }
+            for s in strings {
+                let inside = s >= lo && hi.as_ref().is_none_or(|h| s < *h);
+                assert_eq!(inside, Key::from_bytes(&s).has_prefix(&prefix), "{s:02x?}");
+            }
+        }
+    }
+}
