@@ -22,7 +22,10 @@ OUT = Path(os.environ.get("ARBOR_CATCHUP_OUT", "docs/bench/catchup.jsonl"))
 
 
 def run(*args):
-    return subprocess.run([ARBOR, *args], check=True, capture_output=True, text=True).stdout
+    done = subprocess.run([ARBOR, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"arbor {' '.join(args)} failed ({done.returncode}):\n{done.stderr[:3000]}")
+    return done.stdout
 
 
 def serve(db, history, *extra):

@@ -402,10 +402,22 @@ fn a_replica_beyond_history_catches_up_by_node_diffs_in_proportion_to_what_chang
             "{transport:?}: the catch-up moved {} bytes, a fresh sync {fresh}",
             summary.bytes
         );
+        // Committing every few keys, so commits run beside the walk's reads all the time.
+        for _ in 0..4 {
+            churn(&server, &mut rng, 100);
+        }
+        let target = server.root().expect("root");
+        let config = SyncConfig {
+            key_limit: 4,
+            max_batch: 1,
+            ..test_config()
+        };
+        let summary = sync_from(&rt, transport, &client, &server, target, config);
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+        assert!(summary.diff_bytes > 0 && summary.range_bytes == 0);
         // From a server that does not serve node diffs (AvalancheGo, an older Arbor): range
         // proofs, as before.
-        churn(&server, &mut rng, 100);
-        for _ in 0..3 {
+        for _ in 0..4 {
             churn(&server, &mut rng, 100);
         }
         let target = server.root().expect("root");

@@ -29,10 +29,12 @@ use crate::{client::Response, request::NodeDiffRequest};
 /// Nodes asked for in one request. An answer holds about 100–600 bytes per node, so a full
 /// request stays well under the byte limit, and the stack of a depth-first walk stays small.
 const QUERIES_PER_REQUEST: usize = 512;
-/// Writes gathered before they are committed.
-const COMMIT_OPS: usize = 32_768;
-/// Resolved intervals gathered before they are committed (each is a coverage update).
-const COMMIT_PIECES: usize = 2048;
+/// Writes gathered before they are committed, in keys per answer of the proof loop: as a
+/// batch of its answers, times four (by default 2048 × 4 × 4 = 32,768).
+const COMMIT_ANSWERS: usize = 4;
+/// Resolved intervals gathered before they are committed (each is a coverage update; most
+/// merge with their neighbours).
+const COMMIT_PIECES: usize = 65_536;
 /// Requests in flight per peer.
 const REQUESTS_PER_PEER: usize = 4;
 
@@ -120,15 +122,15 @@ fn clear(
 }
 
 /// Resolves a verified node (see the module docs): its writes and finished intervals go to
-/// `out`, its differing inner children to `stack` (smallest key on top).
+/// `out`, its differing inner children to `below`, in key order.
 fn resolve(
     view: &Proposal,
     token_bits: usize,
     pending: &Pending,
     diff: &NodeDiff,
-    children: Vec<VerifiedChild>,
+    children: &[VerifiedChild],
     out: &mut Gathered,
-    stack: &mut Vec<Pending>,
+    below_out: &mut Vec<Pending>,
 ) -> arbor_merkledb::Result<()> {
     let key = &diff.key;
     let (region_lo, region_hi) = prefix_range(&pending.region);
@@ -163,22 +165,22 @@ fn resolve(
     for child in children {
         match child {
             VerifiedChild::Absent { index } => {
-                let (lo, hi) = child_range(index);
+                let (lo, hi) = child_range(*index);
                 clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
             }
             VerifiedChild::Leaf { index, key, value } => {
-                let (lo, hi) = child_range(index);
+                let (lo, hi) = child_range(*index);
                 clear(view, &lo, hi.as_deref(), Some(key.as_bytes()), &mut out.ops)?;
-                out.ops.push((key.into_bytes(), Some(value)));
+                out.ops.push((key.as_bytes().to_vec(), Some(value.clone())));
             }
             VerifiedChild::Node {
                 index,
                 key: path,
                 id,
             } => below.push(Pending {
-                region: key.child(index, token_bits),
-                path: Some(path),
-                id,
+                region: key.child(*index, token_bits),
+                path: Some(path.clone()),
+                id: *id,
             }),
         }
     }
@@ -198,7 +200,7 @@ fn resolve(
             out.pieces.push((from, region_hi));
         }
     }
-    stack.extend(below.into_iter().rev());
+    below_out.extend(below);
     Ok(())
 }
 
@@ -307,16 +309,22 @@ impl Sync {
         let mut in_flight: FuturesUnordered<BoxFuture<'static, DiffAnswer>> =
             FuturesUnordered::new();
         let mut gathered = Gathered::default();
+        // The commit in progress (one at a time, beside the walk: it writes only regions the walk
+        // has finished with), resolving to the coverage it persisted.
+        let mut committing: Option<Committing> = None;
         let mut unsupported = std::collections::HashSet::new();
         let mut target_open = true;
         let mut peers_open = true;
         loop {
             if cancel.is_cancelled() {
+                // Let the commit in progress finish: it is atomic either way.
+                self.finish_commit(&mut committing).await?;
                 return Err(SyncError::Cancelled);
             }
             let now = Instant::now();
             if stack.is_empty() && in_flight.is_empty() {
-                self.commit_gathered(&mut gathered).await?;
+                self.start_commit(&mut gathered, &mut committing).await?;
+                self.finish_commit(&mut committing).await?;
                 return Ok(WalkEnd::Done);
             }
             if now.duration_since(self.last_accept) > self.config.stall_timeout {
@@ -393,15 +401,18 @@ impl Sync {
                 if unsupported.is_empty() {
                     // No peer at all yet: wait for one below.
                 } else {
-                    self.commit_gathered(&mut gathered).await?;
+                    self.start_commit(&mut gathered, &mut committing).await?;
+                    self.finish_commit(&mut committing).await?;
                     tracing::warn!(
                         "no peer serves node diffs (AvalancheGo and older Arbor servers do not): fetching what changed with range proofs"
                     );
                     return Ok(WalkEnd::Unsupported);
                 }
             }
-            if gathered.ops.len() >= COMMIT_OPS || gathered.pieces.len() >= COMMIT_PIECES {
-                self.commit_gathered(&mut gathered).await?;
+            let commit_ops =
+                self.config.key_limit as usize * self.config.max_batch * COMMIT_ANSWERS;
+            if gathered.ops.len() >= commit_ops || gathered.pieces.len() >= COMMIT_PIECES {
+                self.start_commit(&mut gathered, &mut committing).await?;
             }
             progress_tx.send_replace(self.progress(false));
             let wake = self
@@ -452,7 +463,7 @@ impl Sync {
                     if changed.is_ok() {
                         let target = *target_rx.borrow_and_update();
                         if target != self.target {
-                            self.commit_gathered(&mut gathered).await?;
+                            self.start_commit(&mut gathered, &mut committing).await?;
                             self.target = target;
                             tracing::info!(target = %self.target, "sync target updated: comparing again from the new root");
                             stack = vec![root_of(target)];
@@ -508,22 +519,40 @@ impl Sync {
                 .map_err(|e| Taken::Invalid(format!("node diff: {e}")))?;
             verified.push(children);
         }
-        let view = self.db.view().map_err(Taken::Db)?;
-        let before = gathered.ops.len();
         if gathered.root.is_some_and(|r| r != sent.target) {
-            // Never mixed: commit_gathered runs before a retarget restarts the walk.
+            // Never mixed: a commit starts before a retarget restarts the walk.
             return Err(Taken::Invalid("answer for another target".into()));
         }
-        gathered.root = Some(sent.target);
+        // The local reads are made on a view, which a commit of the walk's earlier writes
+        // (running beside it, in other regions) invalidates: then they are made again.
+        let mut attempts = 0;
+        let (part, below) = loop {
+            let view = self.db.view().map_err(Taken::Db)?;
+            let mut part = Gathered::default();
+            let mut below = Vec::new();
+            let resolved = diffs.iter().zip(&sent.nodes).zip(&verified).try_for_each(
+                |((diff, pending), children)| {
+                    resolve(
+                        &view, token_bits, pending, diff, children, &mut part, &mut below,
+                    )
+                },
+            );
+            match resolved {
+                Ok(()) => break (part, below),
+                Err(arbor_merkledb::Error::Invalid) if attempts < 16 => attempts += 1,
+                Err(error) => return Err(Taken::Db(error)),
+            }
+        };
         let answered = diffs.len();
-        for ((diff, pending), children) in diffs.iter().zip(&sent.nodes).zip(verified) {
-            resolve(&view, token_bits, pending, diff, children, gathered, stack)
-                .map_err(Taken::Db)?;
-        }
+        self.keys += part.ops.len() as u64;
+        gathered.ops.extend(part.ops);
+        gathered.pieces.extend(part.pieces);
+        gathered.root = Some(sent.target);
+        // The unanswered nodes go back first, so the answered ones' children are asked next.
         stack.extend(sent.nodes[answered..].iter().rev().cloned());
+        stack.extend(below.into_iter().rev());
         self.bytes += response.bytes as u64;
         self.diff_bytes += response.bytes as u64;
-        self.keys += (gathered.ops.len() - before) as u64;
         self.accepted += 1;
         self.last_accept = Instant::now();
         if let Some(observer) = &self.config.observer {
@@ -532,8 +561,14 @@ impl Sync {
         Ok(())
     }
 
-    /// Commits the gathered writes with the coverage they complete.
-    async fn commit_gathered(&mut self, gathered: &mut Gathered) -> Result<(), SyncError> {
+    /// Starts committing the gathered writes with the coverage they complete, once the commit
+    /// in progress (if any) has finished.
+    async fn start_commit(
+        &mut self,
+        gathered: &mut Gathered,
+        committing: &mut Option<Committing>,
+    ) -> Result<(), SyncError> {
+        self.finish_commit(committing).await?;
         let Some(root) = gathered.root else {
             return Ok(());
         };
@@ -544,14 +579,26 @@ impl Sync {
         }
         let db = self.db.clone();
         let ops = gathered.ops;
-        let saved = coverage.clone();
-        tokio::task::spawn_blocking(move || apply::commit_with_coverage(&db, ops, &saved))
-            .await
-            .map_err(|e| SyncError::Task(e.to_string()))??;
-        self.coverage = coverage;
+        *committing = Some(tokio::task::spawn_blocking(move || {
+            apply::commit_with_coverage(&db, ops, &coverage).map(|()| coverage)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the commit in progress; its coverage becomes the sync's.
+    async fn finish_commit(
+        &mut self,
+        committing: &mut Option<Committing>,
+    ) -> Result<(), SyncError> {
+        if let Some(task) = committing.take() {
+            self.coverage = task.await.map_err(|e| SyncError::Task(e.to_string()))??;
+        }
         Ok(())
     }
 }
+
+/// A commit of the walk's writes, resolving to the coverage map it persisted.
+type Committing = JoinHandle<Result<Coverage, arbor_merkledb::Error>>;
 
 /// Why an answer was not taken.
 enum Taken {
