@@ -10,8 +10,9 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    Direction, IteratorMode, Options, WriteBatch, WriteBufferManager, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
+    DBCompressionType, Direction, IteratorMode, Options, WriteBatch, WriteBufferManager,
+    WriteOptions,
 };
 
 use super::{Batch, Durability, Op, Record, RocksConfig, Space, Store};
@@ -53,6 +54,17 @@ impl RocksStore {
             table.set_block_cache(&cache);
             table.set_bloom_filter(10.0, false);
             table.set_cache_index_and_filter_blocks(true);
+            // Index and filter blocks in 4 KiB partitions under a small pinned top level: a
+            // read loads only the partitions on its key's path. Whole-file filters (about 1.2 MB
+            // per million keys) and indexes do not stay in a small block cache (a sync client's,
+            // or any cache at 100M+ keys): each read loaded and checksummed them whole again,
+            // 62% of a 64 MiB sync client's CPU in a 1M-key catch-up. Partitioned, catch-ups
+            // ran 2.3-2.9x faster; loading 1M keys onto 2M with the default 256 MiB cache about
+            // 6% slower (55.3k against 58.8k keys/s, runs spread over 14%).
+            table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+            table.set_partition_filters(true);
+            table.set_metadata_block_size(4096);
+            table.set_pin_top_level_index_and_filter(true);
             let mut opts = Options::default();
             opts.set_block_based_table_factory(&table);
             // Keys and values are mostly hashes: compression costs CPU and saves little.
