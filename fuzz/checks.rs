@@ -6,7 +6,8 @@
 use std::sync::OnceLock;
 
 use arbor_merkledb::{
-    BranchFactor, ChangeOrRangeProof, Config, Db, Hash, RangeProof, verify_range_proof,
+    BranchFactor, ChangeOrRangeProof, Config, Db, Hash, Key, NodeDiff, NodeQuery, RangeProof,
+    VerifiedChild, verify_range_proof,
 };
 use arbor_sync::{Limits, SyncRequest, handle_request_bytes, pb};
 use prost::Message;
@@ -18,11 +19,12 @@ pub(crate) type Check = fn(&[u8]);
 type Bounds = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The targets, by name (the corpus directory and the fuzz binary share it).
-pub(crate) const TARGETS: [(&str, Check); 4] = [
+pub(crate) const TARGETS: [(&str, Check); 5] = [
     ("node_codec", node_codec),
     ("range_proof", range_proof),
     ("change_proof", change_proof),
     ("request", request),
+    ("node_diff", node_diff),
 ];
 
 /// Keys of the fixed database the proofs are checked against.
@@ -180,4 +182,74 @@ pub(crate) fn request(data: &[u8]) {
     }
     let limits = Limits::default();
     let _answer = handle_request_bytes(&fixture().new, data, &limits);
+}
+
+/// The node-diff questions a replica at the fixture's old root asks about the new root: the root
+/// (its key unknown, no IDs sent) and the root's first differing inner child (with the old
+/// trie's IDs below it), each with its expected key and ID. From honest, verified answers.
+pub(crate) fn node_diff_queries() -> Vec<(NodeQuery, Option<Key>, Hash)> {
+    let Fixture { old, new } = fixture();
+    let bf = BranchFactor::default();
+    let root = new.root().expect("root");
+    let top = NodeQuery {
+        path: None,
+        local: vec![],
+    };
+    let mut queries = vec![(top.clone(), None, root)];
+    let honest = new
+        .node_diffs_at(root, &[top], usize::MAX)
+        .expect("root diff");
+    let children = honest[0].verify(None, root, &[], bf).expect("honest");
+    if let Some((key, id)) = children.into_iter().find_map(|c| match c {
+        VerifiedChild::Node { key, id, .. } => Some((key, id)),
+        _ => None,
+    }) {
+        let local = old
+            .subtries_below(std::slice::from_ref(&key))
+            .expect("ids")
+            .remove(0);
+        queries.push((
+            NodeQuery {
+                path: Some(key.clone()),
+                local,
+            },
+            Some(key),
+            id,
+        ));
+    }
+    queries
+}
+
+/// Node-diff answers from the wire, checked as a replica at the fixture's old root checks them
+/// against the new root: never a panic, and a node diff that verifies tells the truth (the same
+/// key, value and differing children as the honest answer).
+pub(crate) fn node_diff(data: &[u8]) {
+    let Ok(message) = pb::NodeDiffResponse::decode(data) else {
+        return;
+    };
+    let Ok(diffs) = Vec::<NodeDiff>::try_from(message) else {
+        return;
+    };
+    let new = &fixture().new;
+    let root = new.root().expect("root");
+    let bf = BranchFactor::default();
+    for diff in &diffs {
+        for (query, key, id) in node_diff_queries() {
+            let Ok(children) = diff.verify(key.as_ref(), id, &query.local, bf) else {
+                continue;
+            };
+            let honest = new
+                .node_diffs_at(root, std::slice::from_ref(&query), usize::MAX)
+                .expect("honest")
+                .remove(0);
+            let truth = honest
+                .verify(key.as_ref(), id, &query.local, bf)
+                .expect("honest verifies");
+            assert_eq!(
+                (&diff.key, &diff.value, &children),
+                (&honest.key, &honest.value, &truth),
+                "a verified node diff differs from the truth"
+            );
+        }
+    }
 }

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import benchkit
 
-ARBOR = sys.argv[1]
-KEYS = int(sys.argv[2])
+PLOT_ONLY = sys.argv[1] == "--plot"
+ARBOR = None if PLOT_ONLY else sys.argv[1]
+KEYS = 0 if PLOT_ONLY else int(sys.argv[2])
 SHARES = [float(s) for s in os.environ.get("ARBOR_CATCHUP_SHARES", "0.01,0.06,0.25,1").split(",")]
 COMMITS = 20
 OUT = Path(os.environ.get("ARBOR_CATCHUP_OUT", "docs/bench/catchup.jsonl"))
@@ -79,7 +80,8 @@ def main():
                 batch_file = work / "batch"
                 batch_file.write_text("\n".join(batch) + "\n")
                 root = run("import", "--db", str(server), str(batch_file)).split()[0]
-            row = {"share": share, "changed": sum(len(b) for b in batches), "commits": len(batches)}
+            row = {"keys": KEYS, "share": share, "changed": sum(len(b) for b in batches),
+                   "commits": len(batches)}
             for mode, history in (("within history", COMMITS + 10), ("beyond history", COMMITS // 2)):
                 target = root
                 if mode == "beyond history":
@@ -112,6 +114,8 @@ def main():
             proc.terminate()
             proc.wait()
         shutil.rmtree(work, ignore_errors=True)
+    if len(rows) > 1:
+        draw(rows, OUT.with_suffix(".svg"))
     print(f"{KEYS:,} keys; the server made its changes in {COMMITS} commits")
     print("| keys changed | full sync | within history (change proofs) | beyond history (node diffs) | "
           "beyond / within: bytes, time | beyond / full: bytes, time |")
@@ -127,5 +131,39 @@ def main():
               f"{ratios('full sync')} |")
 
 
+MODES = ("full sync", "within history", "beyond history")
+
+
+def draw(rows, out):
+    """Bytes and seconds against the share of keys changed, one line per way (log scales)."""
+    try:
+        import matplotlib
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
+        import matplotlib
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+    fig, (bytes_ax, time_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    labels = {"full sync": "full sync", "within history": "change proofs (within history)",
+              "beyond history": "node diffs (beyond history)"}
+    for mode in MODES:
+        shares = [r["share"] * 100 for r in rows]
+        bytes_ax.plot(shares, [r[mode]["bytes"] / 1e6 for r in rows], marker="o", label=labels[mode])
+        time_ax.plot(shares, [r[mode]["seconds"] for r in rows], marker="o", label=labels[mode])
+    keys = rows[0].get("keys", "")
+    for ax, what in ((bytes_ax, "MB received"), (time_ax, "seconds")):
+        ax.set_xscale("log"); ax.set_yscale("log")
+        ax.set_xlabel("keys changed (% of the state)"); ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3); ax.legend(fontsize=8)
+    bytes_ax.set_title(f"bytes to reach the new root ({keys:,} keys)" if keys else "bytes", fontsize=10)
+    time_ax.set_title("time to reach the new root", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, metadata={"Date": None})
+
+
 if __name__ == "__main__":
-    main()
+    if PLOT_ONLY:
+        path = Path(sys.argv[2])
+        draw([json.loads(l) for l in path.read_text().splitlines() if l.strip()], path.with_suffix(".svg"))
+    else:
+        main()

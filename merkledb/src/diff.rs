@@ -121,6 +121,9 @@ pub enum NodeDiffError {
     /// A leaf's key is not whole bytes, or a value sits at a key that is not.
     #[error("a value at a key that is not whole bytes")]
     PartialByteKey,
+    /// A node's key does not end on a token boundary (no node of a trie has such a key).
+    #[error("a node key that does not end on a token boundary")]
+    UnalignedKey,
     /// A child reported absent that the asker does not have either.
     #[error("a child reported absent that was not there")]
     NotADifference,
@@ -144,10 +147,13 @@ impl NodeDiff {
         if expected_key.is_some_and(|k| *k != self.key) {
             return Err(NodeDiffError::WrongKey);
         }
+        let token_bits = branch_factor.token_bits();
+        if self.key.bit_len() % token_bits != 0 {
+            return Err(NodeDiffError::UnalignedKey);
+        }
         if self.value.is_some() && !self.key.is_whole_bytes() {
             return Err(NodeDiffError::PartialByteKey);
         }
-        let token_bits = branch_factor.token_bits();
         let mut last = None;
         let mut verified = Vec::with_capacity(self.children.len());
         // The target's children: the asker's IDs where nothing differs, the diff's elsewhere.
@@ -185,6 +191,9 @@ impl NodeDiff {
                 }
                 ChildChange::Node { tail, id } => {
                     let key = self.key.join(index, token_bits, tail);
+                    if key.bit_len() % token_bits != 0 {
+                        return Err(NodeDiffError::UnalignedKey);
+                    }
                     verified.push(VerifiedChild::Node {
                         index,
                         key,
@@ -270,6 +279,14 @@ fn node_diff(reader: &Reader<'_>, query: &NodeQuery) -> Result<Option<NodeDiff>>
     let Some(mut current) = reader.root().cloned() else {
         return Ok(None);
     };
+    if query
+        .path
+        .as_ref()
+        .is_some_and(|p| p.bit_len() % token_bits != 0)
+    {
+        // Node keys end on token boundaries.
+        return Ok(None);
+    }
     let node = loop {
         let Some(path) = &query.path else {
             break nodes.load(&current.key, &current.id, current.has_value)?;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use arbor_merkledb::{ChangeOrRangeProof, test_utils::SeededRng};
-use arbor_sync::{ChangeProofRequest, RangeProofRequest, SyncRequest, pb};
+use arbor_sync::{ChangeProofRequest, NodeDiffRequest, RangeProofRequest, SyncRequest, pb};
 use prost::Message;
 
 #[path = "../../fuzz/checks.rs"]
@@ -31,6 +31,15 @@ fn honest_inputs(target: &str) -> Vec<Vec<u8>> {
         (Some(&[0xf0]), None, 1000),
     ];
     match target {
+        "node_diff" => checks::node_diff_queries()
+            .into_iter()
+            .map(|(query, _, _)| {
+                let answer = new
+                    .node_diffs_at(new_root, &[query], usize::MAX)
+                    .expect("honest");
+                pb::NodeDiffResponse::from(answer).encode_to_vec()
+            })
+            .collect(),
         "node_codec" => {
             // AvalancheGo's dbNode layout, written out by hand: value (0 | 1 ‖ len ‖ bytes),
             // child count, then per child: index, compressed key (bit length ‖ bytes), ID,
@@ -90,6 +99,18 @@ fn honest_inputs(target: &str) -> Vec<Vec<u8>> {
                 });
                 [range, change].map(|r| pb::Request::from(r).encode_to_vec())
             })
+            .chain(
+                checks::node_diff_queries()
+                    .into_iter()
+                    .map(|(query, _, _)| {
+                        let request = SyncRequest::NodeDiff(NodeDiffRequest {
+                            root: new_root,
+                            queries: vec![query],
+                            bytes_limit: 1 << 20,
+                        });
+                        pb::Request::from(request).encode_to_vec()
+                    }),
+            )
             .collect(),
         other => panic!("no honest inputs for {other}"),
     }

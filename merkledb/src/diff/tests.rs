@@ -294,6 +294,23 @@ fn every_tampering_of_an_honest_diff_is_rejected() {
             "tampering {n} was accepted: {t:?}"
         );
     }
+    // A key that does not end on a token boundary (a peer's answer for the root, whose key is
+    // not known beforehand), for the node and for a child.
+    let mut t = honest.clone();
+    t.key = Key::from_bits(&[0xa8], 5).expect("key");
+    assert_eq!(
+        t.verify(None, id, &local_ids, bf),
+        Err(NodeDiffError::UnalignedKey)
+    );
+    let mut t = honest.clone();
+    t.children[0].change = ChildChange::Node {
+        tail: Key::from_bits(&[0x80], 1).expect("key"),
+        id: Hash([1; 32]),
+    };
+    assert_eq!(
+        t.verify(Some(&key), id, &local_ids, bf),
+        Err(NodeDiffError::UnalignedKey)
+    );
     // The honest diff against another key or ID.
     assert_eq!(
         honest.verify(Some(&key.child(1, 4)), id, &local_ids, bf),
@@ -314,6 +331,14 @@ fn a_path_that_is_not_a_node_is_refused() {
         path: Some(Key::from_bytes(&[0x30])),
         local: vec![],
     };
+    let unaligned = NodeQuery {
+        path: Some(Key::from_bits(&[0x10], 3).expect("key")),
+        local: vec![],
+    };
+    assert!(matches!(
+        db.node_diffs_at(root, &[unaligned], usize::MAX),
+        Err(crate::Error::Proof(ProofError::NoNodeAtPath))
+    ));
     assert!(matches!(
         db.node_diffs_at(root, &[query], usize::MAX),
         Err(crate::Error::Proof(ProofError::NoNodeAtPath))

@@ -369,6 +369,8 @@ impl Coverage {
             .map(|(s, r)| position(r.end.as_deref()) - position(Some(s)))
             .sum::<f64>()
             .clamp(0.0, 1.0)
+            // An empty sum is -0.0, which JSON would show as "-0.0".
+            + 0.0
     }
 
     /// The persisted form: version, region count, then per region its start, end and tag.

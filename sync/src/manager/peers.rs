@@ -377,6 +377,17 @@ impl Peers {
         p.backoff_until = Some(p.backoff_until.map_or(now, |t| t.max(now)).max(now + delay));
     }
 
+    /// Ends a pause (a peer paused for lacking the target, which can now be asked for ranges at
+    /// the older root it holds). Failures and liars keep their backoff: only pauses of peers
+    /// with no fault counted are ended.
+    pub(crate) fn resume(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.consecutive_failures == 0 && p.stats.invalid == 0 {
+                p.backoff_until = None;
+            }
+        }
+    }
+
     /// Records a request whose answer is no longer wanted (the sync was cancelled), or one that
     /// ended after its peer departed, whatever its outcome: no penalty.
     pub(crate) fn abandoned(&mut self, peer: PeerId) {

@@ -150,6 +150,8 @@ impl Sync {
         cancel: CancellationToken,
         progress_tx: watch::Sender<Progress>,
     ) -> Result<SyncSummary, SyncError> {
+        let mut roots_rx = peer_roots.clone();
+        let mut roots_open = true;
         self.peer_roots = Some(peer_roots);
         let mut in_flight: InFlight = FuturesUnordered::new();
         let mut applying: Option<Applying> = None;
@@ -232,6 +234,25 @@ impl Sync {
                         self.peers.update(&peer_rx.borrow_and_update());
                     } else {
                         peers_open = false;
+                    }
+                }
+                changed = roots_rx.changed(), if roots_open => {
+                    if changed.is_ok() {
+                        roots_rx.borrow_and_update();
+                        // A peer paused for lacking the target, whose older root is now known,
+                        // is asked for ranges at that root at once (it may have answered before
+                        // its announcement arrived).
+                        let known: Vec<PeerId> = self
+                            .lagging
+                            .iter()
+                            .copied()
+                            .filter(|p| self.held_root(*p).is_some())
+                            .collect();
+                        for peer in known {
+                            self.peers.resume(peer);
+                        }
+                    } else {
+                        roots_open = false;
                     }
                 }
                 () = cancel.cancelled() => {}

@@ -216,7 +216,11 @@ impl Sync {
     /// Whether the walk is worth running: the regions not at the target are known at a root
     /// `from` that a peer says it no longer holds (a change proof from it comes back as a range
     /// proof). Returns that root.
-    async fn diff_needed(&mut self, cancel: &CancellationToken) -> Result<Option<Hash>, SyncError> {
+    async fn diff_needed(
+        &mut self,
+        peer_rx: &mut watch::Receiver<Members>,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Hash>, SyncError> {
         if self.target == Hash::EMPTY_ROOT || self.db.root()? == Hash::EMPTY_ROOT {
             return Ok(None);
         }
@@ -224,20 +228,34 @@ impl Sync {
             return Ok(None);
         };
 
+        // A few tries: a peer that cannot say leaves the question to the proof loop, which asks
+        // for change proofs anyway (answered with range proofs beyond history).
         let started = Instant::now();
-        while started.elapsed() < self.config.stall_timeout && !cancel.is_cancelled() {
+        let mut tries = 0;
+        while started.elapsed() < self.config.stall_timeout
+            && !cancel.is_cancelled()
+            && tries < 2 * self.peers.present().max(1)
+        {
             let now = Instant::now();
             let Some(peer) = self.peers.choose(now) else {
+                // No peer yet (they may join later), or all backing off.
                 let wake = self
                     .peers
                     .next_ready(now)
                     .unwrap_or(now + Duration::from_millis(100));
                 tokio::select! {
                     () = tokio::time::sleep_until(wake.into()) => {}
+                    changed = peer_rx.changed() => {
+                        if changed.is_err() {
+                            return Ok(None);
+                        }
+                        self.peers.update(&peer_rx.borrow_and_update());
+                    }
                     () = cancel.cancelled() => {}
                 }
                 continue;
             };
+            tries += 1;
             let request = ChangeProofRequest {
                 start_root: from,
                 end_root: self.target,
@@ -282,7 +300,7 @@ impl Sync {
         cancel: &CancellationToken,
         progress_tx: &watch::Sender<Progress>,
     ) -> Result<WalkEnd, SyncError> {
-        let Some(from) = self.diff_needed(cancel).await? else {
+        let Some(from) = self.diff_needed(peer_rx, cancel).await? else {
             return Ok(WalkEnd::NotNeeded);
         };
         tracing::info!(%from, target = %self.target, "no peer holds the replica's root in history: comparing tries");
@@ -458,6 +476,11 @@ impl Sync {
                             stack.extend(sent.nodes.into_iter().rev());
                         }
                     }
+                }
+                done = async { committing.as_mut().expect("guarded").await }, if committing.is_some() => {
+                    committing = None;
+                    // The coverage it persisted: progress shows what is done.
+                    self.coverage = done.map_err(|e| SyncError::Task(e.to_string()))??;
                 }
                 changed = target_rx.changed(), if target_open => {
                     if changed.is_ok() {
