@@ -90,6 +90,130 @@ fn a_sync_killed_midway_resumes_and_fetches_only_what_is_missing() {
     assert_eq!(root_of(std::path::Path::new(&client_db)), root);
 }
 
+/// A replica whose root has left the server's history catches up by node diffs; killed with
+/// SIGKILL after the walk's first commit, it resumes: nothing it committed is fetched again,
+/// and it ends at the server's root.
+#[test]
+fn a_node_diff_catch_up_killed_midway_resumes() {
+    const KEYS: u64 = 300_000;
+    const CHANGES: u64 = 100_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server_db = dir.path().join("server");
+    load(&server_db, &KEYS.to_string());
+    let replica = dir.path().join("replica");
+    copy_dir(&server_db, &replica);
+    // A third of the state changes (new keys), in three commits; then one more under a history
+    // of two: the replica's root has left it.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut files = vec![String::new(); 3];
+    for i in 0..CHANGES {
+        let mut line = String::new();
+        for _ in 0..2 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            line.push_str(&format!("{x:016x}{x:016x}{x:016x}{x:016x} "));
+        }
+        line.pop();
+        files[(i % 3) as usize].push_str(&line);
+        files[(i % 3) as usize].push('\n');
+    }
+    for (i, lines) in files.iter().enumerate() {
+        let file = dir.path().join(format!("changes-{i}"));
+        std::fs::write(&file, lines).expect("write");
+        let imported = arbor()
+            .args(["import", "--db", &server_db.display().to_string()])
+            .arg(&file)
+            .output()
+            .expect("import");
+        assert!(imported.status.success(), "{imported:?}");
+    }
+    let churn = [
+        "--history",
+        "2",
+        "--churn-keys",
+        "1",
+        "--churn-every",
+        "1",
+        "--churn-commits",
+        "1",
+    ];
+    let (mut churning, _) = serve(&server_db, &churn);
+    std::thread::sleep(Duration::from_secs(1));
+    terminate(&mut churning);
+    let root = root_of(&server_db);
+    let (_server, addr) = serve(&server_db, &["--history", "2"]);
+    let peer = format!("http://{addr}");
+    let sync_args = |db: &std::path::Path| {
+        [
+            "sync",
+            "--db",
+            &db.display().to_string(),
+            "--peer",
+            &peer,
+            "--root",
+            &root,
+            "--json",
+            "--progress-ms",
+            "10",
+        ]
+        .map(str::to_owned)
+    };
+    // The walk on a copy, whole, for comparison.
+    let whole = dir.path().join("whole");
+    copy_dir(&replica, &whole);
+    let summary = |output: std::process::Output| -> serde_json::Value {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf8")
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "done")
+            .expect("a summary")
+    };
+    let whole_run = summary(arbor().args(sync_args(&whole)).output().expect("sync"));
+    assert_eq!(whole_run["root"], root.as_str());
+    assert_eq!(whole_run["range_bytes"], 0, "{whole_run}");
+    let whole_bytes = whole_run["diff_bytes"].as_u64().expect("bytes");
+    assert!(whole_bytes > 0, "{whole_run}");
+
+    let mut first = Reaper(
+        arbor()
+            .args(sync_args(&replica))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sync"),
+    );
+    let mut killed_at = None;
+    for event in json_lines(first.0.stdout.take().expect("stdout")) {
+        assert_ne!(event["event"], "done", "finished before it could be killed");
+        let percent = event["percent"].as_f64().unwrap_or(0.0);
+        if event["mode"] == "diff" && percent > 0.0 {
+            first.0.kill().expect("SIGKILL");
+            killed_at = Some(percent);
+            break;
+        }
+    }
+    let percent = killed_at.expect("the walk committed before the end");
+    let _ = first.0.wait();
+    let resumed = summary(arbor().args(sync_args(&replica)).output().expect("resume"));
+    assert_eq!(resumed["root"], root.as_str());
+    let resumed_bytes = resumed["diff_bytes"].as_u64().expect("bytes");
+    eprintln!(
+        "killed at {percent:.1}%; the resumed walk moved {resumed_bytes} bytes, a whole one \
+         {whole_bytes}"
+    );
+    assert!(
+        resumed_bytes < whole_bytes,
+        "the resumed walk fetched everything again"
+    );
+    assert_eq!(root_of(&replica), root);
+}
+
 #[test]
 fn follow_tracks_two_churning_servers_to_their_final_root() {
     let dir = tempfile::tempdir().expect("tempdir");
