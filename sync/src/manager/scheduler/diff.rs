@@ -46,6 +46,9 @@ struct Pending {
     region: Key,
     path: Option<Key>,
     id: Hash,
+    /// The replica may hold keys in `region` (it had a subtrie at that index when the parent
+    /// was compared, or this is the root): otherwise nothing there needs deleting.
+    replica_had: bool,
 }
 
 /// A request in flight: the nodes asked for and the replica's IDs they were asked with.
@@ -127,6 +130,7 @@ fn resolve(
     view: &Proposal,
     token_bits: usize,
     pending: &Pending,
+    local: &[(u8, Hash)],
     diff: &NodeDiff,
     children: &[VerifiedChild],
     out: &mut Gathered,
@@ -136,14 +140,21 @@ fn resolve(
     let (region_lo, region_hi) = prefix_range(&pending.region);
     let (key_lo, key_hi) = prefix_range(key);
     // Only now is the node's key proven (it is in its ID): nothing of the region lies outside.
-    clear(view, &region_lo, Some(&key_lo), None, &mut out.ops)?;
-    if let Some(key_hi) = &key_hi {
-        clear(view, key_hi, region_hi.as_deref(), None, &mut out.ops)?;
+    // (A region the replica had nothing in needs no reads: it is asked with no IDs, and every
+    // local range there is empty.)
+    if pending.replica_had {
+        clear(view, &region_lo, Some(&key_lo), None, &mut out.ops)?;
+        if let Some(key_hi) = &key_hi {
+            clear(view, key_hi, region_hi.as_deref(), None, &mut out.ops)?;
+        }
     }
+    let is_root = pending.path.is_none();
+    // Whether the replica had a subtrie below this node at `index` (unknown for the root).
+    let had = |index: u8| is_root || local.binary_search_by_key(&index, |(i, _)| *i).is_ok();
     if key.is_whole_bytes() {
         match &diff.value {
             Some(value) => out.ops.push((key.as_bytes().to_vec(), Some(value.clone()))),
-            None if view.get(key.as_bytes())?.is_some() => {
+            None if pending.replica_had && view.get(key.as_bytes())?.is_some() => {
                 out.ops.push((key.as_bytes().to_vec(), None));
             }
             None => {}
@@ -169,8 +180,10 @@ fn resolve(
                 clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
             }
             VerifiedChild::Leaf { index, key, value } => {
-                let (lo, hi) = child_range(*index);
-                clear(view, &lo, hi.as_deref(), Some(key.as_bytes()), &mut out.ops)?;
+                if had(*index) {
+                    let (lo, hi) = child_range(*index);
+                    clear(view, &lo, hi.as_deref(), Some(key.as_bytes()), &mut out.ops)?;
+                }
                 out.ops.push((key.as_bytes().to_vec(), Some(value.clone())));
             }
             VerifiedChild::Node {
@@ -181,6 +194,7 @@ fn resolve(
                 region: key.child(*index, token_bits),
                 path: Some(path.clone()),
                 id: *id,
+                replica_had: had(*index),
             }),
         }
     }
@@ -322,6 +336,7 @@ impl Sync {
             region: Key::from_bytes(&[]),
             path: None,
             id: target,
+            replica_had: true,
         };
         let mut stack = vec![root_of(self.target)];
         let mut in_flight: FuturesUnordered<BoxFuture<'static, DiffAnswer>> =
@@ -553,13 +568,16 @@ impl Sync {
             let view = self.db.view().map_err(Taken::Db)?;
             let mut part = Gathered::default();
             let mut below = Vec::new();
-            let resolved = diffs.iter().zip(&sent.nodes).zip(&verified).try_for_each(
-                |((diff, pending), children)| {
+            let resolved = diffs
+                .iter()
+                .zip(&sent.nodes)
+                .zip(&sent.local)
+                .zip(&verified)
+                .try_for_each(|(((diff, pending), local), children)| {
                     resolve(
-                        &view, token_bits, pending, diff, children, &mut part, &mut below,
+                        &view, token_bits, pending, local, diff, children, &mut part, &mut below,
                     )
-                },
-            );
+                });
             match resolved {
                 Ok(()) => break (part, below),
                 Err(arbor_merkledb::Error::Invalid) if attempts < 16 => attempts += 1,
