@@ -124,18 +124,30 @@ fn clear(
     })
 }
 
+/// A verified answer for one node: what was asked (the node, the replica's IDs sent with it),
+/// the diff and its verified children.
+struct Answered<'a> {
+    pending: &'a Pending,
+    local: &'a [(u8, Hash)],
+    diff: &'a NodeDiff,
+    children: &'a [VerifiedChild],
+}
+
 /// Resolves a verified node (see the module docs): its writes and finished intervals go to
-/// `out`, its differing inner children to `below`, in key order.
+/// `out`, its differing inner children to `below_out`, in key order.
 fn resolve(
     view: &Proposal,
     token_bits: usize,
-    pending: &Pending,
-    local: &[(u8, Hash)],
-    diff: &NodeDiff,
-    children: &[VerifiedChild],
+    answered: &Answered<'_>,
     out: &mut Gathered,
     below_out: &mut Vec<Pending>,
 ) -> arbor_merkledb::Result<()> {
+    let Answered {
+        pending,
+        local,
+        diff,
+        children,
+    } = *answered;
     let key = &diff.key;
     let (region_lo, region_hi) = prefix_range(&pending.region);
     let (key_lo, key_hi) = prefix_range(key);
@@ -574,9 +586,13 @@ impl Sync {
                 .zip(&sent.local)
                 .zip(&verified)
                 .try_for_each(|(((diff, pending), local), children)| {
-                    resolve(
-                        &view, token_bits, pending, local, diff, children, &mut part, &mut below,
-                    )
+                    let answered = Answered {
+                        pending,
+                        local,
+                        diff,
+                        children,
+                    };
+                    resolve(&view, token_bits, &answered, &mut part, &mut below)
                 });
             match resolved {
                 Ok(()) => break (part, below),
