@@ -394,7 +394,7 @@ impl Sync {
                     continue;
                 }
                 let nodes = stack.split_off(stack.len().saturating_sub(QUERIES_PER_REQUEST));
-                let mut nodes: Vec<Pending> = nodes.into_iter().rev().collect();
+                let nodes: Vec<Pending> = nodes.into_iter().rev().collect();
                 let paths: Vec<Key> = nodes.iter().filter_map(|p| p.path.clone()).collect();
                 let mut known = self.db.subtries_below(&paths)?.into_iter();
                 let local: Vec<Vec<(u8, Hash)>> = nodes
@@ -404,7 +404,6 @@ impl Sync {
                         None => Vec::new(),
                     })
                     .collect();
-                nodes.shrink_to_fit();
                 let request = NodeDiffRequest {
                     root: self.target,
                     queries: nodes
