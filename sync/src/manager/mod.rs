@@ -17,6 +17,10 @@
 //! * A new target ([`SyncManager::update_target`]) needs no bookkeeping: regions tagged with the
 //!   old target simply stop being at the target and become change-proof work; answers in flight
 //!   for the old target are still committed, tagged with the root they were fetched at.
+//! * When the regions to bring up to date are known at a root no peer keeps in history any
+//!   more (a one-key change-proof request comes back as a range proof), the sync first compares
+//!   the replica's trie with the target's node by node (`scheduler/diff.rs`, node diffs), so
+//!   what travels follows what changed at any distance.
 //! * Done means provably done: every region holds the target and the local root equals it.
 //!
 //! A restarted manager reads the persisted map and fetches only what is missing. Without one, a

@@ -298,10 +298,17 @@ impl Sync {
             match answer {
                 Ok(Ok(response)) => {
                     self.peers.succeeded(peer, now.elapsed(), response.bytes);
-                    self.bytes += response.bytes as u64;
+                    let bytes = response.bytes as u64;
+                    self.bytes += bytes;
                     return Ok(match response.answer {
-                        ChangeOrRangeProof::Change(_) => None,
-                        ChangeOrRangeProof::Range(_) => Some(from),
+                        ChangeOrRangeProof::Change(_) => {
+                            self.change_bytes += bytes;
+                            None
+                        }
+                        ChangeOrRangeProof::Range(_) => {
+                            self.range_bytes += bytes;
+                            Some(from)
+                        }
                     });
                 }
                 Ok(Err(error)) => {
