@@ -436,6 +436,60 @@ fn a_replica_beyond_history_catches_up_by_node_diffs_in_proportion_to_what_chang
 }
 
 #[test]
+fn node_diff_catch_ups_are_exact_at_every_branch_factor_with_keys_of_any_length() {
+    let seed = SeededRng::seed_from_env(0xbf);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for children in [2, 4, 256] {
+        let bf = BranchFactor::from_children(children).expect("bf");
+        let server = Db::open_memory(
+            arbor::merkledb::Config::default()
+                .with_branch_factor(bf)
+                .with_history_len(2),
+        )
+        .expect("open");
+        // Keys of 0 to 40 bytes, so nodes carry values and keys are prefixes of others.
+        let random_ops = |rng: &mut SeededRng, n: usize| -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+            (0..n)
+                .map(|_| {
+                    let len = rng.below(41) as usize;
+                    let value_len = rng.below(48) as usize;
+                    (rng.bytes(len), Some(rng.bytes(value_len)))
+                })
+                .collect()
+        };
+        let ops = random_ops(&mut rng, 4000);
+        server
+            .propose(ops)
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        for transport in TRANSPORTS {
+            let client = copy_db(&server, 16);
+            for _ in 0..3 {
+                let mut ops = random_ops(&mut rng, 60);
+                let existing = contents(&server);
+                for _ in 0..40 {
+                    let (k, _) = &existing[rng.below(existing.len() as u64) as usize];
+                    ops.push((k.clone(), None));
+                }
+                server
+                    .propose(ops)
+                    .expect("propose")
+                    .commit()
+                    .expect("commit");
+            }
+            let target = server.root().expect("root");
+            let summary = sync_from(&rt, transport, &client, &server, target, test_config());
+            assert_eq!(contents(&client), contents(&server), "{transport:?} {bf:?}");
+            assert!(summary.diff_bytes > 0, "{transport:?} {bf:?}: a diff walk");
+            assert_eq!(summary.proofs_rejected, 0, "{transport:?} {bf:?}");
+        }
+    }
+}
+
+#[test]
 fn a_node_diff_catch_up_outscores_lying_peers_and_writes_nothing_wrong() {
     let seed = SeededRng::seed_from_env(0xd1ff);
     let _report = SeedReporter { seed };
