@@ -175,8 +175,13 @@ fn walking_the_differences_rebuilds_the_target_exactly() {
             let (local_db, target_db) = (db_of(&local, bf), db_of(&target, bf));
             let (rebuilt, asked) = walk(&local_db, &target_db);
             assert_eq!(rebuilt, contents(&target_db), "{bf:?} round {round}");
-            if changes == 0 {
-                assert_eq!(asked, 1, "equal tries need only the root");
+            if local == target {
+                // The root is asked for without the replica's IDs (its key is not known yet),
+                // so each of its inner children is asked for once more, and found equal.
+                assert!(
+                    asked <= 1 + bf.children() as usize,
+                    "equal tries need only the root and its children: {asked}"
+                );
             }
         }
     }
