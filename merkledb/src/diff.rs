@@ -236,6 +236,29 @@ impl NodeDiff {
     }
 }
 
+/// The topmost subtrie of the trie under `root` whose keys all start with `path`: the node at
+/// `path`, or the one node below it that every such key shares; `None` when no key starts with
+/// `path`.
+fn subtrie_at(
+    nodes: &dyn NodeSource,
+    root: Option<&SubRoot>,
+    token_bits: usize,
+    path: &Key,
+) -> Result<Option<SubRoot>> {
+    let mut current = root.cloned();
+    while let Some(sub) = current {
+        if sub.key.has_prefix(path) {
+            return Ok(Some(sub));
+        }
+        if !path.has_prefix(&sub.key) {
+            return Ok(None);
+        }
+        let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+        current = node.child_subroot(path.token(sub.key.bit_len(), token_bits), token_bits);
+    }
+    Ok(None)
+}
+
 /// The subtrie IDs below `path` in the trie under `root`: for each index `i`, the ID of the
 /// topmost node whose key starts with `path ‖ i`, if any.
 fn subtries_below(
@@ -244,31 +267,15 @@ fn subtries_below(
     token_bits: usize,
     path: &Key,
 ) -> Result<Vec<(u8, Hash)>> {
-    let Some(mut current) = root.cloned() else {
-        return Ok(Vec::new());
-    };
-    loop {
-        if current.key == *path {
-            let node = nodes.load(&current.key, &current.id, current.has_value)?;
-            return Ok(node.children.ids().map(|(i, id)| (i, *id)).collect());
+    Ok(match subtrie_at(nodes, root, token_bits, path)? {
+        None => Vec::new(),
+        Some(sub) if sub.key == *path => {
+            let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+            node.children.ids().map(|(i, id)| (i, *id)).collect()
         }
-        if current.key.has_prefix(path) {
-            // The node lies below the path: it is the only subtrie there.
-            return Ok(vec![(
-                current.key.token(path.bit_len(), token_bits),
-                current.id,
-            )]);
-        }
-        if !path.has_prefix(&current.key) {
-            return Ok(Vec::new());
-        }
-        let node = nodes.load(&current.key, &current.id, current.has_value)?;
-        let token = path.token(current.key.bit_len(), token_bits);
-        let Some(child) = node.child_subroot(token, token_bits) else {
-            return Ok(Vec::new());
-        };
-        current = child;
-    }
+        // The node lies below the path: it is the only subtrie there.
+        Some(sub) => vec![(sub.key.token(path.bit_len(), token_bits), sub.id)],
+    })
 }
 
 /// The target node at the query's path, diffed against the query's IDs; `None` when the trie
@@ -276,35 +283,18 @@ fn subtries_below(
 fn node_diff(reader: &Reader<'_>, query: &NodeQuery) -> Result<Option<NodeDiff>> {
     let token_bits = reader.token_bits();
     let nodes = reader.nodes();
-    let Some(mut current) = reader.root().cloned() else {
-        return Ok(None);
-    };
-    if query
-        .path
-        .as_ref()
-        .is_some_and(|p| p.bit_len() % token_bits != 0)
-    {
+    let sub = match &query.path {
         // Node keys end on token boundaries.
-        return Ok(None);
-    }
-    let node = loop {
-        let Some(path) = &query.path else {
-            break nodes.load(&current.key, &current.id, current.has_value)?;
-        };
-        if current.key == *path {
-            break nodes.load(&current.key, &current.id, current.has_value)?;
+        Some(path) if path.bit_len() % token_bits != 0 => None,
+        Some(path) => {
+            subtrie_at(nodes, reader.root(), token_bits, path)?.filter(|sub| sub.key == *path)
         }
-        if !path.has_strict_prefix(&current.key) {
-            return Ok(None);
-        }
-        let node = nodes.load(&current.key, &current.id, current.has_value)?;
-        let Some(child) =
-            node.child_subroot(path.token(current.key.bit_len(), token_bits), token_bits)
-        else {
-            return Ok(None);
-        };
-        current = child;
+        None => reader.root().cloned(),
     };
+    let Some(sub) = sub else {
+        return Ok(None);
+    };
+    let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
     let value = match &node.value {
         Some(_) => reader.get(node.key.as_bytes())?,
         None => None,

@@ -9,7 +9,7 @@
 //! (`Proposal::commit_with_meta`), so after a crash the persisted map never claims more than the
 //! database holds.
 
-use arbor_merkledb::{ChangeProof, Db, Hash, Key, RangeProof, Result};
+use arbor_merkledb::{ChangeProof, Db, Hash, Key, Proposal, RangeProof, Result};
 
 use super::coverage::{Coverage, Until, Work};
 use super::next_key::find_next_key;
@@ -162,11 +162,13 @@ pub(crate) fn apply(
                 largest
             }
             Answer::Clear => {
-                view.for_each_key(&job.work.start, job.work.end.as_deref(), |key| {
-                    if below_end(key) {
-                        ops.push((key.to_vec(), None));
-                    }
-                })?;
+                deletes_in(
+                    &view,
+                    &job.work.start,
+                    job.work.end.as_deref(),
+                    None,
+                    &mut ops,
+                )?;
                 None
             }
         };
@@ -229,6 +231,24 @@ fn ambiguous(db: &Db, proof: &ChangeProof, end: Option<&[u8]>) -> Result<bool> {
         .last()
         .is_some_and(|n| n.key == end_key && n.value_or_hash.is_some());
     Ok(claims_value || db.get(end)?.is_some())
+}
+
+/// Adds deletes of every local key in the half-open `[lo, hi)` (`hi = None`: +∞) but `keep`.
+pub(crate) fn deletes_in(
+    view: &Proposal,
+    lo: &[u8],
+    hi: Option<&[u8]>,
+    keep: Option<&[u8]>,
+    ops: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+) -> Result<()> {
+    if hi.is_some_and(|h| h <= lo) {
+        return Ok(());
+    }
+    view.for_each_key(lo, hi, |key| {
+        if hi.is_none_or(|h| key < h) && Some(key) != keep {
+            ops.push((key.to_vec(), None));
+        }
+    })
 }
 
 /// Commits `ops` and persists `coverage`, which claims them, in the same commit (only the

@@ -71,17 +71,6 @@ struct Gathered {
     root: Option<Hash>,
 }
 
-/// How a walk ended, when it did not fail.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum WalkEnd {
-    /// Not needed: nothing to catch up, or peers hold the history for change proofs.
-    NotNeeded,
-    /// Every region was resolved at the target.
-    Done,
-    /// No peer serves node diffs: the proof loop does the rest.
-    Unsupported,
-}
-
 /// The half-open byte range `[lo, hi)` of the keys that start with `prefix` (`hi = None`: +∞).
 pub(super) fn prefix_range(prefix: &Key) -> (Vec<u8>, Option<Vec<u8>>) {
     let lo = prefix.as_bytes().to_vec();
@@ -104,24 +93,6 @@ pub(super) fn prefix_range(prefix: &Key) -> (Vec<u8>, Option<Vec<u8>>) {
         add = 1;
     }
     (lo, None)
-}
-
-/// Deletes of every local key in `[lo, hi)` but `keep`.
-fn clear(
-    view: &Proposal,
-    lo: &[u8],
-    hi: Option<&[u8]>,
-    keep: Option<&[u8]>,
-    ops: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
-) -> arbor_merkledb::Result<()> {
-    if hi.is_some_and(|h| h <= lo) {
-        return Ok(());
-    }
-    view.for_each_key(lo, hi, |key| {
-        if hi.is_none_or(|h| key < h) && Some(key) != keep {
-            ops.push((key.to_vec(), None));
-        }
-    })
 }
 
 /// A verified answer for one node: what was asked (the node, the replica's IDs sent with it),
@@ -155,9 +126,9 @@ fn resolve(
     // (A region the replica had nothing in needs no reads: it is asked with no IDs, and every
     // local range there is empty.)
     if pending.replica_had {
-        clear(view, &region_lo, Some(&key_lo), None, &mut out.ops)?;
+        apply::deletes_in(view, &region_lo, Some(&key_lo), None, &mut out.ops)?;
         if let Some(key_hi) = &key_hi {
-            clear(view, key_hi, region_hi.as_deref(), None, &mut out.ops)?;
+            apply::deletes_in(view, key_hi, region_hi.as_deref(), None, &mut out.ops)?;
         }
     }
     let is_root = pending.path.is_none();
@@ -180,7 +151,7 @@ fn resolve(
         for index in (0..1u32 << token_bits).filter_map(|i| u8::try_from(i).ok()) {
             if present.next_if_eq(&index).is_none() {
                 let (lo, hi) = child_range(index);
-                clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
+                apply::deletes_in(view, &lo, hi.as_deref(), None, &mut out.ops)?;
             }
         }
     }
@@ -189,12 +160,18 @@ fn resolve(
         match child {
             VerifiedChild::Absent { index } => {
                 let (lo, hi) = child_range(*index);
-                clear(view, &lo, hi.as_deref(), None, &mut out.ops)?;
+                apply::deletes_in(view, &lo, hi.as_deref(), None, &mut out.ops)?;
             }
             VerifiedChild::Leaf { index, key, value } => {
                 if had(*index) {
                     let (lo, hi) = child_range(*index);
-                    clear(view, &lo, hi.as_deref(), Some(key.as_bytes()), &mut out.ops)?;
+                    apply::deletes_in(
+                        view,
+                        &lo,
+                        hi.as_deref(),
+                        Some(key.as_bytes()),
+                        &mut out.ops,
+                    )?;
                 }
                 out.ops.push((key.as_bytes().to_vec(), Some(value.clone())));
             }
@@ -332,9 +309,9 @@ impl Sync {
         peer_rx: &mut watch::Receiver<Members>,
         cancel: &CancellationToken,
         progress_tx: &watch::Sender<Progress>,
-    ) -> Result<WalkEnd, SyncError> {
+    ) -> Result<(), SyncError> {
         let Some(from) = self.diff_needed(peer_rx, cancel).await? else {
-            return Ok(WalkEnd::NotNeeded);
+            return Ok(());
         };
         tracing::info!(%from, target = %self.target, "no peer holds the replica's root in history: comparing tries");
         self.mode = SyncMode::Diff;
@@ -349,7 +326,7 @@ impl Sync {
         peer_rx: &mut watch::Receiver<Members>,
         cancel: &CancellationToken,
         progress_tx: &watch::Sender<Progress>,
-    ) -> Result<WalkEnd, SyncError> {
+    ) -> Result<(), SyncError> {
         let token_bits = self.bf.token_bits();
         let root_of = |target: Hash| Pending {
             region: Key::from_bytes(&[]),
@@ -377,7 +354,7 @@ impl Sync {
             if stack.is_empty() && in_flight.is_empty() {
                 self.start_commit(&mut gathered, &mut committing).await?;
                 self.finish_commit(&mut committing).await?;
-                return Ok(WalkEnd::Done);
+                return Ok(());
             }
             if now.duration_since(self.last_accept) > self.config.stall_timeout {
                 return Err(SyncError::Stalled {
@@ -457,7 +434,7 @@ impl Sync {
                     tracing::warn!(
                         "no peer serves node diffs (AvalancheGo and older Arbor servers do not): fetching what changed with range proofs"
                     );
-                    return Ok(WalkEnd::Unsupported);
+                    return Ok(());
                 }
             }
             let commit_ops =
@@ -524,7 +501,7 @@ impl Sync {
                             tracing::info!(target = %self.target, "sync target updated: comparing again from the new root");
                             stack = vec![root_of(target)];
                             if target == Hash::EMPTY_ROOT {
-                                return Ok(WalkEnd::NotNeeded);
+                                return Ok(());
                             }
                         }
                     } else {
@@ -575,10 +552,9 @@ impl Sync {
                 .map_err(|e| Taken::Invalid(format!("node diff: {e}")))?;
             verified.push(children);
         }
-        if gathered.root.is_some_and(|r| r != sent.target) {
-            // Never mixed: a commit starts before a retarget restarts the walk.
-            return Err(Taken::Invalid("answer for another target".into()));
-        }
+        // Never mixed: answers at an earlier target are dropped before this, and a commit starts
+        // before a retarget restarts the walk.
+        debug_assert!(gathered.root.is_none_or(|r| r == sent.target));
         // The local reads are made on a view, which a commit of the walk's earlier writes
         // (running beside it, in other regions) invalidates: then they are made again.
         let mut attempts = 0;
