@@ -19,6 +19,7 @@ ARBOR = None if PLOT_ONLY else sys.argv[1]
 KEYS = 0 if PLOT_ONLY else int(sys.argv[2])
 SHARES = [float(s) for s in os.environ.get("ARBOR_CATCHUP_SHARES", "0.01,0.06,0.25,1").split(",")]
 COMMITS = 20
+REPEAT = int(os.environ.get("ARBOR_CATCHUP_REPEAT", "3"))
 OUT = Path(os.environ.get("ARBOR_CATCHUP_OUT", "docs/bench/catchup.jsonl"))
 
 
@@ -43,6 +44,12 @@ def sync(replica, root, addr):
     return {"seconds": round(seconds, 2), "bytes": done["bytes"],
             "range_bytes": done["range_bytes"], "change_bytes": done["change_bytes"],
             "diff_bytes": done["diff_bytes"]}
+
+
+def summary(runs):
+    """One mode's runs: the first run's bytes (they do not vary), the median time, every time."""
+    times = sorted(r["seconds"] for r in runs)
+    return {**runs[0], "seconds": times[len(times) // 2], "runs": [r["seconds"] for r in runs]}
 
 
 def changes(base, share, rng):
@@ -82,6 +89,7 @@ def main():
                 root = run("import", "--db", str(server), str(batch_file)).split()[0]
             row = {"keys": KEYS, "share": share, "changed": sum(len(b) for b in batches),
                    "commits": len(batches)}
+            runs = {mode: [] for mode in MODES}
             for mode, history in (("within history", COMMITS + 10), ("beyond history", COMMITS // 2)):
                 target = root
                 if mode == "beyond history":
@@ -96,15 +104,21 @@ def main():
                 proc, addr = serve(server, history)
                 procs.append(proc)
                 replica = work / "replica"
-                shutil.rmtree(replica, ignore_errors=True)
-                shutil.copytree(base, replica)
-                row[mode] = sync(replica, target, addr)
-                if mode == "within history":
-                    shutil.rmtree(replica)
-                    row["full sync"] = sync(replica, target, addr)
+                # Runs alternate with fresh full syncs of the same target (in the beyond-history
+                # pass: the root the catch-up with no history left meets), so the spread of one
+                # sitting shows beside the ratios.
+                for _ in range(REPEAT):
+                    shutil.rmtree(replica, ignore_errors=True)
+                    shutil.copytree(base, replica)
+                    runs[mode].append(sync(replica, target, addr))
+                    if mode == "beyond history":
+                        shutil.rmtree(replica)
+                        runs["full sync"].append(sync(replica, target, addr))
                 proc.terminate()
                 proc.wait()
                 procs.remove(proc)
+            for mode in MODES:
+                row[mode] = summary(runs[mode])
             rows.append(row)
             with OUT.open("a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -117,11 +131,13 @@ def main():
     if len(rows) > 1:
         draw(rows, OUT.with_suffix(".svg"))
     print(f"{KEYS:,} keys; the server made its changes in {COMMITS} commits")
-    print("| keys changed | full sync | within history (change proofs) | beyond history (node diffs) | "
+    print("| keys changed | full sync | within history (change proofs) | beyond history (node diffs, or emptied and fetched whole) | "
           "beyond / within: bytes, time | beyond / full: bytes, time |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        cell = lambda m: f"{r[m]['bytes'] / 1e6:.2f} MB, {r[m]['seconds']:.2f} s"
+        spread = lambda m: (f" ({min(r[m]['runs']):.2f}–{max(r[m]['runs']):.2f})"
+                            if len(r[m].get("runs", [])) > 1 else "")
+        cell = lambda m: f"{r[m]['bytes'] / 1e6:.2f} MB, {r[m]['seconds']:.2f} s{spread(m)}"
         beyond = r["beyond history"]
         ratios = lambda other: (f"{beyond['bytes'] / max(1, r[other]['bytes']):.2f}×, "
                                 f"{beyond['seconds'] / max(0.01, r[other]['seconds']):.2f}×")
@@ -145,7 +161,7 @@ def draw(rows, out):
     import matplotlib.pyplot as plt
     fig, (bytes_ax, time_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     labels = {"full sync": "full sync", "within history": "change proofs (within history)",
-              "beyond history": "node diffs (beyond history)"}
+              "beyond history": "beyond history (node diffs, or fetched whole)"}
     for mode in MODES:
         shares = [r["share"] * 100 for r in rows]
         bytes_ax.plot(shares, [r[mode]["bytes"] / 1e6 for r in rows], marker="o", label=labels[mode])

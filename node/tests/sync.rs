@@ -177,9 +177,10 @@ fn a_node_diff_catch_up_killed_midway_resumes() {
     };
     let whole_run = summary(arbor().args(sync_args(&whole)).output().expect("sync"));
     assert_eq!(whole_run["root"], root.as_str());
-    // Only the one-key probe that found the replica's root out of history.
+    // Only the one-key probe that found the replica's root out of history, and the sampled
+    // windows that found most keys equal.
     assert!(
-        whole_run["range_bytes"].as_u64().expect("bytes") < 16 << 10,
+        whole_run["range_bytes"].as_u64().expect("bytes") < 96 << 10,
         "{whole_run}"
     );
     let whole_bytes = whole_run["diff_bytes"].as_u64().expect("bytes");

@@ -58,19 +58,32 @@ impl Store for MemoryStore {
 
     fn write(&self, batch: Batch<'_>, _durability: Durability) -> Result<(), StoreError> {
         let mut spaces = self.spaces.write().map_err(|_| StoreError::Poisoned)?;
-        for (space, key, value) in batch.ops {
-            let map = &mut spaces[index(space)];
-            match value {
-                Some(v) => map.insert(key.into_owned(), v.into_owned()),
-                None => map.remove(key.as_ref()),
-            };
-        }
+        apply(&mut spaces, batch);
         Ok(())
     }
 
-    fn clear(&self, space: Space) -> Result<(), StoreError> {
+    fn clear_and_write(
+        &self,
+        clear: &[Space],
+        batch: Batch<'_>,
+        _durability: Durability,
+    ) -> Result<(), StoreError> {
         let mut spaces = self.spaces.write().map_err(|_| StoreError::Poisoned)?;
-        spaces[index(space)].clear();
+        for space in clear {
+            spaces[index(*space)].clear();
+        }
+        apply(&mut spaces, batch);
         Ok(())
+    }
+}
+
+/// Applies `batch`'s writes in order.
+fn apply(spaces: &mut [Map; 4], batch: Batch<'_>) {
+    for (space, key, value) in batch.ops {
+        let map = &mut spaces[index(space)];
+        match value {
+            Some(v) => map.insert(key.into_owned(), v.into_owned()),
+            None => map.remove(key.as_ref()),
+        };
     }
 }

@@ -117,8 +117,19 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `batch` atomically.
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError>;
 
+    /// Removes every entry of the spaces in `clear`, then applies `batch`, all atomically: after
+    /// a crash either the spaces are empty and the batch is written, or nothing changed.
+    fn clear_and_write(
+        &self,
+        clear: &[Space],
+        batch: Batch<'_>,
+        durability: Durability,
+    ) -> Result<(), StoreError>;
+
     /// Removes every entry of `space`.
-    fn clear(&self, space: Space) -> Result<(), StoreError>;
+    fn clear(&self, space: Space) -> Result<(), StoreError> {
+        self.clear_and_write(&[space], Batch::default(), Durability::Process)
+    }
 
     /// Moves buffered writes into the store's long-term files (RocksDB: flushes memtables), so
     /// the next open does not replay them. Durability does not depend on it.

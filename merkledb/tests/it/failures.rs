@@ -39,6 +39,24 @@ impl Store for FlakyStore {
     }
 
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.write(batch, durability)
+    }
+
+    fn clear_and_write(
+        &self,
+        clear: &[Space],
+        batch: Batch<'_>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        self.fail()?;
+        self.inner.clear_and_write(clear, batch, durability)
+    }
+}
+
+impl FlakyStore {
+    /// An injected failure, when one is due.
+    fn fail(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst)
             && self
                 .allowed
@@ -47,11 +65,7 @@ impl Store for FlakyStore {
         {
             return Err(StoreError::MissingSpace("injected failure"));
         }
-        self.inner.write(batch, durability)
-    }
-
-    fn clear(&self, space: Space) -> Result<(), StoreError> {
-        self.inner.clear(space)
+        Ok(())
     }
 }
 
@@ -185,5 +199,38 @@ fn failed_write_back_keeps_the_nodes_dirty() {
         allowed,
     };
     let db = Db::open_with_store(Box::new(store), config).expect("reopen");
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+}
+
+/// A reset whose write fails changes nothing: the trie, its nodes and its history stay usable.
+#[test]
+fn failed_reset_leaves_the_database_as_it_was() {
+    let seed = SeededRng::seed_from_env(11);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let failing = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        failing: failing.clone(),
+        allowed: Arc::new(AtomicUsize::new(0)),
+    };
+    let config = Config::default()
+        .with_dirty_node_budget(64)
+        .with_history_len(4);
+    let bf = config.branch_factor;
+    let db = Db::open_with_store(Box::new(store), config).expect("open");
+    let mut model = Model::new();
+    for _ in 0..3 {
+        commit_random_batch(&db, &mut rng, &mut model);
+    }
+    let roots = db.retained_roots().expect("roots");
+    failing.store(true, Ordering::SeqCst);
+    assert!(db.reset_with_meta(&[(b"m", Some(b"1"))]).is_err());
+    failing.store(false, Ordering::SeqCst);
+    assert_eq!(db.root().expect("root"), reference_root(&model, bf));
+    assert_eq!(db.retained_roots().expect("roots"), roots);
+    assert!(db.view_at(roots[0]).is_ok(), "history is still there");
+    assert_eq!(db.app_meta(b"m").expect("meta"), None);
+    commit_random_batch(&db, &mut rng, &mut model);
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
 }

@@ -1,6 +1,9 @@
 //! Proposal lifecycle, reads through stacked proposals, history views.
 
-use arbor_merkledb::{Config, Error, test_utils::reference_root};
+use arbor_merkledb::{
+    Config, Error, Hash,
+    test_utils::{random_kvs, reference_root},
+};
 
 use crate::backends::{Harness, MakeHarness};
 
@@ -157,7 +160,70 @@ fn app_meta_commits_with_contents_and_survives_reopen(make: &MakeHarness) {
     assert_eq!(h.db.app_meta(b"progress").expect("read"), None);
 }
 
+fn reset_empties_the_database_with_its_meta_and_invalidates_proposals(make: &MakeHarness) {
+    // A small dirty budget: part of the trie is in the nodes space, part in memory.
+    let mut h = make(
+        Config::default()
+            .with_history_len(4)
+            .with_dirty_node_budget(64),
+    );
+    let kvs = random_kvs(7, 3000);
+    for chunk in kvs.chunks(500) {
+        h.db.propose(chunk.iter().map(|(k, v)| put(k, v)))
+            .expect("propose")
+            .commit()
+            .expect("commit");
+    }
+    let old_root = h.db.root().expect("root");
+    let seq = h.db.commit_seq().expect("seq");
+    let stale = h.db.propose([put(b"x", b"1")]).expect("propose");
+    let view = h.db.view().expect("view");
+    h.db.reset_with_meta(&[(b"progress", Some(b"fresh"))])
+        .expect("reset");
+
+    assert_eq!(h.db.root().expect("root"), Hash::EMPTY_ROOT);
+    assert_eq!(h.db.key_count().expect("count"), 0);
+    assert_eq!(h.db.commit_seq().expect("seq"), seq + 1);
+    assert_eq!(h.db.get(&kvs[0].0).expect("get"), None);
+    assert_eq!(
+        h.db.retained_roots().expect("retained"),
+        vec![Hash::EMPTY_ROOT]
+    );
+    assert!(h.db.view_at(old_root).is_err(), "history goes too");
+    assert!(stale.commit().is_err(), "a proposal from before is invalid");
+    assert!(view.get(&kvs[0].0).is_err(), "so is a view");
+    assert_eq!(
+        h.db.app_meta(b"progress").expect("meta"),
+        Some(b"fresh".to_vec())
+    );
+    drop((stale, view));
+
+    // A new state over some of the old keys (their stored nodes must not be reused) and others.
+    let next: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = kvs[..1000]
+        .iter()
+        .map(|(k, _)| (k.clone(), b"new".to_vec()))
+        .chain(random_kvs(8, 1000))
+        .collect();
+    h.db.propose(next.iter().map(|(k, v)| put(k, v)))
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let root = h.db.root().expect("root");
+    assert_eq!(root, reference_root(&next, h.config.branch_factor));
+    h.reopen();
+    assert_eq!(h.db.root().expect("root"), root);
+    assert_eq!(h.db.key_count().expect("count"), next.len() as u64);
+    let all =
+        h.db.view()
+            .expect("view")
+            .range(&[], None, usize::MAX)
+            .expect("range");
+    assert_eq!(all, next.into_iter().collect::<Vec<_>>());
+    assert_eq!(h.db.retained_roots().expect("retained").len(), 2);
+}
+
 crate::for_each_backend!(
+    reset_empties_the_database_with_its_meta_and_invalidates_proposals,
     app_meta_commits_with_contents_and_survives_reopen,
     stacked_proposals_commit_in_order,
     committing_invalidates_siblings,

@@ -272,6 +272,12 @@ pub(crate) fn commit_with_coverage(
     }
 }
 
+/// Empties the database, with its persisted progress, in one atomic write: a sync resumed
+/// after it starts from nothing, as a fresh one does.
+pub(crate) fn reset(db: &Db) -> Result<()> {
+    db.reset_with_meta(&[(PROGRESS_KEY, None)])
+}
+
 /// Persists `coverage` on its own, claiming the database's current root; for states that need
 /// no commit (e.g. a finished sync, whose skipped ranges may not have been persisted yet).
 pub(crate) fn save_progress(db: &Db, coverage: &Coverage) -> Result<()> {

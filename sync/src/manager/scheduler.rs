@@ -13,6 +13,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 mod diff;
+mod sample;
 
 use super::{
     PeerRoots, Progress, SyncConfig, SyncError, SyncMode, SyncSummary,

@@ -393,9 +393,10 @@ fn a_replica_beyond_history_catches_up_by_node_diffs_in_proportion_to_what_chang
             summary.diff_bytes > 0,
             "{transport:?}: node diffs were used"
         );
-        // Only the one-key probe that found the replica's root out of history.
+        // Only the one-key probe that found the replica's root out of history, and the eight
+        // sampled windows of 64 keys that found most keys equal.
         assert!(
-            summary.range_bytes < 16 << 10,
+            summary.range_bytes < 96 << 10,
             "{transport:?}: no range proof needed: {}",
             summary.range_bytes
         );
@@ -420,7 +421,7 @@ fn a_replica_beyond_history_catches_up_by_node_diffs_in_proportion_to_what_chang
         };
         let summary = sync_from(&rt, transport, &client, &server, target, config);
         assert_eq!(contents(&client), contents(&server), "{transport:?}");
-        assert!(summary.diff_bytes > 0 && summary.range_bytes < 16 << 10);
+        assert!(summary.diff_bytes > 0 && summary.range_bytes < 96 << 10);
         // From a server that does not serve node diffs (AvalancheGo, an older Arbor): range
         // proofs, as before.
         for _ in 0..4 {
@@ -486,6 +487,108 @@ fn node_diff_catch_ups_are_exact_at_every_branch_factor_with_keys_of_any_length(
             assert!(summary.diff_bytes > 0, "{transport:?} {bf:?}: a diff walk");
             assert_eq!(summary.proofs_rejected, 0, "{transport:?} {bf:?}");
         }
+    }
+}
+
+/// Commits to `db` that change every key's value and add half as many new keys.
+fn rewrite_everything(db: &Db, rng: &mut SeededRng) -> Hash {
+    let mut ops: Vec<_> = contents(db)
+        .into_iter()
+        .map(|(k, _)| (k, Some(rng.bytes(32))))
+        .collect();
+    let new = ops.len() / 2;
+    ops.extend((0..new).map(|_| (rng.bytes(32), Some(rng.bytes(32)))));
+    for chunk in ops.chunks(ops.len() / 4 + 1) {
+        db.propose(chunk.to_vec())
+            .expect("propose")
+            .commit()
+            .expect("commit");
+    }
+    db.root().expect("root")
+}
+
+#[test]
+fn a_replica_sharing_little_with_the_target_is_emptied_and_fetched_whole() {
+    let seed = SeededRng::seed_from_env(0xe4e4);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let server = random_db(&mut rng, 20_000, 2);
+        let client = copy_db(&server, 16);
+        let target = rewrite_everything(&server, &mut rng);
+        let fresh = fresh_sync_bytes(&rt, transport, &server);
+        // Beside an honest server, one whose answers fail verification: its sampled windows
+        // are asked again of the other, and it writes nothing.
+        let peers = vec![
+            (server.clone(), Some(Fault::Tamper)),
+            (server.clone(), None),
+        ];
+        let summary = rt.block_on(sync(transport, &client, peers, target, test_config()));
+        assert_eq!(contents(&client), contents(&server), "{transport:?}");
+        eprintln!(
+            "{transport:?}: {} bytes ({} in range proofs), fresh sync {fresh}",
+            summary.bytes, summary.range_bytes
+        );
+        assert_eq!(summary.diff_bytes, 0, "{transport:?}: no walk");
+        assert!(
+            summary.bytes < fresh + fresh / 10 + (96 << 10),
+            "{transport:?}: {} bytes, a fresh sync {fresh}",
+            summary.bytes
+        );
+
+        // Again, cancelled once the emptied replica has taken its first answers, then resumed:
+        // the resumed run does not start over.
+        let client = copy_db(&server, 16);
+        let target = rewrite_everything(&server, &mut rng);
+        let fresh = fresh_sync_bytes(&rt, transport, &server);
+        let slow = || vec![(server.clone(), Some(Fault::Slow(Duration::from_millis(20))))];
+        rt.block_on(async {
+            let cluster = Cluster::start(transport, slow()).await;
+            let manager = SyncManager::start(
+                client.clone(),
+                cluster.client.clone(),
+                target,
+                test_config(),
+            )
+            .expect("start");
+            let mut progress = manager.progress();
+            progress
+                .wait_for(|p| p.fraction > 0.3 || p.done)
+                .await
+                .expect("progress");
+            manager.cancel();
+            let first_run = manager.wait().await;
+            // Every old value changed: the replica holds only what it fetched since emptied.
+            let expected = contents(&server);
+            let held = contents(&client);
+            assert!(
+                held.len() < expected.len(),
+                "{transport:?}: cancelled midway"
+            );
+            assert!(
+                held.iter().all(|kv| expected.binary_search(kv).is_ok()),
+                "{transport:?}: the replica was emptied"
+            );
+            let resumed = SyncManager::start(
+                client.clone(),
+                cluster.client.clone(),
+                target,
+                test_config(),
+            )
+            .expect("start")
+            .wait()
+            .await
+            .expect("resumed sync");
+            assert_eq!(contents(&client), contents(&server), "{transport:?}");
+            assert_eq!(resumed.diff_bytes, 0, "{transport:?}");
+            assert!(
+                resumed.bytes < fresh * 8 / 10,
+                "{transport:?}: resumed with {} bytes, a fresh sync {fresh} (first run {:?})",
+                resumed.bytes,
+                first_run.map(|s| s.bytes)
+            );
+        });
     }
 }
 

@@ -42,10 +42,9 @@ fn merged_memtable_flushes_keep_every_write() {
             store.write(batch, Durability::Process).expect("write");
         }
         let level0 = |store: &RocksStore| {
-            let cf = store.cf(Space::Values).expect("family");
-            store
-                .db
-                .property_int_value_cf(cf, "rocksdb.num-files-at-level0")
+            let db = store.db().expect("db");
+            let cf = cf(&db, Space::Values).expect("family");
+            db.property_int_value_cf(cf, "rocksdb.num-files-at-level0")
                 .expect("property")
                 .unwrap_or(0)
         };
@@ -136,5 +135,72 @@ fn write_and_read_back(store: &RocksStore) {
     assert_eq!(
         store.get(Space::Values, b"k").expect("get"),
         Some(vec![7; 200])
+    );
+}
+
+/// A clear empties its spaces at once, files and all (the column family is recreated), unless
+/// its batch writes there; either way the batch's writes and the emptiness survive a reopen.
+#[test]
+fn clearing_drops_the_files_and_keeps_the_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = RocksConfig {
+        write_buffer_bytes: 64 << 10,
+        level0_compaction_trigger: 1000,
+        ..RocksConfig::default()
+    };
+    let files = |store: &RocksStore| {
+        let db = store.db().expect("db");
+        let cf = cf(&db, Space::Values).expect("family");
+        db.property_int_value_cf(cf, "rocksdb.num-files-at-level0")
+            .expect("property")
+            .unwrap_or(0)
+    };
+    let fill = |store: &RocksStore, tag: u8| {
+        for i in 0..100u32 {
+            let mut batch = Batch::default();
+            for j in 0..20u32 {
+                let key = [&[tag][..], &i.to_be_bytes(), &j.to_be_bytes()].concat();
+                batch.put(Space::Values, key, vec![tag; 100]);
+            }
+            store.write(batch, Durability::Process).expect("write");
+        }
+        store.compact_log().expect("flush");
+    };
+    let all = |store: &RocksStore, space| store.scan(space, b"", None, usize::MAX).expect("scan");
+
+    let store = RocksStore::open(dir.path(), &config).expect("open");
+    fill(&store, 1);
+    assert!(files(&store) > 0, "level-0 files to drop");
+    let mut batch = Batch::default();
+    batch.put(Space::Meta, b"m".to_vec(), b"1".to_vec());
+    store
+        .clear_and_write(&[Space::Values], batch, Durability::Process)
+        .expect("clear");
+    assert_eq!(files(&store), 0, "the files went with the column family");
+    assert!(all(&store, Space::Values).is_empty());
+    assert_eq!(
+        store.get(Space::Meta, b"m").expect("get"),
+        Some(b"1".to_vec())
+    );
+    fill(&store, 2);
+    drop(store);
+    let store = RocksStore::open(dir.path(), &config).expect("reopen");
+    assert_eq!(all(&store, Space::Values).len(), 2000);
+    assert!(all(&store, Space::Values).iter().all(|(_, v)| v[0] == 2));
+
+    // A batch writing the space it clears: range deletions only, its writes kept.
+    let mut batch = Batch::default();
+    batch.put(Space::Values, b"kept".to_vec(), b"v".to_vec());
+    store
+        .clear_and_write(&[Space::Values], batch, Durability::Process)
+        .expect("clear");
+    let expected = vec![(b"kept".to_vec(), b"v".to_vec())];
+    assert_eq!(all(&store, Space::Values), expected);
+    drop(store);
+    let store = RocksStore::open(dir.path(), &config).expect("reopen");
+    assert_eq!(all(&store, Space::Values), expected);
+    assert_eq!(
+        store.get(Space::Meta, b"m").expect("get"),
+        Some(b"1".to_vec())
     );
 }

@@ -2,7 +2,9 @@
 //! trie with the target's from the top down (`arbor_merkledb::NodeDiff`).
 //!
 //! It runs before the proof loop, when the regions not at the target are known at a root that a
-//! peer answers it no longer holds (a change-proof request comes back as a range proof). The
+//! peer answers it no longer holds (a change-proof request comes back as a range proof), and a
+//! sample of the keyspace finds that less than [`sample::FETCH_WHOLE_FROM`] of the keys differ
+//! (otherwise the replica is emptied and the proof loop fetches the target whole). The
 //! walk keeps a stack of target nodes to compare, each with the ID its parent recorded (the
 //! trusted root first), and asks peers for batches of them, sending the replica's own subtrie
 //! IDs below each. A verified answer resolves its node:
@@ -313,6 +315,23 @@ impl Sync {
         let Some(from) = self.diff_needed(peer_rx, cancel).await? else {
             return Ok(());
         };
+        if let Some(share) = self.sample_difference(peer_rx, cancel).await? {
+            if share >= sample::FETCH_WHOLE_FROM {
+                tracing::info!(
+                    %from,
+                    target = %self.target,
+                    differing = format!("{:.0}%", share * 100.0),
+                    "no peer holds the replica's root in history, and most keys differ: emptying the replica and fetching the target whole"
+                );
+                apply::reset(&self.db)?;
+                self.coverage = Coverage::whole(None);
+                return Ok(());
+            }
+            tracing::debug!(
+                differing = format!("{:.1}%", share * 100.0),
+                "sampled the target"
+            );
+        }
         tracing::info!(%from, target = %self.target, "no peer holds the replica's root in history: comparing tries");
         self.mode = SyncMode::Diff;
         let result = self.walk(target_rx, peer_rx, cancel, progress_tx).await;
