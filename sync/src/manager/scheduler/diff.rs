@@ -59,10 +59,31 @@ struct Sent {
     target: Hash,
     nodes: Vec<Pending>,
     local: Vec<Vec<(u8, Hash)>>,
-    at: Instant,
 }
 
-type DiffAnswer = (Sent, Result<Response<Vec<NodeDiff>>, ClientError>);
+/// What became of a request, decided off the scheduler's task (the replica's IDs read before
+/// it is sent, its answer verified and resolved after).
+enum Fetched {
+    /// Verified and resolved: the writes and finished intervals, the differing inner children
+    /// (in key order), how many of the nodes were answered, and the answer's size.
+    Resolved {
+        part: Gathered,
+        below: Vec<Pending>,
+        answered: usize,
+        bytes: usize,
+    },
+    /// The peer's answer was wrong: nothing of it is used.
+    Invalid(String),
+    /// The request failed.
+    Failed(ClientError),
+    /// A local read failed.
+    Db(arbor_merkledb::Error),
+    /// A blocking task failed (a bug): the sync stops.
+    Task(String),
+}
+
+/// A finished request: what was sent, what came of it, and the request's round trip.
+type DiffAnswer = (Sent, Fetched, Duration);
 
 /// Writes and coverage decided by resolved nodes, waiting for the next commit.
 #[derive(Default)]
@@ -346,7 +367,6 @@ impl Sync {
         cancel: &CancellationToken,
         progress_tx: &watch::Sender<Progress>,
     ) -> Result<(), SyncError> {
-        let token_bits = self.bf.token_bits();
         let root_of = |target: Hash| Pending {
             region: Key::from_bytes(&[]),
             path: None,
@@ -398,46 +418,16 @@ impl Sync {
                 }
                 let nodes = stack.split_off(stack.len().saturating_sub(QUERIES_PER_REQUEST));
                 let nodes: Vec<Pending> = nodes.into_iter().rev().collect();
-                let paths: Vec<Key> = nodes.iter().filter_map(|p| p.path.clone()).collect();
-                let mut known = self.db.subtries_below(&paths)?.into_iter();
-                let local: Vec<Vec<(u8, Hash)>> = nodes
-                    .iter()
-                    .map(|p| match p.path {
-                        Some(_) => known.next().unwrap_or_default(),
-                        None => Vec::new(),
-                    })
-                    .collect();
-                let request = NodeDiffRequest {
-                    root: self.target,
-                    queries: nodes
-                        .iter()
-                        .zip(&local)
-                        .map(|(p, local)| NodeQuery {
-                            path: p.path.clone(),
-                            local: local.clone(),
-                        })
-                        .collect(),
-                    bytes_limit: self.config.bytes_limit,
-                };
-                let sent = Sent {
-                    peer,
-                    target: self.target,
-                    nodes,
-                    local,
-                    at: now,
-                };
-                let answer = self.client.node_diff(peer, request);
-                let timeout = self.config.request_timeout;
                 in_flight.push(
-                    async move {
-                        let answer = match tokio::time::timeout(timeout, answer).await {
-                            Ok(answer) => answer,
-                            Err(_) => Err(ClientError::Transport(format!(
-                                "no answer within {timeout:?}"
-                            ))),
-                        };
-                        (sent, answer)
-                    }
+                    fetch_nodes(
+                        self.db.clone(),
+                        self.client.clone(),
+                        peer,
+                        self.target,
+                        nodes,
+                        self.config.bytes_limit,
+                        self.config.request_timeout,
+                    )
                     .boxed(),
                 );
             }
@@ -468,30 +458,26 @@ impl Sync {
                 .unwrap_or(now + Duration::from_secs(1))
                 .min(self.last_accept + self.config.stall_timeout + Duration::from_millis(1));
             tokio::select! {
-                Some((sent, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+                Some((sent, fetched, latency)) = in_flight.next(), if !in_flight.is_empty() => {
                     if sent.target != self.target {
                         // Asked at an earlier target: the walk has started again.
                         self.peers.abandoned(sent.peer);
                         continue;
                     }
-                    let latency = sent.at.elapsed();
-                    match answer {
-                        Ok(response) => {
-                            let bytes = response.bytes;
-                            if let Err(error) = self.take_answer(&sent, response, token_bits, &mut gathered, &mut stack) {
-                                let error = match error {
-                                    Taken::Invalid(error) => error,
-                                    Taken::Db(error) => return Err(error.into()),
-                                };
-                                tracing::debug!(peer = %self.client.peers().name(sent.peer), %error, "node diff rejected");
-                                self.reject();
-                                self.peers.failed(sent.peer, Fault::Invalid, error, Instant::now());
-                                stack.extend(sent.nodes.into_iter().rev());
-                            } else {
-                                self.peers.succeeded(sent.peer, latency, bytes);
-                            }
+                    match fetched {
+                        Fetched::Resolved { part, below, answered, bytes } => {
+                            self.peers.succeeded(sent.peer, latency, bytes);
+                            self.take_resolved(&sent, part, below, answered, bytes, &mut gathered, &mut stack);
                         }
-                        Err(error) => {
+                        Fetched::Invalid(error) => {
+                            tracing::debug!(peer = %self.client.peers().name(sent.peer), %error, "node diff rejected");
+                            self.reject();
+                            self.peers.failed(sent.peer, Fault::Invalid, error, Instant::now());
+                            stack.extend(sent.nodes.into_iter().rev());
+                        }
+                        Fetched::Db(error) => return Err(error.into()),
+                        Fetched::Task(error) => return Err(SyncError::Task(error)),
+                        Fetched::Failed(error) => {
                             let unsupported_kind = matches!(
                                 &error,
                                 ClientError::Status { kind: StatusKind::Unimplemented | StatusKind::InvalidArgument, .. }
@@ -540,83 +526,35 @@ impl Sync {
         }
     }
 
-    /// Verifies an answer and resolves its nodes; the nodes it did not answer go back on the
-    /// stack. Nothing of an answer with one bad node is used.
-    fn take_answer(
+    /// Takes a resolved answer: its writes and finished intervals join the next commit, the
+    /// nodes it did not answer go back on the stack, then its differing children (asked next).
+    #[allow(clippy::too_many_arguments)]
+    fn take_resolved(
         &mut self,
         sent: &Sent,
-        response: Response<Vec<NodeDiff>>,
-        token_bits: usize,
+        part: Gathered,
+        below: Vec<Pending>,
+        answered: usize,
+        bytes: usize,
         gathered: &mut Gathered,
         stack: &mut Vec<Pending>,
-    ) -> Result<(), Taken> {
-        let diffs = response.answer;
-        if response.bytes > self.config.bytes_limit as usize {
-            return Err(Taken::Invalid(format!(
-                "answer of {} bytes exceeds the limit of {}",
-                response.bytes, self.config.bytes_limit
-            )));
-        }
-        if diffs.is_empty() || diffs.len() > sent.nodes.len() {
-            return Err(Taken::Invalid(format!(
-                "{} node diffs for {} queries",
-                diffs.len(),
-                sent.nodes.len()
-            )));
-        }
-        let mut verified = Vec::with_capacity(diffs.len());
-        for ((diff, pending), local) in diffs.iter().zip(&sent.nodes).zip(&sent.local) {
-            let children = diff
-                .verify(pending.path.as_ref(), pending.id, local, self.bf)
-                .map_err(|e| Taken::Invalid(format!("node diff: {e}")))?;
-            verified.push(children);
-        }
+    ) {
         // Never mixed: answers at an earlier target are dropped before this, and a commit starts
         // before a retarget restarts the walk.
         debug_assert!(gathered.root.is_none_or(|r| r == sent.target));
-        // The local reads are made on a view, which a commit of the walk's earlier writes
-        // (running beside it, in other regions) invalidates: then they are made again.
-        let mut attempts = 0;
-        let (part, below) = loop {
-            let view = self.db.view().map_err(Taken::Db)?;
-            let mut part = Gathered::default();
-            let mut below = Vec::new();
-            let resolved = diffs
-                .iter()
-                .zip(&sent.nodes)
-                .zip(&sent.local)
-                .zip(&verified)
-                .try_for_each(|(((diff, pending), local), children)| {
-                    let answered = Answered {
-                        pending,
-                        local,
-                        diff,
-                        children,
-                    };
-                    resolve(&view, token_bits, &answered, &mut part, &mut below)
-                });
-            match resolved {
-                Ok(()) => break (part, below),
-                Err(arbor_merkledb::Error::Invalid) if attempts < 16 => attempts += 1,
-                Err(error) => return Err(Taken::Db(error)),
-            }
-        };
-        let answered = diffs.len();
         self.keys += part.ops.len() as u64;
         gathered.ops.extend(part.ops);
         gathered.pieces.extend(part.pieces);
         gathered.root = Some(sent.target);
-        // The unanswered nodes go back first, so the answered ones' children are asked next.
         stack.extend(sent.nodes[answered..].iter().rev().cloned());
         stack.extend(below.into_iter().rev());
-        self.bytes += response.bytes as u64;
-        self.diff_bytes += response.bytes as u64;
+        self.bytes += bytes as u64;
+        self.diff_bytes += bytes as u64;
         self.accepted += 1;
         self.last_accept = Instant::now();
         if let Some(observer) = &self.config.observer {
-            observer.answer(response.bytes);
+            observer.answer(bytes);
         }
-        Ok(())
     }
 
     /// Starts committing the gathered writes with the coverage they complete, once the commit
@@ -655,16 +593,154 @@ impl Sync {
     }
 }
 
+/// One request for `nodes` at `target`, on blocking threads but for the network: the replica's
+/// IDs below each node are read, the request sent, and its answer verified and resolved.
+async fn fetch_nodes(
+    db: Db,
+    client: Arc<dyn SyncClient>,
+    peer: PeerId,
+    target: Hash,
+    nodes: Vec<Pending>,
+    bytes_limit: u32,
+    timeout: Duration,
+) -> DiffAnswer {
+    let paths: Vec<Key> = nodes.iter().filter_map(|p| p.path.clone()).collect();
+    let reader = db.clone();
+    let known = tokio::task::spawn_blocking(move || reader.subtries_below(&paths)).await;
+    let mut sent = Sent {
+        peer,
+        target,
+        nodes,
+        local: Vec::new(),
+    };
+    let mut known = match known {
+        Ok(Ok(known)) => known.into_iter(),
+        Ok(Err(error)) => return (sent, Fetched::Db(error), Duration::ZERO),
+        Err(error) => return (sent, Fetched::Task(error.to_string()), Duration::ZERO),
+    };
+    // The root is asked for without IDs: its key is not known yet.
+    sent.local = sent
+        .nodes
+        .iter()
+        .map(|p| match p.path {
+            Some(_) => known.next().unwrap_or_default(),
+            None => Vec::new(),
+        })
+        .collect();
+    let request = NodeDiffRequest {
+        root: target,
+        queries: sent
+            .nodes
+            .iter()
+            .zip(&sent.local)
+            .map(|(p, local)| NodeQuery {
+                path: p.path.clone(),
+                local: local.clone(),
+            })
+            .collect(),
+        bytes_limit,
+    };
+    let at = Instant::now();
+    let answer = match tokio::time::timeout(timeout, client.node_diff(peer, request)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ClientError::Transport(format!(
+            "no answer within {timeout:?}"
+        ))),
+    };
+    let latency = at.elapsed();
+    let response = match answer {
+        Ok(response) => response,
+        Err(error) => return (sent, Fetched::Failed(error), latency),
+    };
+    let resolved = tokio::task::spawn_blocking(move || {
+        let fetched = resolve_answer(&db, &sent, response, bytes_limit);
+        (sent, fetched)
+    })
+    .await;
+    match resolved {
+        Ok((sent, fetched)) => (sent, fetched, latency),
+        Err(error) => {
+            let sent = Sent {
+                peer,
+                target,
+                nodes: Vec::new(),
+                local: Vec::new(),
+            };
+            (sent, Fetched::Task(error.to_string()), latency)
+        }
+    }
+}
+
+/// Verifies an answer and resolves its nodes. Nothing of an answer with one bad node is used.
+fn resolve_answer(
+    db: &Db,
+    sent: &Sent,
+    response: Response<Vec<NodeDiff>>,
+    bytes_limit: u32,
+) -> Fetched {
+    let diffs = response.answer;
+    if response.bytes > bytes_limit as usize {
+        return Fetched::Invalid(format!(
+            "answer of {} bytes exceeds the limit of {bytes_limit}",
+            response.bytes
+        ));
+    }
+    if diffs.is_empty() || diffs.len() > sent.nodes.len() {
+        return Fetched::Invalid(format!(
+            "{} node diffs for {} queries",
+            diffs.len(),
+            sent.nodes.len()
+        ));
+    }
+    let bf = db.branch_factor();
+    let mut verified = Vec::with_capacity(diffs.len());
+    for ((diff, pending), local) in diffs.iter().zip(&sent.nodes).zip(&sent.local) {
+        match diff.verify(pending.path.as_ref(), pending.id, local, bf) {
+            Ok(children) => verified.push(children),
+            Err(error) => return Fetched::Invalid(format!("node diff: {error}")),
+        }
+    }
+    // The local reads are made on a view, which a commit of the walk's earlier writes
+    // (running beside it, in other regions) invalidates: then they are made again.
+    let mut attempts = 0;
+    loop {
+        let view = match db.view() {
+            Ok(view) => view,
+            Err(error) => return Fetched::Db(error),
+        };
+        let mut part = Gathered::default();
+        let mut below = Vec::new();
+        let resolved = diffs
+            .iter()
+            .zip(&sent.nodes)
+            .zip(&sent.local)
+            .zip(&verified)
+            .try_for_each(|(((diff, pending), local), children)| {
+                let answered = Answered {
+                    pending,
+                    local,
+                    diff,
+                    children,
+                };
+                resolve(&view, bf.token_bits(), &answered, &mut part, &mut below)
+            });
+        match resolved {
+            Ok(()) => {
+                return Fetched::Resolved {
+                    part,
+                    below,
+                    answered: diffs.len(),
+                    bytes: response.bytes,
+                };
+            }
+            Err(arbor_merkledb::Error::Invalid) if attempts < 16 => attempts += 1,
+            Err(error) => return Fetched::Db(error),
+        }
+    }
+}
+
 /// A commit of the walk's writes, resolving to the coverage map it persisted.
 type Committing = JoinHandle<Result<Coverage, arbor_merkledb::Error>>;
-
-/// Why an answer was not taken.
-enum Taken {
-    /// The peer's fault.
-    Invalid(String),
-    /// Ours.
-    Db(arbor_merkledb::Error),
-}
 
 #[cfg(test)]
 mod tests {
