@@ -110,6 +110,8 @@ def main():
                 for _ in range(REPEAT):
                     shutil.rmtree(replica, ignore_errors=True)
                     shutil.copytree(base, replica)
+                    # The copy's writes reach the disk before the run, not during it.
+                    os.sync()
                     runs[mode].append(sync(replica, target, addr))
                     if mode == "beyond history":
                         shutil.rmtree(replica)
