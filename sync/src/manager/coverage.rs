@@ -140,21 +140,53 @@ impl Coverage {
         })
     }
 
+    /// Splits the idle regions not at `target`, the widest first, in halves until there are
+    /// `wanted` of them or none is wide enough (see [`Coverage::split`]). So the requests that
+    /// fill an empty pipeline cover equal shares of what is left: taking the first region and
+    /// halving what remains would send a request for half the keyspace, then a quarter, an
+    /// eighth, and the widest would take a long chain of answers to finish.
+    pub(crate) fn spread(&mut self, target: Hash, wanted: usize, min_width: f64) {
+        let mut idle: Vec<(f64, Vec<u8>)> = self
+            .regions
+            .iter()
+            .filter(|(_, r)| !r.busy && r.tag != Some(target))
+            .map(|(start, r)| {
+                (
+                    position(r.end.as_deref()) - position(Some(start)),
+                    start.clone(),
+                )
+            })
+            .collect();
+        while idle.len() < wanted {
+            let Some(widest) = idle
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            let start = idle[widest].1.clone();
+            let Some(mid) = self.split(&start, min_width) else {
+                return;
+            };
+            let end = self.regions.get(&mid).and_then(|r| r.end.clone());
+            idle[widest].0 = position(Some(&mid)) - position(Some(&start));
+            idle.push((position(end.as_deref()) - position(Some(&mid)), mid));
+        }
+    }
+
     /// Splits the region at `start` in two at a midpoint, when one exists and the region spans
     /// at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving ever smaller regions would go on
     /// forever near the end of the keyspace, where keys grow instead of the gaps) and at least
-    /// `min_width`.
-    fn split(&mut self, start: &[u8], min_width: f64) {
-        let Some(region) = self.regions.get(start) else {
-            return;
-        };
+    /// `min_width`. Returns the midpoint, the start of the right half.
+    fn split(&mut self, start: &[u8], min_width: f64) -> Option<Vec<u8>> {
+        let region = self.regions.get(start)?;
         if position(region.end.as_deref()) - position(Some(start)) < MIN_SPLIT_WIDTH.max(min_width)
         {
-            return;
+            return None;
         }
-        let Some(mid) = split_point(start, region.end.as_deref()) else {
-            return;
-        };
+        let mid = split_point(start, region.end.as_deref())?;
         let right = Region {
             end: region.end.clone(),
             tag: region.tag,
@@ -163,7 +195,8 @@ impl Coverage {
         if let Some(left) = self.regions.get_mut(start) {
             left.end = Some(mid.clone());
         }
-        self.regions.insert(mid, right);
+        self.regions.insert(mid.clone(), right);
+        Some(mid)
     }
 
     /// Marks `[start, end)` busy for a fetch of its contents at `root` (a snapshot part, whose

@@ -10,10 +10,10 @@
 //! gone, even a demoted peer is asked again once its backoff expires.
 //!
 //! Each peer has its own window of requests in flight, sized from what its answers show: it
-//! starts at `workers`, grows by one per answer that came back as fast as the peer's fastest (a
-//! long round trip with nothing queued: room for more), and shrinks by 10% per answer that took
-//! twice that, or per refusal for lack of capacity (requests queue at the peer or on its link),
-//! down to half its start.
+//! starts at its share of the budget (at least `workers`), grows by one per answer that came
+//! back as fast as the peer's fastest (a long round trip with nothing queued: room for more),
+//! and shrinks by 10% per answer that took twice that, or per refusal for lack of capacity
+//! (requests queue at the peer or on its link), down to half of `workers`.
 //! So a near, wide peer keeps many requests in flight and a far, narrow one few, and a slow
 //! peer's queue never holds a large share of the keyspace (which would hold the sync's tail).
 //! All windows together stay within the sync's budget (`SyncConfig::inflight_bytes`).
@@ -172,9 +172,9 @@ pub(crate) struct Peers {
     peers: BTreeMap<PeerId, Peer>,
     backoff: Backoff,
     rng: fastrand::Rng,
-    /// A new peer's window.
+    /// The least window a new peer starts with (`workers`).
     initial_window: usize,
-    /// The narrowest a window gets: half the initial one. With fewer requests in flight the
+    /// The narrowest a window gets: half of `initial_window`. With fewer requests in flight the
     /// peer would sit idle while the client verifies and applies its last answer; a slow peer's
     /// queue still holds only a few answers.
     min_window: f64,
@@ -208,10 +208,14 @@ impl Peers {
     /// Follows the client's peer set: adds the peers that joined (untried), marks those that
     /// left as departed.
     pub(crate) fn update(&mut self, members: &Members) {
+        // A new peer starts with its share of the budget: on a long round trip the first
+        // requests are what fills the link, and a window grown from a few requests needs a
+        // round trip per doubling. A peer that cannot keep up shrinks its window from there.
+        let start = (self.budget / members.len().max(1)).max(self.initial_window);
         for (id, name) in members {
             self.peers
                 .entry(*id)
-                .or_insert_with(|| Peer::untried(*id, name.clone(), self.initial_window));
+                .or_insert_with(|| Peer::untried(*id, name.clone(), start));
         }
         for (id, peer) in &mut self.peers {
             peer.stats.departed = !members.contains_key(id);
@@ -276,6 +280,11 @@ impl Peers {
     pub(crate) fn latency(&self, peer: PeerId) -> Option<Duration> {
         let ms = self.peers.get(&peer)?.stats.latency_ms?;
         Some(Duration::from_secs_f64(ms / 1e3))
+    }
+
+    /// The fastest the peer ever answered (its round trip with nothing queued), once it has.
+    pub(crate) fn fastest(&self, peer: PeerId) -> Option<Duration> {
+        self.peers.get(&peer)?.min_latency
     }
 
     /// When the earliest backoff ends, if any peer is backing off.

@@ -270,8 +270,21 @@ impl Sync {
         // The peers' windows decide how many of the budget are used.
         while in_flight.len() + self.ready.len() < self.budget {
             let wanted = self.peers.capacity();
-            let split =
-                (self.coverage.pending(self.target) < wanted).then(|| self.min_split_width());
+            if self.coverage.pending(self.target) < wanted {
+                // Before any answer shows how dense the keys are, a catch-up (regions at an
+                // older root, fetched as change proofs) spreads over `workers` requests only:
+                // every request carries boundary proofs, which a sparse change set would pay
+                // for many times over. A sync of unknown regions spreads over the whole window:
+                // its first requests are what fills a long link.
+                let regions =
+                    if self.keys == 0 && self.coverage.widest_stale_tag(self.target).is_some() {
+                        wanted.min(self.config.workers)
+                    } else {
+                        wanted
+                    };
+                let min_width = self.min_split_width();
+                self.coverage.spread(self.target, regions, min_width);
+            }
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
                 let Some(work) = self.coverage.take(self.target, None) else {
@@ -292,7 +305,7 @@ impl Sync {
             let Some(peer) = self.peers.choose(now) else {
                 return;
             };
-            let Some(work) = self.coverage.take(self.target, split) else {
+            let Some(work) = self.coverage.take(self.target, None) else {
                 self.peers.abandoned(peer);
                 return;
             };
@@ -341,11 +354,12 @@ impl Sync {
     }
 
     /// The tail: every region is being fetched, and a peer that has answered before has room.
-    /// An overdue request (out for twice its own peer's usual latency, or its peer never
-    /// answered, and for at least [`HEDGE_AFTER`] and four times the free peer's latency) is
-    /// sent to the free peer as well, once; the first answer is taken and the other dropped. So
-    /// a stalled or far slower peer never holds the end of a sync, while a peer that is merely
-    /// slower keeps its share.
+    /// An overdue request (out for twice the fastest answer of its own peer, or its peer never
+    /// answered, and for at least [`HEDGE_AFTER`] and four times the free peer's usual latency)
+    /// is sent to the free peer as well, once; the first answer is taken and the other dropped.
+    /// So a stalled or far slower peer never holds the end of a sync. (Its fastest answer, not
+    /// its usual one: a narrow peer given a large window at the start queues requests on its
+    /// link, and its usual latency grows with that queue.)
     fn hedge(&mut self, in_flight: &mut InFlight, now: Instant) {
         while in_flight.len() + self.ready.len() < self.budget {
             let Some(peer) = self.peers.choose(now) else {
@@ -359,7 +373,7 @@ impl Sync {
             let peers = &self.peers;
             let overdue = |r: &Request| {
                 let own = peers
-                    .latency(r.peer)
+                    .fastest(r.peer)
                     .map_or(Duration::ZERO, |l| l.saturating_mul(2));
                 now.saturating_duration_since(r.sent) > floor.max(own)
             };

@@ -129,18 +129,18 @@ fn failing_peers_back_off_exponentially_and_liars_rank_last() {
 }
 
 /// Each peer's window follows its own answers: one whose answers queue (twice its fastest)
-/// narrows to half its start, one whose answers come back as fast as ever widens, and requests
+/// narrows to half of `workers`, one whose answers come back as fast as ever widens, and requests
 /// go to each only as far as its window allows.
 #[test]
 fn each_peer_gets_the_window_its_answers_earn() {
     let mut p = peers(2);
     let now = Instant::now();
-    // Both start with 8 requests each.
+    // Both start with their share of the budget of 64.
     let mut sent = [0usize; 2];
     while let Some(peer) = p.choose(now) {
         sent[peer] += 1;
     }
-    assert_eq!(sent, [8, 8]);
+    assert_eq!(sent, [32, 32]);
     // Peer 0 answers at a steady 50 ms; peer 1's answers queue: 100 ms, then ever slower.
     for i in 0..40u64 {
         p.succeeded(0, Duration::from_millis(50), 1000);
@@ -149,12 +149,12 @@ fn each_peer_gets_the_window_its_answers_earn() {
     }
     let stats = p.stats();
     assert!(
-        stats[0].in_flight > 16,
+        stats[0].in_flight > 32,
         "the fast peer's window grew: {stats:?}"
     );
     assert!(
         stats[1].in_flight <= 4,
-        "the slow peer's window shrank to half its start: {stats:?}"
+        "the slow peer's window shrank to half of workers: {stats:?}"
     );
 }
 
