@@ -118,19 +118,15 @@ impl Coverage {
 
     /// Hands out the next idle region that does not hold `target`, marking it busy. Regions
     /// known at some older root come first (a change proof brings them up to date cheaply), then
-    /// unknown ones, each in key order. With `split = Some(min_width)`, a region at least
-    /// `min_width` wide (a share of the keyspace) is halved first when it can be, and the left
-    /// half handed out, so more requests can be in flight at once.
-    pub(crate) fn take(&mut self, target: Hash, split: Option<f64>) -> Option<Work> {
+    /// unknown ones, each in key order. ([`Coverage::spread`] splits them beforehand, so that
+    /// more requests can be in flight at once.)
+    pub(crate) fn take(&mut self, target: Hash) -> Option<Work> {
         let start = self
             .regions
             .iter()
             .filter(|(_, r)| !r.busy && r.tag != Some(target))
             .min_by_key(|(_, r)| r.tag.is_none())
             .map(|(s, _)| s.clone())?;
-        if let Some(min_width) = split {
-            self.split(&start, min_width);
-        }
         let region = self.regions.get_mut(&start)?;
         region.busy = true;
         Some(Work {

@@ -287,7 +287,7 @@ impl Sync {
             }
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
-                let Some(work) = self.coverage.take(self.target, None) else {
+                let Some(work) = self.coverage.take(self.target) else {
                     return;
                 };
                 self.ready.push(Job {
@@ -305,7 +305,7 @@ impl Sync {
             let Some(peer) = self.peers.choose(now) else {
                 return;
             };
-            let Some(work) = self.coverage.take(self.target, None) else {
+            let Some(work) = self.coverage.take(self.target) else {
                 self.peers.abandoned(peer);
                 return;
             };

@@ -28,7 +28,8 @@ fn every_key_has_one_region() {
     let mut c = Coverage::whole(None);
     let mut handed = Vec::new();
     for _ in 0..20 {
-        if let Some(w) = c.take(target, Some(0.0)) {
+        c.spread(target, 2, 0.0);
+        if let Some(w) = c.take(target) {
             handed.push(w);
         }
         assert_partition(&c);
@@ -39,7 +40,7 @@ fn every_key_has_one_region() {
         c.complete(&w.start, &Until::End, target);
         assert_partition(&c);
     }
-    while let Some(w) = c.take(target, None) {
+    while let Some(w) = c.take(target) {
         c.complete(&w.start, &Until::End, target);
     }
     assert!(c.is_complete(target));
@@ -51,7 +52,7 @@ fn every_key_has_one_region() {
 fn partial_completion_keeps_the_rest_at_its_old_tag() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(Some(old));
-    let w = c.take(target, None).expect("work");
+    let w = c.take(target).expect("work");
     assert_eq!(w.tag, Some(old));
     c.complete(&w.start, &Until::Key(vec![0x80]), target);
     let regions: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.clone())).collect();
@@ -62,7 +63,7 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
     assert_eq!(regions[1].1.tag, Some(old));
     assert!((c.fraction_at(target) - 0.5).abs() < 1e-12);
     // A key outside the region is ignored: the whole region is not claimed by mistake.
-    let w = c.take(target, None).expect("work");
+    let w = c.take(target).expect("work");
     c.complete(&w.start, &Until::Key(vec![0x10]), target);
     assert!(
         c.is_complete(target),
@@ -74,24 +75,24 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
 fn known_regions_come_before_unknown_ones_and_busy_ones_are_skipped() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(None);
-    let w = c.take(target, None).expect("work");
+    let w = c.take(target).expect("work");
     c.complete(&w.start, &Until::Key(vec![0x40]), old);
-    let first = c.take(target, None).expect("work");
+    let first = c.take(target).expect("work");
     assert_eq!(first.tag, Some(old), "change-proof work first");
-    let second = c.take(target, None).expect("work");
+    let second = c.take(target).expect("work");
     assert_eq!(second.tag, None);
-    assert_eq!(c.take(target, None), None, "everything is busy");
+    assert_eq!(c.take(target), None, "everything is busy");
     c.release(&first.start);
-    assert_eq!(c.take(target, None), Some(first));
+    assert_eq!(c.take(target), Some(first));
 }
 
 #[test]
 fn forget_turns_a_region_into_range_work() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(Some(old));
-    let w = c.take(target, None).expect("work");
+    let w = c.take(target).expect("work");
     c.forget(&w.start);
-    assert_eq!(c.take(target, None).expect("work").tag, None);
+    assert_eq!(c.take(target).expect("work").tag, None);
 }
 
 #[test]
@@ -99,10 +100,12 @@ fn encoding_round_trips_and_rejects_garbage() {
     let target = h(7);
     let mut c = Coverage::whole(Some(h(3)));
     for _ in 0..6 {
-        let w = c.take(target, Some(0.0)).expect("work");
+        c.spread(target, 2, 0.0);
+        let w = c.take(target).expect("work");
         c.complete(&w.start, &Until::End, target);
     }
-    let w = c.take(target, Some(0.0)).expect("work");
+    c.spread(target, 2, 0.0);
+    let w = c.take(target).expect("work");
     let bytes = c.encode();
     let mut decoded = Coverage::decode(&bytes).expect("decode");
     // Busy is not persisted: after a restart nothing is in flight.
@@ -234,4 +237,49 @@ fn mark_tags_any_interval_and_merges_with_its_neighbours() {
     // An empty interval changes nothing.
     c.mark(&[0x40], Some(&[0x40]), h(3));
     assert!(c.is_complete(h(2)));
+}
+
+/// Spreading splits the widest idle regions first, so a pipeline filled from nothing asks for
+/// equal shares of the keyspace; busy and finished regions stay as they are, and splitting
+/// stops at the narrowest width allowed.
+#[test]
+fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
+    let target = h(1);
+    let mut c = Coverage::whole(None);
+    c.spread(target, 8, 0.0);
+    assert_partition(&c);
+    let widths: Vec<f64> = c
+        .regions()
+        .map(|(s, r)| position(r.end.as_deref()) - position(Some(s)))
+        .collect();
+    assert_eq!(widths.len(), 8);
+    assert!(
+        widths.iter().all(|w| (w - 0.125).abs() < 0.002),
+        "{widths:?}"
+    );
+
+    // One region busy, one finished: only the six idle ones count and split.
+    let busy = c.take(target).expect("work");
+    let done = c.take(target).expect("work");
+    c.complete(&done.start, &Until::End, target);
+    c.spread(target, 12, 0.0);
+    assert_partition(&c);
+    assert_eq!(c.pending(target), 12);
+    let region = |start: &[u8]| {
+        c.regions()
+            .find(|(s, _)| s.as_slice() == start)
+            .map(|(_, r)| r.clone())
+            .expect("region")
+    };
+    assert!(region(&busy.start).busy);
+    assert_eq!(
+        region(&busy.start).end,
+        busy.end,
+        "a busy region is not split"
+    );
+
+    // A region narrower than the minimum width is not halved: eighths are, sixteenths not.
+    let mut c = Coverage::whole(None);
+    c.spread(target, 1000, 0.1);
+    assert_eq!(c.pending(target), 16, "halving stops below a tenth");
 }

@@ -64,14 +64,8 @@ struct Sent {
 /// What became of a request, decided off the scheduler's task (the replica's IDs read before
 /// it is sent, its answer verified and resolved after).
 enum Fetched {
-    /// Verified and resolved: the writes and finished intervals, the differing inner children
-    /// (in key order), how many of the nodes were answered, and the answer's size.
-    Resolved {
-        part: Gathered,
-        below: Vec<Pending>,
-        answered: usize,
-        bytes: usize,
-    },
+    /// Verified and resolved.
+    Resolved(Resolved),
     /// The peer's answer was wrong: nothing of it is used.
     Invalid(String),
     /// The request failed.
@@ -80,6 +74,18 @@ enum Fetched {
     Db(arbor_merkledb::Error),
     /// A blocking task failed (a bug): the sync stops.
     Task(String),
+}
+
+/// A verified answer, resolved.
+struct Resolved {
+    /// The writes and finished intervals of its nodes.
+    part: Gathered,
+    /// Their differing inner children, in key order.
+    below: Vec<Pending>,
+    /// How many of the nodes asked for were answered (the first ones).
+    answered: usize,
+    /// The answer's size.
+    bytes: usize,
 }
 
 /// A finished request: what was sent, what came of it, and the request's round trip.
@@ -465,9 +471,9 @@ impl Sync {
                         continue;
                     }
                     match fetched {
-                        Fetched::Resolved { part, below, answered, bytes } => {
-                            self.peers.succeeded(sent.peer, latency, bytes);
-                            self.take_resolved(&sent, part, below, answered, bytes, &mut gathered, &mut stack);
+                        Fetched::Resolved(resolved) => {
+                            self.peers.succeeded(sent.peer, latency, resolved.bytes);
+                            self.take_resolved(&sent, resolved, &mut gathered, &mut stack);
                         }
                         Fetched::Invalid(error) => {
                             tracing::debug!(peer = %self.client.peers().name(sent.peer), %error, "node diff rejected");
@@ -528,17 +534,19 @@ impl Sync {
 
     /// Takes a resolved answer: its writes and finished intervals join the next commit, the
     /// nodes it did not answer go back on the stack, then its differing children (asked next).
-    #[allow(clippy::too_many_arguments)]
     fn take_resolved(
         &mut self,
         sent: &Sent,
-        part: Gathered,
-        below: Vec<Pending>,
-        answered: usize,
-        bytes: usize,
+        resolved: Resolved,
         gathered: &mut Gathered,
         stack: &mut Vec<Pending>,
     ) {
+        let Resolved {
+            part,
+            below,
+            answered,
+            bytes,
+        } = resolved;
         // Never mixed: answers at an earlier target are dropped before this, and a commit starts
         // before a retarget restarts the walk.
         debug_assert!(gathered.root.is_none_or(|r| r == sent.target));
@@ -546,6 +554,7 @@ impl Sync {
         gathered.ops.extend(part.ops);
         gathered.pieces.extend(part.pieces);
         gathered.root = Some(sent.target);
+        // The unanswered nodes go back first, so the answered ones' children are asked next.
         stack.extend(sent.nodes[answered..].iter().rev().cloned());
         stack.extend(below.into_iter().rev());
         self.bytes += bytes as u64;
@@ -726,12 +735,12 @@ fn resolve_answer(
             });
         match resolved {
             Ok(()) => {
-                return Fetched::Resolved {
+                return Fetched::Resolved(Resolved {
                     part,
                     below,
                     answered: diffs.len(),
                     bytes: response.bytes,
-                };
+                });
             }
             Err(arbor_merkledb::Error::Invalid) if attempts < 16 => attempts += 1,
             Err(error) => return Fetched::Db(error),

@@ -123,6 +123,12 @@ impl Sync {
             tokio::select! {
                 Some((i, peer, sent, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                     match answer {
+                        Ok(Ok(response)) if response.bytes > self.config.bytes_limit as usize => {
+                            let error = format!("answer of {} bytes exceeds the limit of {}", response.bytes, self.config.bytes_limit);
+                            self.reject();
+                            self.peers.failed(peer, Fault::Invalid, error, Instant::now());
+                            unasked.push(i);
+                        }
                         Ok(Ok(response)) => {
                             let start = window_start(&self.target, i);
                             let checked = verify_range_proof(
