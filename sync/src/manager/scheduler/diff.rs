@@ -37,8 +37,6 @@ const COMMIT_ANSWERS: usize = 4;
 /// Resolved intervals gathered before they are committed (each is a coverage update; most
 /// merge with their neighbours).
 const COMMIT_PIECES: usize = 65_536;
-/// Requests in flight per peer.
-const REQUESTS_PER_PEER: usize = 4;
 
 /// A target node still to compare: the region its parent's child index spans (every key of the
 /// target there lies under the node's key), the node's key (`None`: the root, whose key is not
@@ -408,9 +406,7 @@ impl Sync {
                 });
             }
             // Dispatch.
-            while !stack.is_empty()
-                && in_flight.len() < REQUESTS_PER_PEER * self.peers.present().max(1)
-            {
+            while !stack.is_empty() && in_flight.len() < self.peers.capacity().max(1) {
                 let Some(peer) = self.peers.choose(now) else {
                     break;
                 };
