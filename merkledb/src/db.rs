@@ -32,7 +32,10 @@ use crate::{
     error::{CorruptionError, Error, Result, StoreError},
     hash::Hash,
     key::{BranchFactor, Key},
-    layout::{HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key},
+    layout::{
+        HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key,
+        write_app_meta,
+    },
     node::{Node, SubRoot},
     store::{Batch, Durability, MemoryStore, ScanIter, Space, Store},
     trie::{Applied, Change, apply},
@@ -236,10 +239,7 @@ impl Db {
     pub fn put_app_meta(&self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
         let _state = self.inner.write()?;
         let mut batch = Batch::default();
-        match value {
-            Some(v) => batch.put(Space::Meta, app_meta_key(key), v),
-            None => batch.delete(Space::Meta, app_meta_key(key)),
-        }
+        write_app_meta(&mut batch, &[(key, value)]);
         Ok(self.inner.store.write(batch, Durability::Process)?)
     }
 
@@ -261,12 +261,7 @@ impl Db {
         };
         let mut batch = Batch::with_capacity(meta.len() + 1);
         batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
-        for (key, value) in meta {
-            match value {
-                Some(v) => batch.put(Space::Meta, app_meta_key(key), *v),
-                None => batch.delete(Space::Meta, app_meta_key(key)),
-            }
-        }
+        write_app_meta(&mut batch, meta);
         self.inner.store.clear_and_write(
             &[Space::Values, Space::Nodes, Space::History],
             batch,

@@ -7,6 +7,7 @@ use crate::{
     hash::{Hash, put_uvarint},
     key::Key,
     node::SubRoot,
+    store::{Batch, Space},
 };
 
 /// Meta record: the branch factor (u32 BE, number of children).
@@ -26,6 +27,17 @@ pub(crate) fn app_meta_key(key: &[u8]) -> Vec<u8> {
     out.extend_from_slice(META_APP_PREFIX);
     out.extend_from_slice(key);
     out
+}
+
+/// Adds the writes of application metadata records `meta` to `batch`: a put per `Some` value, a
+/// delete per `None`.
+pub(crate) fn write_app_meta<'a>(batch: &mut Batch<'a>, meta: &[(&[u8], Option<&'a [u8]>)]) {
+    for (key, value) in meta {
+        match value {
+            Some(v) => batch.put(Space::Meta, app_meta_key(key), *v),
+            None => batch.delete(Space::Meta, app_meta_key(key)),
+        }
+    }
 }
 
 /// History record prefix: `i ‖ seq` → root before ‖ root after (64 bytes).

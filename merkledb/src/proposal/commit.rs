@@ -8,7 +8,7 @@ use super::Proposal;
 use crate::{
     db::{DbInner, HistoryEntry, root_hash},
     error::{Error, Result},
-    layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, app_meta_key, history_key},
+    layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, history_key, write_app_meta},
     store::{Batch, Durability, Space},
 };
 
@@ -49,12 +49,7 @@ impl Proposal {
             }
         }
         batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
-        for (key, value) in meta {
-            match value {
-                Some(v) => batch.put(Space::Meta, app_meta_key(key), *v),
-                None => batch.delete(Space::Meta, app_meta_key(key)),
-            }
-        }
+        write_app_meta(&mut batch, meta);
         let history_len = db.config.history_len as u64;
         let mut new_entry = None;
         if history_len > 0 {

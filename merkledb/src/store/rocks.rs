@@ -125,6 +125,13 @@ fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op<'_>]) -> Result<(), StoreErro
     Ok(())
 }
 
+/// RocksDB's options for a write at `durability`: fsynced for [`Durability::Machine`].
+fn write_options(durability: Durability) -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(durability == Durability::Machine);
+    opts
+}
+
 fn cf(db: &DB, space: Space) -> Result<&ColumnFamily, StoreError> {
     db.cf_handle(space.name())
         .ok_or(StoreError::MissingSpace(space.name()))
@@ -177,9 +184,8 @@ impl Store for RocksStore {
         // Sized once: growing RocksDB's buffer by doubling would copy it about twice per commit.
         let mut wb = WriteBatch::with_capacity_bytes(encoded_size_bound(&batch.ops));
         add_ops(&db, &mut wb, &batch.ops)?;
-        let mut opts = WriteOptions::default();
-        opts.set_sync(durability == Durability::Machine);
-        db.write_opt(wb, &opts).map_err(rocks_err("write", None))
+        db.write_opt(wb, &write_options(durability))
+            .map_err(rocks_err("write", None))
     }
 
     fn compact_log(&self) -> Result<(), StoreError> {
@@ -215,9 +221,8 @@ impl Store for RocksStore {
                 }
             }
             add_ops(&db, &mut wb, &batch.ops)?;
-            let mut opts = WriteOptions::default();
-            opts.set_sync(durability == Durability::Machine);
-            db.write_opt(wb, &opts).map_err(rocks_err("clear", None))?;
+            db.write_opt(wb, &write_options(durability))
+                .map_err(rocks_err("clear", None))?;
         }
         // The spaces are empty now, after a crash too. Their files still hold the old records
         // under the range deletions, and RocksDB would read them again in every compaction that
