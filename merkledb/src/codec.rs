@@ -178,9 +178,24 @@ pub(crate) fn encode_node(value: Option<&[u8]>, children: &Children) -> Vec<u8> 
 /// A decoded node: its value slot and children.
 pub(crate) type DecodedNode = (Option<Vec<u8>>, Children);
 
-/// Decodes AvalancheGo's `decodeDBNode`, canonically.
+/// Decodes AvalancheGo's `decodeDBNode`, canonically. Children's heights are 0 (the codec does
+/// not carry them).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
     let mut r = Reader::new(bytes);
+    let node = read_node(&mut r)?;
+    r.finish()?;
+    Ok(node)
+}
+
+/// Decodes a `decodeDBNode` encoding at the start of `bytes`; returns it and the bytes after it.
+pub(crate) fn decode_node_prefix(bytes: &[u8]) -> Result<(DecodedNode, &[u8]), CodecError> {
+    let mut r = Reader::new(bytes);
+    let node = read_node(&mut r)?;
+    Ok((node, r.bytes))
+}
+
+fn read_node(r: &mut Reader<'_>) -> Result<DecodedNode, CodecError> {
     let value = r.maybe_bytes()?.map(<[u8]>::to_vec);
     let count = r.uvarint()?;
     if count > 256 {
@@ -203,10 +218,10 @@ pub(crate) fn decode_node(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
                 compressed,
                 id,
                 has_value,
+                height: 0,
             }),
         );
     }
-    r.finish()?;
     Ok((value, children))
 }
 

@@ -11,9 +11,13 @@
 //!
 //! * The values space and the head always describe the same committed state (one batch writes
 //!   both).
-//! * When the `clean` marker is `1`, the nodes space holds exactly the inner nodes (nodes with
-//!   children) of the trie of the values space, and nothing else. Leaves are never stored as
-//!   nodes: a leaf is its value record.
+//! * When the `clean` marker is `1`, the nodes space holds exactly the inner nodes of the trie
+//!   of the values space whose height makes them stored (`layout::is_stored`: at branch factor
+//!   16, height 3 and up), and nothing else. Leaves are never stored as nodes: a leaf is its
+//!   value record; lower inner nodes are rebuilt from the values under their key.
+//! * Every child record (and the head's root) carries the child's height, so a reader knows
+//!   where a node lives (a stored record, the values, or its value record for a leaf) before
+//!   reading it.
 //! * While a database is open the marker is `0`. Opening a database whose marker is not `1`
 //!   (a crash) discards the nodes space and rebuilds it from the values, then checks that the
 //!   rebuilt root equals the head's root.
@@ -22,7 +26,7 @@
 //! never a mix, with no manual repair.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
 };
 
@@ -30,15 +34,15 @@ use crate::{
     config::Config,
     dirty::{DirtyEntry, DirtyNodes},
     error::{CorruptionError, Error, Result, StoreError},
-    hash::Hash,
+    hash::{Hash, ValueDigest},
     key::{BranchFactor, Key},
     layout::{
-        HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_HEAD, app_meta_key,
-        write_app_meta,
+        FORMAT_VERSION, HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_FORMAT,
+        META_HEAD, app_meta_key, write_app_meta,
     },
     node::{Node, SubRoot},
     store::{Batch, Durability, MemoryStore, ScanIter, Space, Store},
-    trie::{Applied, Change, apply},
+    trie::{Applied, Change, NodeSource, apply},
 };
 
 mod nodes;
@@ -160,6 +164,11 @@ impl Db {
                 let mut batch = Batch::default();
                 batch.put(
                     Space::Meta,
+                    META_FORMAT.to_vec(),
+                    FORMAT_VERSION.to_be_bytes().to_vec(),
+                );
+                batch.put(
+                    Space::Meta,
                     META_BRANCH_FACTOR.to_vec(),
                     children.to_be_bytes().to_vec(),
                 );
@@ -172,6 +181,26 @@ impl Db {
             None => Head::default(),
         };
         let clean = store.get(Space::Meta, META_CLEAN)?.as_deref() == Some(&[1]);
+        // Version 1 (no record) stored every inner node without heights: its nodes space is
+        // rebuilt in the current layout, as after a crash.
+        let migrate = match store.get(Space::Meta, META_FORMAT)? {
+            None => true,
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| CorruptionError::Malformed {
+                        what: "layout version",
+                        key: META_FORMAT.to_vec(),
+                    })?;
+                if found != FORMAT_VERSION {
+                    return Err(Error::UnsupportedFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                false
+            }
+        };
         let history = load_history(store.as_ref())?;
         let cache = quick_cache::sync::Cache::new(config.node_cache_nodes.max(16));
         let inner = DbInner {
@@ -187,7 +216,12 @@ impl Db {
             garbage: Mutex::new(Vec::new()),
             undo_cache: Mutex::new(None),
         };
-        if !clean {
+        if migrate {
+            tracing::warn!(
+                "database in layout version 1; rebuilding its inner nodes in version {FORMAT_VERSION}"
+            );
+            inner.rebuild()?;
+        } else if !clean {
             tracing::warn!("database was not closed cleanly; rebuilding inner nodes from values");
             inner.rebuild()?;
         }
@@ -384,8 +418,9 @@ impl DbInner {
         Ok(())
     }
 
-    /// Rebuilds the nodes space from the values space (after an unclean shutdown) and checks the
-    /// result against the committed head.
+    /// Rebuilds the nodes space from the values space (after an unclean shutdown, or to migrate
+    /// an older layout) and checks the result against the committed head; writes the head (with
+    /// the root's height) and the layout version.
     fn rebuild(&self) -> Result<()> {
         let mut state = self.state.write().map_err(|_| StoreError::Poisoned)?;
         self.store.clear(Space::Nodes)?;
@@ -395,6 +430,9 @@ impl DbInner {
         let mut root: Option<SubRoot> = None;
         let mut count = 0u64;
         let mut iter = ScanIter::new(self.store.as_ref(), Space::Values, &[], None);
+        // The previous chunk's nodes: keys come in order, so the next chunk reaches only the
+        // trie's right edge, every node of which holds that chunk's last key (so it changed).
+        let mut edge = HashMap::<Key, Arc<Node>>::new();
         loop {
             let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(65536);
             for item in iter.by_ref() {
@@ -416,13 +454,18 @@ impl DbInner {
                 .collect();
             let mut applied = Applied::default();
             root = {
-                let source = CommittedNodes {
-                    inner: self,
-                    state: &state,
+                let source = EdgeNodes {
+                    edge: &edge,
+                    store: self.store.as_ref(),
                 };
                 apply(&source, self.token_bits(), root, &changes, &mut applied)?
             };
             drop(self.absorb_nodes(&mut state.dirty, &applied.nodes));
+            edge = applied
+                .nodes
+                .into_iter()
+                .filter_map(|c| c.node.map(|n| (c.key, n)))
+                .collect();
             if state.dirty.len() > self.config.dirty_node_budget {
                 self.flush(&mut state)?;
             }
@@ -436,8 +479,43 @@ impl DbInner {
             }
             .into());
         }
+        state.head.root = root;
+        let mut batch = Batch::default();
+        batch.put(Space::Meta, META_HEAD.to_vec(), state.head.encode());
+        batch.put(
+            Space::Meta,
+            META_FORMAT.to_vec(),
+            FORMAT_VERSION.to_be_bytes().to_vec(),
+        );
+        self.store.write(batch, Durability::Machine)?;
         tracing::info!(keys = count, root = %actual, "rebuilt inner nodes");
         Ok(())
+    }
+}
+
+/// The nodes a rebuild reads: the previous chunk's, and leaves from the values space.
+struct EdgeNodes<'a> {
+    edge: &'a HashMap<Key, Arc<Node>>,
+    store: &'a dyn Store,
+}
+
+impl NodeSource for EdgeNodes<'_> {
+    fn load(&self, sub: &SubRoot) -> Result<Arc<Node>> {
+        if let Some(node) = self.edge.get(&sub.key) {
+            return Ok(node.clone());
+        }
+        let missing = || CorruptionError::MissingNode(sub.key.clone());
+        if sub.height != 0 || !sub.key.is_whole_bytes() {
+            return Err(missing().into());
+        }
+        let value = self
+            .store
+            .get(Space::Values, sub.key.as_bytes())?
+            .ok_or_else(missing)?;
+        Ok(Arc::new(Node::leaf(
+            sub.key.clone(),
+            ValueDigest::of(&value),
+        )))
     }
 }
 

@@ -253,7 +253,7 @@ fn subtrie_at(
         if !path.has_prefix(&sub.key) {
             return Ok(None);
         }
-        let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+        let node = nodes.load(&sub)?;
         current = node.child_subroot(path.token(sub.key.bit_len(), token_bits), token_bits);
     }
     Ok(None)
@@ -270,7 +270,7 @@ fn subtries_below(
     Ok(match subtrie_at(nodes, root, token_bits, path)? {
         None => Vec::new(),
         Some(sub) if sub.key == *path => {
-            let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+            let node = nodes.load(&sub)?;
             node.children.ids().map(|(i, id)| (i, *id)).collect()
         }
         // The node lies below the path: it is the only subtrie there.
@@ -294,7 +294,7 @@ fn node_diff(reader: &Reader<'_>, query: &NodeQuery) -> Result<Option<NodeDiff>>
     let Some(sub) = sub else {
         return Ok(None);
     };
-    let node = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+    let node = nodes.load(&sub)?;
     let value = match &node.value {
         Some(_) => reader.get(node.key.as_bytes())?,
         None => None,
@@ -316,7 +316,7 @@ fn node_diff(reader: &Reader<'_>, query: &NodeQuery) -> Result<Option<NodeDiff>>
         }
         let sub = child.subroot(&node.key, token_bits);
         let tail = sub.key.skip(node.key.bit_len() + token_bits);
-        let loaded = nodes.load(&sub.key, &sub.id, sub.has_value)?;
+        let loaded = nodes.load(&sub)?;
         let leaf_value = if loaded.children.is_empty() {
             reader
                 .get(sub.key.as_bytes())?

@@ -99,6 +99,16 @@ pub enum Error {
         /// The configured one.
         requested: u32,
     },
+    /// The database was written in a storage layout this build does not read (a newer one).
+    #[error(
+        "database layout version {found} is not supported (this build reads versions 1 and {supported})"
+    )]
+    UnsupportedFormat {
+        /// The layout version the database records.
+        found: u32,
+        /// The version this build writes.
+        supported: u32,
+    },
     /// The requested root is not the current root nor in the retained history.
     #[error("root {root} is not in history (retained: {retained} roots)")]
     RootNotInHistory {

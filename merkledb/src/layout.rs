@@ -1,14 +1,55 @@
 //! The storage layout: how keys and records are encoded in each [`Space`](crate::store::Space).
-//! `ARCHITECTURE.md` and `docs/design/storage.md` describe the same layout; keep them in sync.
+//! `ARCHITECTURE.md` ("Storage layout") describes the same layout; keep them in sync.
 
 use crate::{
-    codec::{CodecError, Reader, encode_key},
+    codec::{CodecError, DecodedNode, Reader, decode_node_prefix, encode_key, encode_node},
     error::CorruptionError,
-    hash::{Hash, put_uvarint},
+    hash::{Hash, ValueDigest, put_uvarint},
     key::Key,
-    node::SubRoot,
+    node::{Node, SubRoot},
     store::{Batch, Space},
 };
+
+/// Meta record: the layout version (u32 BE). Absent in databases written before version 2,
+/// which stored every inner node and no heights; those are migrated on open (the nodes space
+/// is rebuilt from the values).
+pub(crate) const META_FORMAT: &[u8] = b"format";
+/// The layout version this code writes: inner nodes stored only from a height on
+/// ([`is_stored`]), node records and the head carrying child heights.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// True when a node of `height` has a record in the nodes space, at branch factor
+/// `2^token_bits`. Lower subtries (at most 256 leaves below, plus values at their inner nodes:
+/// `height - 1` levels of full nodes) are rebuilt from the values space when a read misses the
+/// caches: a commit of random keys into a large state then reads one key range instead of a
+/// chain of node records, and writes no records for the trie's bottom levels, which hold
+/// nearly all of its nodes.
+pub(crate) fn is_stored(height: u8, token_bits: usize) -> bool {
+    usize::from(height) > 8 / token_bits
+}
+
+/// A stored node's record: its `dbNode` encoding (value *digest* in the value slot), then one
+/// byte per child, its height.
+pub(crate) fn encode_node_record(node: &Node) -> Vec<u8> {
+    let mut out = encode_node(
+        node.value.as_ref().map(ValueDigest::as_bytes),
+        &node.children,
+    );
+    out.extend(node.children.heights());
+    out
+}
+
+/// Decodes [`encode_node_record`].
+pub(crate) fn decode_node_record(bytes: &[u8]) -> Result<DecodedNode, CodecError> {
+    let ((value, mut children), heights) = decode_node_prefix(bytes)?;
+    if heights.len() < children.len() {
+        return Err(CodecError::UnexpectedEof);
+    }
+    if !children.set_heights(heights) {
+        return Err(CodecError::ExtraSpace(heights.len() - children.len()));
+    }
+    Ok((value, children))
+}
 
 /// Meta record: the branch factor (u32 BE, number of children).
 pub(crate) const META_BRANCH_FACTOR: &[u8] = b"branch_factor";
@@ -75,7 +116,7 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    /// `seq (8 BE) ‖ count (8 BE) ‖ 0` or `... ‖ 1 ‖ key ‖ id ‖ has_value`.
+    /// `seq (8 BE) ‖ count (8 BE) ‖ 0` or `... ‖ 1 ‖ key ‖ id ‖ has_value ‖ height`.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -87,11 +128,14 @@ impl Head {
                 encode_key(&mut out, &root.key);
                 out.extend_from_slice(root.id.as_bytes());
                 out.push(u8::from(root.has_value));
+                out.push(root.height);
             }
         }
         out
     }
 
+    /// Decodes [`Head::encode`]; a head written before layout version 2 has no root height
+    /// (read as 0: such a database is rebuilt on open, which sets it).
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, CorruptionError> {
         let corrupt = |source| CorruptionError::Decode {
             what: "head",
@@ -118,7 +162,17 @@ impl Head {
                 let id = Hash::from_slice(r.take(32).map_err(corrupt)?)
                     .ok_or(corrupt(CodecError::UnexpectedEof))?;
                 let has_value = r.byte().map_err(corrupt)? == 1;
-                Some(SubRoot { key, id, has_value })
+                let height = match r.byte() {
+                    Ok(h) => h,
+                    Err(CodecError::UnexpectedEof) => 0,
+                    Err(e) => return Err(corrupt(e)),
+                };
+                Some(SubRoot {
+                    key,
+                    id,
+                    has_value,
+                    height,
+                })
             }
             b => return Err(corrupt(CodecError::InvalidBool(b))),
         };

@@ -8,7 +8,7 @@ use crate::{
 /// A child pointer: what a node knows about one child.
 ///
 /// The child's full key is `parent.key ‖ index token ‖ compressed`. Only `index` and `id` enter
-/// the parent's hash; `compressed` and `has_value` are bookkeeping.
+/// the parent's hash; `compressed`, `has_value` and `height` are bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Child {
     /// The child's key bits after the parent's key and the index token.
@@ -17,6 +17,8 @@ pub(crate) struct Child {
     pub id: Hash,
     /// True when the child node holds a value.
     pub has_value: bool,
+    /// The child's height (see [`Node::height`]): 0 for a leaf.
+    pub height: u8,
 }
 
 /// A trie node: its full key, the digest of its value (if any) and its children.
@@ -42,6 +44,12 @@ impl Node {
             value: Some(value),
             children: Children::new(),
         }
+    }
+
+    /// The node's height: 0 for a leaf, else one more than its highest child (saturating).
+    /// It decides whether the node has a stored record (see `layout::is_stored`).
+    pub(crate) fn height(&self) -> u8 {
+        self.children.height()
     }
 
     /// The node's ID (hash).
@@ -71,6 +79,7 @@ struct Slot {
     id: Hash,
     index: u8,
     has_value: bool,
+    height: u8,
     /// The compressed key's length in bits, or [`LONG_KEY`].
     bits: u16,
     /// The compressed key's padded bytes, zero after them; for a long key, the position of the
@@ -80,11 +89,12 @@ struct Slot {
 
 impl Slot {
     /// A record with no compressed key yet.
-    fn blank(index: u8, id: Hash, has_value: bool) -> Self {
+    fn blank(index: u8, id: Hash, has_value: bool, height: u8) -> Self {
         Slot {
             id,
             index,
             has_value,
+            height,
             bits: LONG_KEY,
             key: [0; INLINE_KEY_BYTES],
         }
@@ -99,7 +109,7 @@ impl Slot {
     }
 
     fn new(index: u8, child: Child, long: &mut Vec<Key>) -> Self {
-        let mut slot = Slot::blank(index, child.id, child.has_value);
+        let mut slot = Slot::blank(index, child.id, child.has_value, child.height);
         let bytes = child.compressed.as_bytes();
         match u16::try_from(child.compressed.bit_len()) {
             Ok(bits) if bytes.len() <= INLINE_KEY_BYTES => {
@@ -113,7 +123,7 @@ impl Slot {
 
     /// The record of the subtrie `sub` under a parent whose child keys start at bit `offset`.
     fn of_subroot(index: u8, sub: &SubRoot, offset: usize, long: &mut Vec<Key>) -> Self {
-        let mut slot = Slot::blank(index, sub.id, sub.has_value);
+        let mut slot = Slot::blank(index, sub.id, sub.has_value, sub.height);
         if sub.key.bit_len().saturating_sub(offset) <= INLINE_KEY_BYTES * 8 {
             slot.bits = sub.key.write_suffix(offset, &mut slot.key) as u16;
         } else {
@@ -143,6 +153,8 @@ pub(crate) struct ChildRef<'a> {
     pub id: &'a Hash,
     /// True when the child node holds a value.
     pub has_value: bool,
+    /// The child's height.
+    pub height: u8,
 }
 
 impl ChildRef<'_> {
@@ -157,6 +169,7 @@ impl ChildRef<'_> {
             ),
             id: *self.id,
             has_value: self.has_value,
+            height: self.height,
         }
     }
 
@@ -166,6 +179,7 @@ impl ChildRef<'_> {
             compressed: Key::from_padded(self.compressed_bytes, self.compressed_bits),
             id: *self.id,
             has_value: self.has_value,
+            height: self.height,
         }
     }
 }
@@ -222,7 +236,35 @@ impl Children {
             compressed_bits,
             id: &slot.id,
             has_value: slot.has_value,
+            height: slot.height,
         }
+    }
+
+    /// The height of a node with these children: 0 without children, else one more than the
+    /// highest child (saturating).
+    pub(crate) fn height(&self) -> u8 {
+        self.slots
+            .iter()
+            .map(|s| s.height.saturating_add(1))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The children's heights, by ascending index.
+    pub(crate) fn heights(&self) -> impl ExactSizeIterator<Item = u8> + '_ {
+        self.slots.iter().map(|s| s.height)
+    }
+
+    /// Sets the children's heights, by ascending index (as [`Children::heights`] lists them).
+    /// Returns false, changing nothing, when the count differs from the number of children.
+    pub(crate) fn set_heights(&mut self, heights: &[u8]) -> bool {
+        if heights.len() != self.slots.len() {
+            return false;
+        }
+        for (slot, &h) in self.slots.iter_mut().zip(heights) {
+            slot.height = h;
+        }
+        true
     }
 
     /// The child at `index`, borrowed.
@@ -328,6 +370,7 @@ impl PartialEq for Children {
                 a.index == b.index
                     && a.id == b.id
                     && a.has_value == b.has_value
+                    && a.height == b.height
                     && a.compressed_bits == b.compressed_bits
                     && a.compressed_bytes == b.compressed_bytes
             })
@@ -344,8 +387,8 @@ impl std::fmt::Debug for Children {
     }
 }
 
-/// A reference to the root of a subtrie: its full key, ID and whether it holds a value. It is all
-/// a parent (or the database, for the trie root) records about a subtrie.
+/// A reference to the root of a subtrie: its full key, ID, whether it holds a value and its
+/// height. It is all a parent (or the database, for the trie root) records about a subtrie.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SubRoot {
     /// The full key of the subtrie's top node.
@@ -354,6 +397,8 @@ pub(crate) struct SubRoot {
     pub id: Hash,
     /// Whether that node holds a value.
     pub has_value: bool,
+    /// That node's height (see [`Node::height`]).
+    pub height: u8,
 }
 
 impl SubRoot {
@@ -363,6 +408,7 @@ impl SubRoot {
             key: node.key.clone(),
             id,
             has_value: node.value.is_some(),
+            height: node.height(),
         }
     }
 
@@ -374,6 +420,7 @@ impl SubRoot {
             compressed: self.key.skip(offset),
             id: self.id,
             has_value: self.has_value,
+            height: self.height,
         }
     }
 }

@@ -146,7 +146,8 @@ struct ChainNodes<'a> {
 }
 
 impl NodeSource for ChainNodes<'_> {
-    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
+    fn load(&self, sub: &SubRoot) -> Result<Arc<Node>> {
+        let (key, id) = (&sub.key, &sub.id);
         for p in self.chain {
             if let Some(node) = p.node(key) {
                 return node
@@ -173,7 +174,7 @@ impl NodeSource for ChainNodes<'_> {
                 }
             }
         }
-        self.committed.load(key, id, has_value)
+        self.committed.load(sub)
     }
 }
 

@@ -14,6 +14,7 @@ fn child(key: &[u8], id: Hash, has_value: bool) -> Child {
         compressed: Key::from_bytes(key),
         id,
         has_value,
+        height: 0,
     }
 }
 

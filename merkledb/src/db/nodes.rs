@@ -11,15 +11,14 @@ use rayon::{
 
 use super::{DbInner, Displaced, Garbage, MAX_GARBAGE, State};
 use crate::{
-    codec::decode_node,
     dirty::DirtyNodes,
     error::{CorruptionError, Result},
-    hash::{Hash, ValueDigest},
+    hash::ValueDigest,
     key::Key,
-    layout::node_storage_key,
-    node::Node,
+    layout::{decode_node_record, encode_node_record, is_stored, node_storage_key},
+    node::{Node, SubRoot},
     store::{Batch, Durability, Space},
-    trie::{NodeChange, NodeSource},
+    trie::{Applied, Change, NodeChange, NodeSource, apply},
 };
 
 impl DbInner {
@@ -46,29 +45,43 @@ impl DbInner {
             .unwrap_or_default()
     }
 
-    /// Moves the nodes changed by a commit into the dirty set (and out of the clean cache).
-    /// Returns, for each change that set an entry, its position in `nodes` and what the set held
-    /// there before, so that [`DbInner::restore_dirty`] can undo it and the caller decides where
-    /// the replaced nodes are freed.
+    /// Moves the nodes changed by a commit into the dirty set (stored nodes, see
+    /// [`is_stored`]) or the clean cache (lower inner nodes, which the values the commit writes
+    /// rebuild).
+    /// Returns, for each change that set a dirty entry, its position in `nodes` and what the set
+    /// held there before, so that [`DbInner::restore_dirty`] can undo it and the caller decides
+    /// where the replaced nodes are freed.
     pub(crate) fn absorb_nodes(&self, dirty: &mut DirtyNodes, nodes: &[NodeChange]) -> Displaced {
+        let token_bits = self.token_bits();
         // Sized once: grown by doubling, this list took fresh (kernel-zeroed) pages every commit.
         let mut displaced = Vec::with_capacity(nodes.len());
         for (position, change) in nodes.iter().enumerate() {
+            let unstored = match &change.node {
+                Some(n) if is_stored(n.height(), token_bits) => None,
+                Some(n) if !n.children.is_empty() => Some(n),
+                _ => None,
+            };
+            if let Some(node) = unstored {
+                // Cached, not written: the values this commit writes rebuild it. A stored record
+                // of the node it replaces is deleted below.
+                self.cache.insert(change.key.clone(), node.clone());
+            }
             let entry = match &change.node {
-                Some(n) if !n.children.is_empty() => Some(n.clone()),
+                Some(n) if unstored.is_none() && !n.children.is_empty() => Some(n.clone()),
                 _ if change.was_stored => None,
                 _ => {
                     // A leaf that existed may have been cached when it was loaded.
-                    if change.replaced {
+                    if change.replaced && unstored.is_none() {
                         self.cache.remove(&change.key);
                     }
                     continue;
                 }
             };
+            let entry_is_node = entry.is_some();
             let before = dirty.set(&change.key, entry);
             // A key with a node in the dirty set is never in the clean cache (both `absorb` and
             // `flush` keep it so), so only other replaced nodes can have a stale cached copy.
-            if change.replaced && !matches!(before, Some(Some(_))) {
+            if entry_is_node && change.replaced && !matches!(before, Some(Some(_))) {
                 self.cache.remove(&change.key);
             }
             displaced.push((position, before));
@@ -76,12 +89,17 @@ impl DbInner {
         displaced
     }
 
-    /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned.
+    /// Undoes [`DbInner::absorb_nodes`] of the same `nodes`, given what it returned. Cached
+    /// copies of the nodes go too (the committed ones are read again).
     pub(crate) fn restore_dirty(
+        &self,
         dirty: &mut DirtyNodes,
         nodes: &[NodeChange],
         displaced: Displaced,
     ) {
+        for change in nodes {
+            self.cache.remove(&change.key);
+        }
         // Newest first, so a key set twice ends with what it held before the first time.
         for (position, before) in displaced.into_iter().rev() {
             let key = &nodes[position].key;
@@ -113,7 +131,7 @@ impl DbInner {
         let (nodes, removed) = state.dirty.take_deepest(n);
         let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = nodes
             .par_iter()
-            .map(|n| (node_storage_key(&n.key), Some(encode(n))))
+            .map(|n| (node_storage_key(&n.key), Some(encode_node_record(n))))
             .chain(removed.par_iter().map(|key| (node_storage_key(key), None)))
             .collect();
         records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -146,83 +164,132 @@ impl DbInner {
     }
 }
 
-/// A node's stored record: the `dbNode` encoding with its value digest.
-fn encode(node: &Node) -> Vec<u8> {
-    crate::codec::encode_node(
-        node.value.as_ref().map(ValueDigest::as_bytes),
-        &node.children,
-    )
-}
-
 /// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come
-/// from the values space.
+/// from the values space; inner nodes without a stored record are rebuilt from it.
 pub(crate) struct CommittedNodes<'a> {
     pub inner: &'a DbInner,
     pub state: &'a State,
 }
 
 impl NodeSource for CommittedNodes<'_> {
-    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>> {
-        let stored = match self.state.dirty.get(key) {
+    fn load(&self, sub: &SubRoot) -> Result<Arc<Node>> {
+        let key = &sub.key;
+        let deleted = match self.state.dirty.get(key) {
             Some(Some(node)) => return Ok(node.clone()),
-            Some(None) => None,
-            None => {
-                if let Some(node) = self.inner.cache.get(key) {
-                    return Ok(node);
-                }
-                let skey = node_storage_key(key);
-                self.inner
-                    .store
-                    .get(Space::Nodes, &skey)?
-                    .map(|bytes| (skey, bytes))
-            }
+            Some(None) => true,
+            None => false,
         };
-        let node = match stored {
-            Some((skey, bytes)) => {
-                let (value, children) =
-                    decode_node(&bytes).map_err(|source| CorruptionError::Decode {
-                        what: "node",
-                        key: skey.clone(),
-                        source,
-                    })?;
-                let value = match value {
-                    None => None,
-                    Some(v) => Some(ValueDigest::from_digest_bytes(&v).ok_or(
-                        CorruptionError::Malformed {
-                            what: "node digest",
-                            key: skey,
-                        },
-                    )?),
-                };
-                Node {
-                    key: key.clone(),
-                    value,
-                    children,
-                }
-            }
-            None => {
-                if !has_value || !key.is_whole_bytes() {
-                    return Err(CorruptionError::MissingNode(key.clone()).into());
-                }
-                let value = self
-                    .inner
-                    .store
-                    .get(Space::Values, key.as_bytes())?
-                    .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
-                Node::leaf(key.clone(), ValueDigest::of(&value))
-            }
-        };
-        let actual = node.id();
-        if actual != *id {
-            return Err(CorruptionError::NodeHashMismatch {
-                key: key.clone(),
-                expected: *id,
-                actual,
-            }
-            .into());
+        if let Some(node) = self.inner.cache.get(key) {
+            return Ok(node);
         }
+        let token_bits = self.inner.token_bits();
+        let node = if sub.height == 0 {
+            if !sub.has_value || !key.is_whole_bytes() {
+                return Err(CorruptionError::MissingNode(key.clone()).into());
+            }
+            let value = self
+                .inner
+                .store
+                .get(Space::Values, key.as_bytes())?
+                .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
+            Node::leaf(key.clone(), ValueDigest::of(&value))
+        } else if !is_stored(sub.height, token_bits) {
+            return self.rebuild_subtrie(sub);
+        } else {
+            let skey = node_storage_key(key);
+            let bytes = match deleted {
+                true => None,
+                false => self.inner.store.get(Space::Nodes, &skey)?,
+            }
+            .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
+            let (value, children) =
+                decode_node_record(&bytes).map_err(|source| CorruptionError::Decode {
+                    what: "node",
+                    key: skey.clone(),
+                    source,
+                })?;
+            let value = match value {
+                None => None,
+                Some(v) => Some(ValueDigest::from_digest_bytes(&v).ok_or(
+                    CorruptionError::Malformed {
+                        what: "node digest",
+                        key: skey,
+                    },
+                )?),
+            };
+            Node {
+                key: key.clone(),
+                value,
+                children,
+            }
+        };
+        check_id(&node, sub)?;
         let node = Arc::new(node);
         self.inner.cache.insert(key.clone(), node.clone());
         Ok(node)
+    }
+}
+
+impl CommittedNodes<'_> {
+    /// Rebuilds the unstored subtrie `sub` from the values under its key, caches its inner
+    /// nodes and returns its top node. The subtrie of the committed values under a key is the
+    /// committed trie's subtrie there (a trie's shape depends only on its key-value set), so a
+    /// top node that does not hash to `sub.id` means the stored state is corrupt.
+    fn rebuild_subtrie(&self, sub: &SubRoot) -> Result<Arc<Node>> {
+        let key = &sub.key;
+        let records = self
+            .inner
+            .store
+            .scan_prefix(Space::Values, key.as_bytes(), key.bit_len())?;
+        let changes: Vec<Change<'_>> = records
+            .iter()
+            .map(|(k, v)| Change {
+                key: Key::from_bytes(k),
+                value: Some(v.as_slice()),
+            })
+            .collect();
+        let mut applied = Applied::for_changes(changes.len());
+        apply(
+            &NoNodes,
+            self.inner.token_bits(),
+            None,
+            &changes,
+            &mut applied,
+        )?;
+        // Children are recorded before their parents: the top node is the last one.
+        let top = match applied.nodes.last().and_then(|c| c.node.as_ref()) {
+            Some(node) if node.key == *key => node.clone(),
+            _ => return Err(CorruptionError::MissingNode(key.clone()).into()),
+        };
+        check_id(&top, sub)?;
+        for change in applied.nodes {
+            if let Some(node) = change.node {
+                self.inner.cache.insert(change.key, node);
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// Checks that `node` hashes to the ID its parent recorded.
+fn check_id(node: &Node, sub: &SubRoot) -> Result<()> {
+    let actual = node.id();
+    if actual != sub.id {
+        return Err(CorruptionError::NodeHashMismatch {
+            key: sub.key.clone(),
+            expected: sub.id,
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The source of a trie built from nothing: it never reads a node.
+struct NoNodes;
+
+impl NodeSource for NoNodes {
+    fn load(&self, sub: &SubRoot) -> Result<Arc<Node>> {
+        Err(CorruptionError::MissingNode(sub.key.clone()).into())
     }
 }

@@ -12,6 +12,7 @@ fn child(bits: usize, fill: u8, id: u8, has_value: bool) -> Child {
         compressed: Key::from_bits(&bytes, bits).expect("length matches"),
         id: Hash([id; 32]),
         has_value,
+        height: id % 3,
     }
 }
 
@@ -104,7 +105,7 @@ proptest! {
     ) {
         let key = Key::from_bytes(&bytes);
         let offset = cut.min(key.bit_len());
-        let sub = SubRoot { key, id: Hash([id; 32]), has_value };
+        let sub = SubRoot { key, id: Hash([id; 32]), has_value, height: id % 4 };
         let mut by_child = Children::new();
         by_child.set(index, Some(sub.to_child(offset)));
         let mut by_subroot = Children::new();

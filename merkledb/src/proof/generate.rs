@@ -41,7 +41,7 @@ fn path_to(
     let mut path = Vec::new();
     let mut current = root.clone();
     loop {
-        let node = nodes.load(&current.key, &current.id, current.has_value)?;
+        let node = nodes.load(&current)?;
         path.push(ProofNode::of(&node));
         if node.key == *key || !key.has_prefix(&node.key) {
             break;

@@ -202,10 +202,7 @@ impl Rebuild<'_, '_> {
             if !p.has_prefix(&current.key) {
                 return Ok(None);
             }
-            let node = self
-                .reader
-                .nodes()
-                .load(&current.key, &current.id, current.has_value)?;
+            let node = self.reader.nodes().load(&current)?;
             let token = p.token(node.key.bit_len(), tb);
             let Some(child) = node.child_subroot(token, tb) else {
                 return Ok(None);

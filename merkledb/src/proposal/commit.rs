@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::Proposal;
 use crate::{
-    db::{DbInner, HistoryEntry, root_hash},
+    db::{HistoryEntry, root_hash},
     error::{Error, Result},
     layout::{HISTORY_INDEX, HISTORY_UNDO, Head, META_HEAD, history_key, write_app_meta},
     store::{Batch, Durability, Space},
@@ -88,7 +88,7 @@ impl Proposal {
             },
         );
         if let Err(e) = written {
-            DbInner::restore_dirty(&mut state.dirty, &p.nodes, displaced);
+            db.restore_dirty(&mut state.dirty, &p.nodes, displaced);
             return Err(e.into());
         }
         db.defer_drop(Box::new(displaced));

@@ -114,6 +114,34 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Record>, StoreError>;
 
+    /// Every entry of `space` whose key starts with the first `bits` bits of `prefix` (padded
+    /// bytes, bits past `bits` zero), in ascending key order.
+    fn scan_prefix(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        bits: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        const CHUNK: usize = 64;
+        let mut out = Vec::new();
+        let mut start = prefix.to_vec();
+        loop {
+            let items = self.scan(space, &start, None, CHUNK)?;
+            let full = items.len() == CHUNK;
+            for (key, value) in items {
+                if !has_bit_prefix(&key, prefix, bits) {
+                    return Ok(out);
+                }
+                start.clone_from(&key);
+                out.push((key, value));
+            }
+            if !full {
+                return Ok(out);
+            }
+            start.push(0);
+        }
+    }
+
     /// Applies `batch` atomically.
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError>;
 
@@ -136,6 +164,17 @@ pub trait Store: Send + Sync + 'static {
     fn compact_log(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// True when `key` starts with the first `bits` bits of `prefix` (which holds at least
+/// `bits.div_ceil(8)` bytes).
+pub fn has_bit_prefix(key: &[u8], prefix: &[u8], bits: usize) -> bool {
+    let whole = bits / 8;
+    if key.len() * 8 < bits || key[..whole] != prefix[..whole] {
+        return false;
+    }
+    let rest = bits % 8;
+    rest == 0 || (key[whole] ^ prefix[whole]) >> (8 - rest) == 0
 }
 
 /// Iterates `[start, end]` of a space in chunks, so neither backend holds a lock or a snapshot for

@@ -18,7 +18,7 @@ use rocksdb::{
     WriteOptions,
 };
 
-use super::{Batch, Durability, Op, Record, RocksConfig, Space, Store};
+use super::{Batch, Durability, Op, Record, RocksConfig, Space, Store, has_bit_prefix};
 use crate::error::StoreError;
 
 /// A RocksDB-backed store.
@@ -172,6 +172,30 @@ impl Store for RocksStore {
             }
             let (k, v) = item.map_err(rocks_err("scan", Some(space)))?;
             if end.is_some_and(|e| &*k > e) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    fn scan_prefix(
+        &self,
+        space: Space,
+        prefix: &[u8],
+        bits: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        // One iterator, stopped at the first key past the prefix: the default's chunks would
+        // read entries beyond it.
+        let mut out = Vec::new();
+        let db = self.db()?;
+        let iter = db.iterator_cf(
+            cf(&db, space)?,
+            IteratorMode::From(&prefix[..bits.div_ceil(8)], Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item.map_err(rocks_err("scan", Some(space)))?;
+            if !has_bit_prefix(&k, prefix, bits) {
                 break;
             }
             out.push((k.into_vec(), v.into_vec()));

@@ -25,6 +25,7 @@ use crate::{
     error::Result,
     hash::ValueDigest,
     key::Key,
+    layout::is_stored,
     node::{Children, Node, SubRoot},
 };
 
@@ -45,8 +46,8 @@ pub(crate) struct NodeChange {
     pub key: Key,
     /// The new node; `None` when no node remains at `key`.
     pub node: Option<Arc<Node>>,
-    /// True when the node that was at `key` before had children (so it is persisted in the nodes
-    /// space and a removal must be written there).
+    /// True when the node that was at `key` before had a stored record (see
+    /// [`is_stored`]), so a removal must be written to the nodes space.
     pub was_stored: bool,
     /// True when a node existed at `key` before the batch (so caches may hold a stale copy);
     /// false for a node the batch created.
@@ -91,7 +92,7 @@ type Work<'c, 'v> = (u8, &'c [Change<'v>]);
 enum Origin {
     /// Created by this batch (a new branch point or leaf).
     Fresh,
-    /// Loaded from the trie; `stored` when it had children.
+    /// Loaded from the trie; `stored` when it has a record in the nodes space.
     Loaded { stored: bool },
 }
 
@@ -112,8 +113,8 @@ pub(crate) fn apply(
     };
     // Keys under `existing.key` are contiguous in sorted order, so checking the ends suffices.
     if first.key.has_prefix(&existing.key) && last.key.has_prefix(&existing.key) {
-        let node = src.load(&existing.key, &existing.id, existing.has_value)?;
-        let stored = !node.children.is_empty();
+        let node = src.load(&existing)?;
+        let stored = is_stored(node.height(), token_bits);
         // Each change adds at most one child: room for them now spares a reallocation later.
         let room = changes.len().min((1 << token_bits) - node.children.len());
         let copy = Node {

@@ -10,11 +10,15 @@ pub(crate) use apply::{Applied, Change, NodeChange, apply};
 
 use std::sync::Arc;
 
-use crate::{error::Result, hash::Hash, key::Key, node::Node};
+use crate::{
+    error::Result,
+    node::{Node, SubRoot},
+};
 
-/// Reads existing nodes by key. Implementations check that the node they return hashes to `id`
-/// (the ID its parent recorded), so corrupt storage surfaces as an error, never as a wrong root.
+/// Reads existing nodes by key. Implementations check that the node they return hashes to
+/// `sub.id` (the ID its parent recorded), so corrupt storage surfaces as an error, never as a
+/// wrong root.
 pub(crate) trait NodeSource: Sync {
-    /// The node at `key`, whose parent recorded `id` and `has_value`.
-    fn load(&self, key: &Key, id: &Hash, has_value: bool) -> Result<Arc<Node>>;
+    /// The node at `sub.key`, of which its parent recorded `sub`.
+    fn load(&self, sub: &SubRoot) -> Result<Arc<Node>>;
 }

@@ -55,10 +55,12 @@ fn garbage_node_record_is_a_decode_error() {
 fn wellformed_but_wrong_node_is_a_hash_mismatch() {
     let dir = tempfile::tempdir().expect("tempdir");
     filled(dir.path());
-    // Flip one byte of every child ID: still decodes, but hashes differently.
+    // Flip one byte of every last child ID: still decodes, but hashes differently. A record
+    // ends with the last child's ID, its has-value byte and one height per child; the stored
+    // nodes of this trie (the root and the 16 below it) all have 16 children.
     tamper(dir.path(), Space::Nodes, |_, v| {
         let mut v = v.to_vec();
-        let last = v.len() - 2;
+        let last = v.len() - 2 - 16;
         v[last] ^= 1;
         Some(v)
     });

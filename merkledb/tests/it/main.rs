@@ -4,6 +4,7 @@ mod backends;
 mod corruption;
 mod crash;
 mod failures;
+mod layout;
 mod model;
 mod proofs;
 mod proposals;
