@@ -202,7 +202,7 @@ impl Db {
             }
         };
         let history = load_history(store.as_ref())?;
-        let cache = quick_cache::sync::Cache::new(config.node_cache_nodes.max(16));
+        let cache = quick_cache::sync::Cache::new(node_capacity(&config, 0));
         let inner = DbInner {
             store,
             config,
@@ -306,6 +306,7 @@ impl Db {
         state.dirty.clear();
         state.history.clear();
         self.inner.cache.clear();
+        self.inner.fit_cache(&state);
         *self
             .inner
             .undo_cache
@@ -343,6 +344,13 @@ impl Db {
         let mut state = self.inner.write()?;
         self.inner.close(&mut state)
     }
+}
+
+/// The clean cache's capacity while the dirty set holds `dirty` entries: its own bound plus
+/// the part of the dirty budget the set leaves unused, so both together stay within
+/// `node_cache_nodes + dirty_node_budget`.
+pub(crate) fn node_capacity(config: &Config, dirty: usize) -> usize {
+    config.node_cache_nodes.max(16) + config.dirty_node_budget.saturating_sub(dirty)
 }
 
 /// The root hash of a subtrie reference.

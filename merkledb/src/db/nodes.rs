@@ -112,6 +112,13 @@ impl DbInner {
         }
     }
 
+    /// Sets the clean cache's capacity for the dirty set's current size (see
+    /// [`node_capacity`](super::node_capacity)).
+    pub(crate) fn fit_cache(&self, state: &State) {
+        let capacity = super::node_capacity(&self.config, state.dirty.len());
+        self.cache.set_capacity(capacity as u64);
+    }
+
     /// Writes the dirty set to the nodes space and moves it into the clean cache.
     pub(crate) fn flush(&self, state: &mut State) -> Result<()> {
         self.write_back(state, usize::MAX, true)
@@ -152,6 +159,7 @@ impl DbInner {
             }
             return Err(error.into());
         }
+        self.fit_cache(state);
         if keep {
             for node in nodes {
                 self.cache.insert(node.key.clone(), node);

@@ -102,6 +102,8 @@ impl Proposal {
         let budget = db.config.dirty_node_budget;
         if state.dirty.len() > budget {
             db.write_back(state, state.dirty.len() - budget + budget / 16, true)?;
+        } else {
+            db.fit_cache(state);
         }
         Ok(())
     }
