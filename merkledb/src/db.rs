@@ -34,7 +34,7 @@ use crate::{
     config::Config,
     dirty::{DirtyEntry, DirtyNodes},
     error::{CorruptionError, Error, Result, StoreError},
-    hash::{Hash, ValueDigest},
+    hash::Hash,
     key::{BranchFactor, Key},
     layout::{
         FORMAT_VERSION, HISTORY_INDEX, Head, META_BRANCH_FACTOR, META_CLEAN, META_FORMAT,
@@ -512,18 +512,7 @@ impl NodeSource for EdgeNodes<'_> {
         if let Some(node) = self.edge.get(&sub.key) {
             return Ok(node.clone());
         }
-        let missing = || CorruptionError::MissingNode(sub.key.clone());
-        if sub.height != 0 || !sub.key.is_whole_bytes() {
-            return Err(missing().into());
-        }
-        let value = self
-            .store
-            .get(Space::Values, sub.key.as_bytes())?
-            .ok_or_else(missing)?;
-        Ok(Arc::new(Node::leaf(
-            sub.key.clone(),
-            ValueDigest::of(&value),
-        )))
+        Ok(Arc::new(nodes::read_leaf(self.store, sub)?))
     }
 }
 

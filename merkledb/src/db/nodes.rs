@@ -17,7 +17,7 @@ use crate::{
     key::Key,
     layout::{decode_node_record, encode_node_record, is_stored, node_storage_key},
     node::{Node, SubRoot},
-    store::{Batch, Durability, Space},
+    store::{Batch, Durability, Space, Store},
     trie::{Applied, Change, NodeChange, NodeSource, apply},
 };
 
@@ -56,22 +56,21 @@ impl DbInner {
         // Sized once: grown by doubling, this list took fresh (kernel-zeroed) pages every commit.
         let mut displaced = Vec::with_capacity(nodes.len());
         for (position, change) in nodes.iter().enumerate() {
-            let unstored = match &change.node {
-                Some(n) if is_stored(n.height(), token_bits) => None,
-                Some(n) if !n.children.is_empty() => Some(n),
-                _ => None,
-            };
-            if let Some(node) = unstored {
-                // Cached, not written: the values this commit writes rebuild it. A stored record
-                // of the node it replaces is deleted below.
-                self.cache.insert(change.key.clone(), node.clone());
-            }
             let entry = match &change.node {
-                Some(n) if unstored.is_none() && !n.children.is_empty() => Some(n.clone()),
+                Some(n) if is_stored(n.height(), token_bits) => Some(n.clone()),
+                Some(n) if !n.children.is_empty() => {
+                    // Cached, not written: the values this commit writes rebuild it. A stored
+                    // record of the node it replaces must go.
+                    self.cache.insert(change.key.clone(), n.clone());
+                    if !change.was_stored {
+                        continue;
+                    }
+                    None
+                }
                 _ if change.was_stored => None,
                 _ => {
                     // A leaf that existed may have been cached when it was loaded.
-                    if change.replaced && unstored.is_none() {
+                    if change.replaced {
                         self.cache.remove(&change.key);
                     }
                     continue;
@@ -192,15 +191,7 @@ impl NodeSource for CommittedNodes<'_> {
         }
         let token_bits = self.inner.token_bits();
         let node = if sub.height == 0 {
-            if !sub.has_value || !key.is_whole_bytes() {
-                return Err(CorruptionError::MissingNode(key.clone()).into());
-            }
-            let value = self
-                .inner
-                .store
-                .get(Space::Values, key.as_bytes())?
-                .ok_or_else(|| CorruptionError::MissingNode(key.clone()))?;
-            Node::leaf(key.clone(), ValueDigest::of(&value))
+            read_leaf(self.inner.store.as_ref(), sub)?
         } else if !is_stored(sub.height, token_bits) {
             return self.rebuild_subtrie(sub);
         } else {
@@ -277,6 +268,18 @@ impl CommittedNodes<'_> {
         }
         Ok(top)
     }
+}
+
+/// The leaf `sub` (height 0), read from its value record.
+pub(crate) fn read_leaf(store: &dyn Store, sub: &SubRoot) -> Result<Node> {
+    let missing = || CorruptionError::MissingNode(sub.key.clone());
+    if sub.height != 0 || !sub.has_value || !sub.key.is_whole_bytes() {
+        return Err(missing().into());
+    }
+    let value = store
+        .get(Space::Values, sub.key.as_bytes())?
+        .ok_or_else(missing)?;
+    Ok(Node::leaf(sub.key.clone(), ValueDigest::of(&value)))
 }
 
 /// Checks that `node` hashes to the ID its parent recorded.
