@@ -97,7 +97,12 @@ pub(crate) fn apply(
     let mut outcomes = Vec::new();
     let view = db.view()?;
     for mut job in jobs {
+        // Verification is against the bounds the request was sent with; what is written stops at
+        // the region's end now, which a steal may have moved closer (see `Coverage::steal`).
         let (req_start, req_end, exact) = request_bounds(&job.work);
+        if let Some(end) = coverage.end_of(&job.work.start) {
+            job.work.end = end;
+        }
         let below_end = |k: &[u8]| job.work.end.as_deref().is_none_or(|e| k < e);
         let before = ops.len();
         let largest = match &mut job.answer {
@@ -308,3 +313,6 @@ fn load_progress(db: &Db) -> Result<Option<Coverage>> {
     }
     Ok(Coverage::decode(&record[32..]))
 }
+
+#[cfg(test)]
+mod tests;

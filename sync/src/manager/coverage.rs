@@ -14,6 +14,11 @@
 //! in the persisted copy: a region's tag only changes in the same atomic commit that writes its
 //! contents (`apply.rs`), and a region being fetched is `busy`, so no one else writes inside it.
 //!
+//! A busy region only ever shrinks, from its end ([`Coverage::steal`]): the fetch in flight keeps
+//! its start, and its answer is applied only up to the region's end when it is applied. The
+//! answer was verified for the wider range it was asked for, so the keys it holds below that end
+//! are the root's, and it proves there are no others between them.
+//!
 //! The sync is complete when every region is tagged with the target and none is busy; the local
 //! root must then equal the target.
 
@@ -170,6 +175,43 @@ impl Coverage {
             idle[widest].0 = position(Some(&mid)) - position(Some(&start));
             idle.push((position(end.as_deref()) - position(Some(&mid)), mid));
         }
+    }
+
+    /// Splits the widest busy region not at `target` that `stealable` allows (by its start) in
+    /// halves, as [`Coverage::split`] does (at least `min_width` wide), and leaves the right half
+    /// idle for another request. A fetch in flight returns at most one answer's worth of keys
+    /// from its region's start, so when the sync has no idle region left, the far half of a
+    /// region two answers wide is work another peer can take now instead of waiting for a slow
+    /// peer's answer (or hedging its whole request). Its answer is applied only up to the
+    /// region's end at that time ([`Coverage::end_of`]). Returns whether a region was split.
+    pub(crate) fn steal(
+        &mut self,
+        target: Hash,
+        min_width: f64,
+        stealable: impl Fn(&[u8]) -> bool,
+    ) -> bool {
+        let widest = self
+            .regions
+            .iter()
+            .filter(|(start, r)| r.busy && r.tag != Some(target) && stealable(start))
+            .map(|(start, r)| (position(r.end.as_deref()) - position(Some(start)), start))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, start)| start.clone());
+        let Some(start) = widest else {
+            return false;
+        };
+        let Some(mid) = self.split(&start, min_width) else {
+            return false;
+        };
+        if let Some(right) = self.regions.get_mut(&mid) {
+            right.busy = false;
+        }
+        true
+    }
+
+    /// The end of the region starting at `start` (`Some(None)`: +∞), if a region starts there.
+    pub(crate) fn end_of(&self, start: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.regions.get(start).map(|r| r.end.clone())
     }
 
     /// Splits the region at `start` in two at a midpoint, when one exists and the region spans

@@ -299,6 +299,17 @@ impl Sync {
                 continue;
             }
             if self.coverage.pending(self.target) == 0 {
+                // No idle region: split one in flight before copying a whole request.
+                let requests = &self.requests;
+                let stealable = |start: &[u8]| {
+                    requests
+                        .values()
+                        .any(|r| !r.answered && r.work.start.as_slice() == start)
+                };
+                let min_width = self.min_split_width();
+                if min_width > 0.0 && self.coverage.steal(self.target, min_width, stealable) {
+                    continue;
+                }
                 self.hedge(in_flight, now);
                 return;
             }
@@ -393,7 +404,11 @@ impl Sync {
             };
             request.out += 1;
             request.hedger = Some(peer);
-            let work = request.work.clone();
+            let mut work = request.work.clone();
+            // The copy asks for what is left of the region (a steal may have shrunk it).
+            if let Some(end) = self.coverage.end_of(&work.start) {
+                work.end = end;
+            }
             tracing::debug!(peer = %self.client.peers().name(peer), start = ?work.start, "hedging a slow request");
             let root = self.target;
             in_flight.push(self.fetch(peer, work, root).map(move |f| (id, f)).boxed());

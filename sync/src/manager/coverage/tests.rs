@@ -283,3 +283,60 @@ fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
     c.spread(target, 1000, 0.1);
     assert_eq!(c.pending(target), 16, "halving stops below a tenth");
 }
+
+/// With no idle region left, a steal halves the widest busy region the caller allows, leaving
+/// its right half idle and its left half busy (the fetch in flight keeps its start); regions
+/// narrower than the minimum width, at the target, or refused by the caller are not split.
+#[test]
+fn a_steal_gives_the_far_half_of_the_widest_busy_region_back() {
+    let target = h(1);
+    let mut c = Coverage::whole(None);
+    c.spread(target, 4, 0.0);
+    let quarters: Vec<Work> = (0..4).map(|_| c.take(target).expect("work")).collect();
+    assert_eq!(c.pending(target), 0);
+    // The first quarter is finished; the last one may not be split (e.g. a snapshot part).
+    c.complete(&quarters[0].start, &Until::End, target);
+    let last = quarters[3].start.clone();
+    let end_before = c.end_of(&quarters[1].start).expect("region");
+
+    let second = quarters[1].start.clone();
+    assert!(c.steal(target, 0.1, |s| s == second.as_slice()));
+    assert_partition(&c);
+    assert_eq!(c.pending(target), 1, "one half given back");
+    let left = c
+        .end_of(&quarters[1].start)
+        .expect("region")
+        .expect("bounded");
+    assert!(position(Some(&left)) - position(Some(&quarters[1].start)) < 0.13);
+    let right = c.take(target).expect("the right half is idle");
+    assert_eq!(right.start, left, "the halves meet");
+    assert_eq!(
+        right.end, end_before,
+        "the right half ends where the region did"
+    );
+    assert_eq!(
+        c.end_of(&last),
+        Some(quarters[3].end.clone()),
+        "refused: not split"
+    );
+    // The widest busy region allowed goes next: the third quarter, not the second's left half.
+    assert!(c.steal(target, 0.1, |s| s != last.as_slice()));
+    assert_partition(&c);
+    assert_eq!(c.take(target).expect("work").end, quarters[2].end);
+    assert_eq!(
+        c.end_of(&last),
+        Some(quarters[3].end.clone()),
+        "refused: not split"
+    );
+
+    // No busy region is wider than a quarter of the keyspace.
+    assert!(
+        !c.steal(target, 0.3, |_| true),
+        "all busy regions too narrow"
+    );
+    // Finished regions are never stolen from, busy or not.
+    let mut done = Coverage::whole(None);
+    let whole = done.take(target).expect("work");
+    done.complete(&whole.start, &Until::End, target);
+    assert!(!done.steal(target, 0.0, |_| true));
+}
