@@ -306,7 +306,10 @@ impl Sync {
                         .values()
                         .any(|r| !r.answered && r.work.start.as_slice() == start)
                 };
-                let min_width = self.min_split_width();
+                // Regions of at least 0.8 of an answer's worth are split (halves of 0.4 or more):
+                // one that holds a few keys more than an answer, as random keys often do, would
+                // otherwise leave a remainder that costs the sync's tail another round trip.
+                let min_width = self.min_split_width() * 0.4;
                 if min_width > 0.0 && self.coverage.steal(self.target, min_width, stealable) {
                     continue;
                 }
