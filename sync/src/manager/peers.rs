@@ -12,8 +12,12 @@
 //! Each peer has its own window of requests in flight, sized from what its answers show: it
 //! starts at its share of the budget (at least `workers`), grows by one per answer that came
 //! back as fast as the peer's fastest (a long round trip with nothing queued: room for more),
-//! and shrinks by 10% per answer that took twice that, or per refusal for lack of capacity
-//! (requests queue at the peer or on its link), down to half of `workers`.
+//! and shrinks by a fifth for an answer that took twice that, or by 10% per refusal for lack of
+//! capacity (requests queue at the peer or on its link), down to half of `workers`. A slow
+//! answer shrinks the window only if its request went out after the last shrink: the answers
+//! of requests sent before it are late for the queue it already acted on (as TCP reduces its
+//! window once per round trip), and shrinking for each of them would close a narrow link's
+//! window down to a few requests, leaving the link idle.
 //! So a near, wide peer keeps many requests in flight and a far, narrow one few, and a slow
 //! peer's queue never holds a large share of the keyspace (which would hold the sync's tail).
 //! All windows together stay within the sync's budget (`SyncConfig::inflight_bytes`).
@@ -33,6 +37,8 @@ use crate::client::{Members, PeerId};
 const PRIOR_BYTES_PER_SEC: f64 = 50e6;
 /// Weight of the newest sample in the moving averages.
 const EWMA_ALPHA: f64 = 0.3;
+/// Window factor for an answer that took twice the peer's fastest (once per round trip).
+const SLOW_ANSWER_SHRINK: f64 = 0.8;
 /// Score factor per proof that failed verification.
 const INVALID_PENALTY: f64 = 1e-3;
 
@@ -110,6 +116,8 @@ struct Peer {
     min_latency: Option<Duration>,
     /// Requests this peer may have in flight (see the module docs).
     window: f64,
+    /// When a slow answer last shrank the window.
+    last_shrink: Option<Instant>,
     /// When it was first asked something (goodput is counted from there).
     first_request: Option<Instant>,
     bytes_per_sec: Option<f64>,
@@ -139,6 +147,7 @@ impl Peer {
             },
             min_latency: None,
             window: window as f64,
+            last_shrink: None,
             first_request: None,
             bytes_per_sec: None,
             consecutive_failures: 0,
@@ -296,9 +305,16 @@ impl Peers {
             .min()
     }
 
-    /// Records an accepted answer, and moves the peer's window by how long it took compared
-    /// with the fastest the peer ever answered (see the module docs).
-    pub(crate) fn succeeded(&mut self, peer: PeerId, latency: Duration, bytes: usize) {
+    /// Records an accepted answer, received `now` after `latency`, and moves the peer's window
+    /// by how long it took compared with the fastest the peer ever answered (see the module
+    /// docs).
+    pub(crate) fn succeeded(
+        &mut self,
+        peer: PeerId,
+        now: Instant,
+        latency: Duration,
+        bytes: usize,
+    ) {
         let budget = self.budget as f64;
         let min_window = self.min_window;
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -310,7 +326,11 @@ impl Peers {
         if stretch < 1.25 {
             p.window = (p.window + 1.0).min(budget);
         } else if stretch > 2.0 {
-            p.window = (p.window * 0.9).max(min_window);
+            let sent = now.checked_sub(latency).unwrap_or(now);
+            if p.last_shrink.is_none_or(|t| sent >= t) {
+                p.window = (p.window * SLOW_ANSWER_SHRINK).max(min_window);
+                p.last_shrink = Some(now);
+            }
         }
         p.stats.in_flight = p.stats.in_flight.saturating_sub(1);
         p.stats.answers += 1;

@@ -535,7 +535,7 @@ impl Sync {
         match fetched {
             Fetched::Ready(job, bytes, latency) => {
                 if let Some(peer) = job.peer {
-                    self.peers.succeeded(peer, latency, bytes);
+                    self.peers.succeeded(peer, Instant::now(), latency, bytes);
                     if job.root == self.target {
                         self.lagging.remove(&peer);
                     }

@@ -46,7 +46,7 @@ fn a_peer_that_never_delivered_ranks_below_any_that_did() {
     p.choose(now);
     p.choose(now);
     // A slow but working peer, and one whose every request fails.
-    p.succeeded(0, Duration::from_secs(1), 1000);
+    p.succeeded(0, now, Duration::from_secs(1), 1000);
     p.failed(1, Fault::Unavailable, "reset".into(), now);
     let stats = p.stats();
     assert!(stats[1].score < stats[0].score, "{stats:?}");
@@ -61,7 +61,7 @@ fn a_peer_overtaken_before_it_ever_answered_ranks_below_a_slow_one_that_answered
     let now = Instant::now();
     p.choose(now);
     p.choose(now);
-    p.succeeded(0, Duration::from_secs(10), 1000);
+    p.succeeded(0, now, Duration::from_secs(10), 1000);
     p.overtaken(1);
     let stats = p.stats();
     assert!(stats[1].score < stats[0].score, "{stats:?}");
@@ -80,7 +80,7 @@ fn faster_peers_get_more_requests() {
         let b = p.choose(now).expect("peer");
         for peer in [a, b] {
             let latency = if peer == 0 { 1 } else { 10 };
-            p.succeeded(peer, Duration::from_millis(latency), 100_000);
+            p.succeeded(peer, now, Duration::from_millis(latency), 100_000);
         }
     }
     let picks: Vec<_> = (0..6).filter_map(|_| p.choose(now)).collect();
@@ -97,7 +97,7 @@ fn failing_peers_back_off_exponentially_and_liars_rank_last() {
     let now = Instant::now();
     for peer in 0..3 {
         p.choose(now);
-        p.succeeded(peer, Duration::from_millis(5), 10_000);
+        p.succeeded(peer, now, Duration::from_millis(5), 10_000);
     }
     let mut last = Duration::ZERO;
     for round in 0..4 {
@@ -141,11 +141,15 @@ fn each_peer_gets_the_window_its_answers_earn() {
         sent[peer] += 1;
     }
     assert_eq!(sent, [32, 32]);
-    // Peer 0 answers at a steady 50 ms; peer 1's answers queue: 100 ms, then ever slower.
+    // Peer 0 answers at a steady 50 ms; peer 1's answers queue: 100 ms, then ever slower,
+    // each sent after the one before came back.
+    let mut clock = now;
     for i in 0..40u64 {
-        p.succeeded(0, Duration::from_millis(50), 1000);
-        p.succeeded(1, Duration::from_millis(100 + 300 * i), 1000);
-        let _ = (p.choose(now), p.choose(now));
+        let slow = Duration::from_millis(100 + 300 * i);
+        clock += slow;
+        p.succeeded(0, clock, Duration::from_millis(50), 1000);
+        p.succeeded(1, clock, slow, 1000);
+        let _ = (p.choose(clock), p.choose(clock));
     }
     let stats = p.stats();
     assert!(
@@ -173,4 +177,39 @@ fn a_lagging_peer_is_asked_again_not_demoted() {
     let later = now + Duration::from_secs(1);
     let asked: Vec<_> = (0..4).filter_map(|_| p.choose(later)).collect();
     assert!(asked.contains(&first), "{asked:?}");
+}
+
+/// Slow answers of requests sent before the window last shrank do not shrink it again: a
+/// narrow link's queue drains for a round trip after the first slow answer, and shrinking per
+/// answer would close the window to its floor within that round trip.
+#[test]
+fn a_window_shrinks_once_per_round_trip() {
+    let mut p = peers(1);
+    let start = Instant::now();
+    while p.choose(start).is_some() {}
+    let window = |p: &Peers| p.capacity();
+    let full = window(&p);
+    // The fastest answer: 100 ms. Then twenty answers that queued for a second, all sent at
+    // the start, arrive within a few milliseconds of each other.
+    p.succeeded(
+        0,
+        start + Duration::from_millis(100),
+        Duration::from_millis(100),
+        1000,
+    );
+    let at = start + Duration::from_millis(1000);
+    for i in 0..20 {
+        let now = at + Duration::from_millis(i);
+        p.succeeded(0, now, now - start, 1000);
+    }
+    let once = window(&p);
+    assert!(
+        once < full && once * 10 >= full * 7,
+        "one shrink of a fifth: {full} -> {once}"
+    );
+    // An answer to a request sent after that shrink, still slow, shrinks it again.
+    let sent = at + Duration::from_millis(50);
+    let now = sent + Duration::from_millis(500);
+    p.succeeded(0, now, now - sent, 1000);
+    assert!(window(&p) < once, "{once} -> {}", window(&p));
 }

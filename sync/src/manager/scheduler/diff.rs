@@ -301,7 +301,8 @@ impl Sync {
             .await;
             match answer {
                 Ok(Ok(response)) => {
-                    self.peers.succeeded(peer, now.elapsed(), response.bytes);
+                    self.peers
+                        .succeeded(peer, Instant::now(), now.elapsed(), response.bytes);
                     let bytes = response.bytes as u64;
                     self.bytes += bytes;
                     return Ok(match response.answer {
@@ -468,7 +469,7 @@ impl Sync {
                     }
                     match fetched {
                         Fetched::Resolved(resolved) => {
-                            self.peers.succeeded(sent.peer, latency, resolved.bytes);
+                            self.peers.succeeded(sent.peer, Instant::now(), latency, resolved.bytes);
                             self.take_resolved(&sent, resolved, &mut gathered, &mut stack);
                         }
                         Fetched::Invalid(error) => {

@@ -145,7 +145,7 @@ impl Sync {
                                 unasked.push(i);
                                 continue;
                             }
-                            self.peers.succeeded(peer, sent.elapsed(), response.bytes);
+                            self.peers.succeeded(peer, Instant::now(), sent.elapsed(), response.bytes);
                             self.bytes += response.bytes as u64;
                             self.range_bytes += response.bytes as u64;
                             answered.push((start, response.answer));
