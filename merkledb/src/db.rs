@@ -468,7 +468,7 @@ impl DbInner {
                 };
                 apply(&source, self.token_bits(), root, &changes, &mut applied)?
             };
-            drop(self.absorb_nodes(&mut state.dirty, &applied.nodes));
+            drop(self.absorb_nodes(&mut state.dirty, &applied.nodes, false));
             edge = applied
                 .nodes
                 .into_iter()

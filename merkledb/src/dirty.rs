@@ -1,5 +1,6 @@
-//! The dirty set: inner nodes changed since the last flush, not yet written to the nodes space,
-//! and stored records to delete.
+//! The dirty set: inner nodes changed since the last flush, not yet written to the nodes space
+//! (lower nodes, which have no stored record, only while the state is small: see
+//! `DbInner::lower_nodes_fit`), and stored records to delete.
 //!
 //! Nodes are indexed by their own key: the table holds only `Arc<Node>` pointers (8 bytes each)
 //! instead of a copy of every key beside them. Keys of removed inner nodes are kept apart; they
@@ -79,6 +80,14 @@ impl DirtyNodes {
     fn remove_node(&mut self, key: &Key, hash: u64) -> Option<Arc<Node>> {
         let occupied = self.nodes.find_entry(hash, |n| n.key == *key).ok()?;
         Some(occupied.remove().0)
+    }
+
+    /// Removes and returns whatever is at `key`.
+    pub(crate) fn take_entry(&mut self, key: &Key) -> Option<DirtyEntry> {
+        if let Some(node) = self.remove_node(key, self.hash(key)) {
+            return Some(Some(node));
+        }
+        self.removed.remove(key).then_some(None)
     }
 
     /// Removes whatever is at `key`.

@@ -82,7 +82,8 @@ impl Proposal {
         let (written, displaced) = rayon::join(
             || db.store.write(batch, Durability::Process),
             || {
-                let displaced = db.absorb_nodes(&mut state.dirty, &p.nodes);
+                let lower_in_dirty = db.lower_nodes_fit(head.count);
+                let displaced = db.absorb_nodes(&mut state.dirty, &p.nodes, lower_in_dirty);
                 drop(garbage);
                 displaced
             },

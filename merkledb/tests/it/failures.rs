@@ -234,3 +234,69 @@ fn failed_reset_leaves_the_database_as_it_was() {
     commit_random_batch(&db, &mut rng, &mut model);
     assert_eq!(db.root().expect("root"), reference_root(&model, bf));
 }
+
+/// A small state keeps its lower inner nodes (no stored record) in the dirty set, a large one in
+/// the clean cache (`DbInner::lower_nodes_fit`, by the key count against half the dirty
+/// budget). A state that grows past that size and shrinks back moves them between the two and
+/// never reads a stale copy: roots stay the reference's, commit after commit and after a reopen.
+#[test]
+fn lower_nodes_move_between_dirty_set_and_cache_as_the_state_grows_and_shrinks() {
+    let seed = SeededRng::seed_from_env(11);
+    let _report = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let inner = Arc::new(MemoryStore::new());
+    let open = |inner: &Arc<MemoryStore>| {
+        let store = FlakyStore {
+            inner: inner.clone(),
+            failing: Arc::new(AtomicBool::new(false)),
+            allowed: Arc::new(AtomicUsize::new(0)),
+        };
+        // Half the dirty budget (32) holds the lower nodes of about 480 keys.
+        let config = Config::default()
+            .with_dirty_node_budget(64)
+            .with_node_cache_nodes(256);
+        Db::open_with_store(Box::new(store), config).expect("open")
+    };
+    let db = open(&inner);
+    let bf = Config::default().branch_factor;
+    let mut model = Model::new();
+    // Grow to about 1,500 keys in small commits, then shrink below 200, then grow again.
+    let mut sizes = Vec::new();
+    for round in 0..30 {
+        let ops = if (10..18).contains(&round) {
+            let existing: Vec<Vec<u8>> = model.keys().cloned().collect();
+            existing
+                .into_iter()
+                .filter(|_| rng.below(4) != 0)
+                .map(|k| (k, None))
+                .take(400)
+                .collect()
+        } else {
+            batch(&mut rng, &model, 300)
+        };
+        db.propose(ops.clone())
+            .expect("propose")
+            .commit()
+            .expect("commit");
+        apply(&mut model, &ops);
+        assert_eq!(
+            db.root().expect("root"),
+            reference_root(&model, bf),
+            "round {round}"
+        );
+        sizes.push(model.len());
+    }
+    let (largest, smallest) = (
+        sizes.iter().max().copied().unwrap_or(0),
+        sizes[10..18].iter().min().copied().unwrap_or(0),
+    );
+    assert!(
+        largest > 1000 && smallest < 300,
+        "grew and shrank: {sizes:?}"
+    );
+    let root = db.root().expect("root");
+    db.close().expect("close");
+    let db = open(&inner);
+    assert_eq!(db.root().expect("root"), root);
+    assert_eq!(root, reference_root(&model, bf));
+}
