@@ -10,11 +10,12 @@ pub struct Config {
     /// How many commits of history to keep (each lets proofs be served at one older root).
     pub history_len: usize,
     /// Bound on the clean-node cache, in nodes. The cache also takes the part of
-    /// `dirty_node_budget` the dirty set leaves unused: the dirty set holds only stored nodes
-    /// (about one per 256 keys), so below about 100M keys most of that budget caches the lower
-    /// nodes, which a miss rebuilds from the values.
+    /// `dirty_node_budget` the dirty set leaves unused: in a large state the dirty set holds only
+    /// stored nodes (about one per 256 keys), so below about 100M keys most of that budget
+    /// caches the lower nodes, which a miss rebuilds from the values.
     pub node_cache_nodes: usize,
-    /// Changed stored inner nodes kept in memory before they are written to the nodes space.
+    /// Changed inner nodes kept in memory before they are written to the nodes space: the stored
+    /// ones, and the lower ones too while all of them fit in half this budget (a small state).
     pub dirty_node_budget: usize,
     /// RocksDB tuning (ignored by the in-memory store).
     pub rocks: RocksConfig,

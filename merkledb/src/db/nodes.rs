@@ -54,10 +54,13 @@ impl DbInner {
     /// the stored nodes.
     pub(crate) fn lower_nodes_fit(&self, keys: u64) -> bool {
         let token_bits = self.token_bits();
-        let fanout = f64::from(1u32 << token_bits);
-        let per_key: f64 = (1..=8 / token_bits)
-            .map(|h| fanout.powi(-i32::try_from(h).unwrap_or(i32::MAX)))
-            .sum();
+        let share = 1.0 / f64::from(1u32 << token_bits);
+        // Σ share^h for the unstored heights h = 1 ..= 8 / token_bits.
+        let (mut per_key, mut level) = (0.0, 1.0);
+        for _ in 0..8 / token_bits {
+            level *= share;
+            per_key += level;
+        }
         keys as f64 * per_key <= (self.config.dirty_node_budget / 2) as f64
     }
 
@@ -78,37 +81,36 @@ impl DbInner {
         // Sized once: grown by doubling, this list took fresh (kernel-zeroed) pages every commit.
         let mut displaced = Vec::with_capacity(nodes.len());
         for (position, change) in nodes.iter().enumerate() {
+            // `Some(entry)`: the dirty entry to set; `None`: none, and a dirty copy of a lower
+            // node at this key (held while the state was small) goes.
             let entry = match &change.node {
-                Some(n) if n.height() > 0 && is_stored(n.height(), token_bits) => Some(n.clone()),
-                Some(n) if n.height() > 0 && !change.was_stored && lower_in_dirty => {
-                    Some(n.clone())
+                Some(n)
+                    if n.height() > 0
+                        && (is_stored(n.height(), token_bits)
+                            || (lower_in_dirty && !change.was_stored)) =>
+                {
+                    Some(Some(n.clone()))
                 }
                 Some(n) if n.height() > 0 => {
                     // Cached, not written: the values this commit writes rebuild it. A stored
-                    // record of the node it replaces must go, and so must a dirty copy (held
-                    // while the state was small).
+                    // record of the node it replaces must go.
                     self.cache.insert(change.key.clone(), n.clone());
-                    if !change.was_stored {
-                        if let Some(before) = dirty.take_entry(&change.key) {
-                            displaced.push((position, Some(before)));
-                        }
-                        continue;
-                    }
-                    None
+                    change.was_stored.then_some(None)
                 }
                 // A leaf or a removed node where a record was stored: the record goes.
-                _ if change.was_stored => None,
-                _ => {
-                    // A leaf that existed may have been cached when it was loaded, and a lower
-                    // inner node that was at this key may wait in the dirty set.
-                    if change.replaced {
-                        self.cache.remove(&change.key);
-                        if let Some(before) = dirty.take_entry(&change.key) {
-                            displaced.push((position, Some(before)));
-                        }
-                    }
-                    continue;
+                _ if change.was_stored => Some(None),
+                // A leaf that existed may have been cached when it was loaded.
+                _ if change.replaced => {
+                    self.cache.remove(&change.key);
+                    None
                 }
+                _ => continue,
+            };
+            let Some(entry) = entry else {
+                if let Some(before) = dirty.take_entry(&change.key) {
+                    displaced.push((position, Some(before)));
+                }
+                continue;
             };
             let entry_is_node = entry.is_some();
             let before = dirty.set(&change.key, entry);
