@@ -89,6 +89,7 @@ impl Totals {
             peer.answers += earlier.answers;
             peer.failures += earlier.failures;
             peer.invalid += earlier.invalid;
+            peer.overtaken += earlier.overtaken;
             peer.bytes += earlier.bytes;
             peer.keys += earlier.keys;
             peer.goodput_bytes_per_sec = peer.bytes as f64 / p.elapsed.as_secs_f64().max(1e-3);

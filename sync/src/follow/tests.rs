@@ -14,6 +14,7 @@ fn peer(name: &str, answers: u64, bytes: u64, last_error: Option<&str>) -> PeerS
         answers,
         failures: 1,
         invalid: 0,
+        overtaken: 0,
         bytes,
         keys: answers * 10,
         goodput_bytes_per_sec: 0.0,

@@ -92,6 +92,9 @@ pub struct PeerStats {
     pub failures: u64,
     /// Answers rejected by verification or decoding.
     pub invalid: u64,
+    /// Requests whose copy another peer answered first (hedged at the sync's tail, see
+    /// [`SyncManager`](crate::SyncManager)); this peer's copy was cancelled.
+    pub overtaken: u64,
     /// Bytes of accepted answers.
     pub bytes: u64,
     /// Keys written or deleted from this peer's verified answers: its share of the sync.
@@ -137,6 +140,7 @@ impl Peer {
                 answers: 0,
                 failures: 0,
                 invalid: 0,
+                overtaken: 0,
                 bytes: 0,
                 keys: 0,
                 goodput_bytes_per_sec: 0.0,
@@ -291,11 +295,6 @@ impl Peers {
         Some(Duration::from_secs_f64(ms / 1e3))
     }
 
-    /// The fastest the peer ever answered (its round trip with nothing queued), once it has.
-    pub(crate) fn fastest(&self, peer: PeerId) -> Option<Duration> {
-        self.peers.get(&peer)?.min_latency
-    }
-
     /// When the earliest backoff ends, if any peer is backing off.
     pub(crate) fn next_ready(&self, now: Instant) -> Option<Instant> {
         self.peers
@@ -345,11 +344,13 @@ impl Peers {
     }
 
     /// Records that another peer answered a copy of this peer's request first (a hedge at the
-    /// tail, see the scheduler): it counts like a failure in the score, which halves until the
-    /// peer answers again, with no backoff and nothing counted against it in its figures.
+    /// tail, see the scheduler; its copy here is cancelled): it counts like a failure in the
+    /// score, which halves until the peer answers again, with no backoff and no failure counted
+    /// in its figures (only `overtaken`).
     pub(crate) fn overtaken(&mut self, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.consecutive_failures += 1;
+            p.stats.overtaken += 1;
         }
     }
 

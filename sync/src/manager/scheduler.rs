@@ -8,7 +8,11 @@ use std::{
 };
 
 use arbor_merkledb::{BranchFactor, ChangeOrRangeProof, Db, Hash, verify_range_proof};
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
+use futures::{
+    FutureExt, StreamExt,
+    future::{AbortHandle, BoxFuture, abortable},
+    stream::FuturesUnordered,
+};
 use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +37,8 @@ enum Fetched {
     Ready(Job, usize, Duration),
     /// The request failed.
     Failed(Work, PeerId, Fault, String),
+    /// The copy was cancelled: another copy of its request answered first.
+    Cancelled,
 }
 
 /// A request and its copies (see [`Sync::hedge`]), by the id they share.
@@ -42,6 +48,9 @@ struct Request {
     peer: PeerId,
     /// The peer asked for a copy, if the request was hedged.
     hedger: Option<PeerId>,
+    /// Cancels the first copy, or the hedged one.
+    cancel_first: AbortHandle,
+    cancel_hedge: Option<AbortHandle>,
     sent: Instant,
     /// Copies not yet returned (the first request included).
     out: u8,
@@ -335,18 +344,20 @@ impl Sync {
             let root = self.root_for(peer, &work);
             let id = self.next_request;
             self.next_request += 1;
+            let cancel_first = self.launch(in_flight, id, peer, work.clone(), root);
             self.requests.insert(
                 id,
                 Request {
-                    work: work.clone(),
+                    work,
                     peer,
                     hedger: None,
+                    cancel_first,
+                    cancel_hedge: None,
                     sent: now,
                     out: 1,
                     answered: false,
                 },
             );
-            in_flight.push(self.fetch(peer, work, root).map(move |f| (id, f)).boxed());
         }
     }
 
@@ -368,12 +379,12 @@ impl Sync {
     }
 
     /// The tail: every region is being fetched, and a peer that has answered before has room.
-    /// An overdue request (out for twice the fastest answer of its own peer, or its peer never
-    /// answered, and for at least [`HEDGE_AFTER`] and four times the free peer's usual latency)
-    /// is sent to the free peer as well, once; the first answer is taken and the other dropped.
-    /// So a stalled or far slower peer never holds the end of a sync. (Its fastest answer, not
-    /// its usual one: a narrow peer given a large window at the start queues requests on its
-    /// link, and its usual latency grows with that queue.)
+    /// An overdue request (out for at least [`HEDGE_AFTER`] and four times the free peer's usual
+    /// latency: longer than the free peer would take) is sent to the free peer as well, once;
+    /// the first answer is taken and the other copy cancelled. So a stalled or far slower peer
+    /// never holds the end of a sync. What the request's own peer usually takes does not count:
+    /// a narrow peer given a large window at the start queues requests on its link for seconds,
+    /// and waiting for them leaves the free peer idle at the tail.
     fn hedge(&mut self, in_flight: &mut InFlight, now: Instant) {
         while in_flight.len() + self.ready.len() < self.budget {
             let Some(peer) = self.peers.choose(now) else {
@@ -384,13 +395,7 @@ impl Sync {
                 return;
             };
             let floor = HEDGE_AFTER.max(free_latency.saturating_mul(4));
-            let peers = &self.peers;
-            let overdue = |r: &Request| {
-                let own = peers
-                    .fastest(r.peer)
-                    .map_or(Duration::ZERO, |l| l.saturating_mul(2));
-                now.saturating_duration_since(r.sent) > floor.max(own)
-            };
+            let overdue = |r: &Request| now.saturating_duration_since(r.sent) > floor;
             let slowest = self
                 .requests
                 .iter()
@@ -401,21 +406,40 @@ impl Sync {
                 self.peers.abandoned(peer);
                 return;
             };
-            let Some(request) = self.requests.get_mut(&id) else {
+            let Some(mut work) = self.requests.get(&id).map(|r| r.work.clone()) else {
                 self.peers.abandoned(peer);
                 return;
             };
-            request.out += 1;
-            request.hedger = Some(peer);
-            let mut work = request.work.clone();
             // The copy asks for what is left of the region (a steal may have shrunk it).
             if let Some(end) = self.coverage.end_of(&work.start) {
                 work.end = end;
             }
             tracing::debug!(peer = %self.client.peers().name(peer), start = ?work.start, "hedging a slow request");
-            let root = self.target;
-            in_flight.push(self.fetch(peer, work, root).map(move |f| (id, f)).boxed());
+            let cancel = self.launch(in_flight, id, peer, work, self.target);
+            if let Some(request) = self.requests.get_mut(&id) {
+                request.out += 1;
+                request.hedger = Some(peer);
+                request.cancel_hedge = Some(cancel);
+            }
         }
+    }
+
+    /// Sends one copy of request `id` to `peer`; returns what cancels it.
+    fn launch(
+        &self,
+        in_flight: &mut InFlight,
+        id: u64,
+        peer: PeerId,
+        work: Work,
+        root: Hash,
+    ) -> AbortHandle {
+        let (fetch, cancel) = abortable(self.fetch(peer, work, root));
+        in_flight.push(
+            fetch
+                .map(move |f| (id, f.unwrap_or(Fetched::Cancelled)))
+                .boxed(),
+        );
+        cancel
     }
 
     /// The narrowest region worth halving for another request in flight: one expected to hold
@@ -487,10 +511,13 @@ impl Sync {
             let answer = match answer {
                 ChangeOrRangeProof::Change(proof) => Answer::Change(proof),
                 ChangeOrRangeProof::Range(proof) => {
-                    let Ok(_slot) = verify_slots.acquire_owned().await else {
+                    let Ok(slot) = verify_slots.acquire_owned().await else {
                         return Fetched::Failed(work, peer, Fault::Unavailable, "closing".into());
                     };
+                    // The slot goes with the verification: a cancelled copy does not free it
+                    // while its verification still runs.
                     let verified = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
                         verify_range_proof(
                             &proof,
                             start.as_deref(),
@@ -552,6 +579,8 @@ impl Sync {
                     self.ready.push(job);
                 }
             }
+            // Its peer was told when it was cancelled (`settle_copy`).
+            Fetched::Cancelled => {}
             Fetched::Failed(work, peer, fault, error) => {
                 if self.peers.departed(peer) || !self.client.peers().contains(peer) {
                     // Whatever went wrong, the peer has gone: nothing counts against it. (The
@@ -585,7 +614,8 @@ impl Sync {
     /// Settles one returned copy of request `id` (two when it was hedged): whether to take its
     /// answer (the first answer is taken, later ones dropped) and whether a failure gives the
     /// region back (only when no copy answered and none is still out). The peer of a copy still
-    /// out when another answers was overtaken.
+    /// out when another answers was overtaken: that copy is cancelled, and no longer in flight
+    /// for its peer.
     fn settle_copy(&mut self, id: u64, fetched: &Fetched) -> (bool, bool) {
         let Some(request) = self.requests.get_mut(&id) else {
             return (true, true);
@@ -594,13 +624,22 @@ impl Sync {
         let (answered, others_out) = (request.answered, request.out > 0);
         if let Fetched::Ready(job, ..) = fetched {
             if !answered && others_out {
-                let loser = match request.hedger {
-                    Some(hedger) if job.peer != Some(hedger) => Some(hedger),
-                    _ if job.peer != Some(request.peer) => Some(request.peer),
+                // The other copy is cancelled: its answer would be dropped, and until it came
+                // it would hold a place in the budget and its peer's link.
+                let loser = match (request.hedger, &request.cancel_hedge) {
+                    (Some(hedger), Some(cancel)) if job.peer != Some(hedger) => {
+                        cancel.abort();
+                        Some(hedger)
+                    }
+                    _ if job.peer != Some(request.peer) => {
+                        request.cancel_first.abort();
+                        Some(request.peer)
+                    }
                     _ => None,
                 };
                 if let Some(loser) = loser {
                     self.peers.overtaken(loser);
+                    self.peers.abandoned(loser);
                 }
             }
             request.answered = true;
