@@ -100,6 +100,7 @@ pub(crate) struct SyncMetrics {
     peer_latency: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     peer_keys: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     peer_in_flight: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    peer_overtaken: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     snapshot_parts: Family<PartLabels, Counter>,
     snapshot_bytes: Counter,
     snapshot_keys: Counter,
@@ -130,6 +131,7 @@ impl SyncMetrics {
             peer_latency: Family::default(),
             peer_keys: Family::default(),
             peer_in_flight: Family::default(),
+            peer_overtaken: Family::default(),
             snapshot_parts: Family::default(),
             snapshot_bytes: Counter::default(),
             snapshot_keys: Counter::default(),
@@ -199,6 +201,11 @@ impl SyncMetrics {
                 "Requests in flight to the peer",
                 &m.peer_in_flight,
             ),
+            (
+                "arbor_sync_peer_overtaken",
+                "Requests of the peer another peer answered first (hedged at the tail; its copy cancelled)",
+                &m.peer_overtaken,
+            ),
         ];
         for (name, help, gauge) in peer_gauges {
             registry.register(name, help, gauge.clone());
@@ -261,6 +268,9 @@ impl SyncMetrics {
             self.peer_in_flight
                 .get_or_create(&labels)
                 .set(peer.in_flight as f64);
+            self.peer_overtaken
+                .get_or_create(&labels)
+                .set(peer.overtaken as f64);
         }
     }
 }
