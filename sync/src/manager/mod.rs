@@ -7,8 +7,14 @@
 //!   contents it holds locally (or unknown). Regions not at the target are work: unknown ones
 //!   are fetched with range proofs, known ones with change proofs from their root, which the
 //!   server answers with a range proof when it lacks that root's history.
-//! * Up to `workers` requests are in flight, each to the best-scoring ready peer (`peers`);
-//!   regions are halved while there are fewer pending regions than workers, so all stay busy.
+//! * Requests in flight (and answers waiting for the applier) stay within a byte budget
+//!   (`inflight_bytes`), each peer within its own window sized from its answers (`peers`); each
+//!   request goes to the best-scoring ready peer. Regions are halved while there are fewer
+//!   pending regions than the windows allow, and when none is idle a free peer takes the far
+//!   half of one in flight.
+//! * At the tail, a request out for longer than a free peer would take is sent to that peer
+//!   too; the first answer is taken and the other copy cancelled. So a slow, narrow or stalled
+//!   peer never holds the end of a sync.
 //! * Range proofs are verified on a blocking thread as they arrive; change proofs, which are
 //!   checked against local contents, are verified by the applier (`apply`), which commits
 //!   batches of answers one at a time, each with the coverage map it produces.

@@ -92,8 +92,8 @@ pub struct PeerStats {
     pub failures: u64,
     /// Answers rejected by verification or decoding.
     pub invalid: u64,
-    /// Requests whose copy another peer answered first (hedged at the sync's tail, see
-    /// [`SyncManager`](crate::SyncManager)); this peer's copy was cancelled.
+    /// Requests of this peer that another peer answered first (copied to it at the sync's
+    /// tail); this peer's copy was cancelled.
     pub overtaken: u64,
     /// Bytes of accepted answers.
     pub bytes: u64,
