@@ -470,10 +470,13 @@ impl Proposal {
         let mut cursor = start.to_vec();
         let mut store_done = false;
         let mut buffer: std::collections::VecDeque<(Vec<u8>, Vec<u8>)> = Default::default();
+        // One scan for the whole answer when nothing in the overlay deletes (each scan opens an
+        // iterator and seeks: a sixth of a server's CPU when a 2048-key answer took eight).
+        let chunk_len = limit.clamp(256, 4096);
         while out.len() < limit {
             if buffer.is_empty() && !store_done {
-                let chunk = store.scan(Space::Values, &cursor, end, 256)?;
-                store_done = chunk.len() < 256;
+                let chunk = store.scan(Space::Values, &cursor, end, chunk_len)?;
+                store_done = chunk.len() < chunk_len;
                 if let Some((last, _)) = chunk.last() {
                     cursor = last.clone();
                     cursor.push(0);
