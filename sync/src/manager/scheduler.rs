@@ -458,9 +458,20 @@ impl Sync {
 
     /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
     fn fetch(&self, peer: PeerId, work: Work, root: Hash) -> BoxFuture<'static, Fetched> {
+        self.fetch_keys(peer, work, root, self.config.key_limit)
+    }
+
+    /// [`Sync::fetch`] with a key limit of its own.
+    fn fetch_keys(
+        &self,
+        peer: PeerId,
+        work: Work,
+        root: Hash,
+        key_limit: u32,
+    ) -> BoxFuture<'static, Fetched> {
         let (start, end, _) = request_bounds(&work);
         let client = self.client.clone();
-        let (key_limit, bytes_limit) = (self.config.key_limit, self.config.bytes_limit);
+        let bytes_limit = self.config.bytes_limit;
         let timeout = self.config.request_timeout;
         let bf = self.bf;
         let verify_slots = self.verify_slots.clone();

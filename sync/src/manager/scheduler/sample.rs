@@ -103,62 +103,37 @@ impl Sync {
                 };
                 unasked.pop();
                 requests_left -= 1;
-                let request = RangeProofRequest {
-                    root: self.target,
-                    start: Some(window_start(&self.target, i)),
+                let work = Work {
+                    start: window_start(&self.target, i),
                     end: None,
-                    key_limit,
-                    bytes_limit: self.config.bytes_limit,
+                    tag: None,
                 };
-                let answer = tokio::time::timeout(
-                    self.config.request_timeout,
-                    self.client.range_proof(peer, request),
-                );
-                in_flight.push(async move { (i, peer, now, answer.await) });
+                let answer = self.fetch_keys(peer, work, self.target, key_limit);
+                in_flight.push(answer.map(move |fetched| (i, fetched)));
             }
             let wake = self
                 .peers
                 .next_ready(now)
                 .unwrap_or(now + Duration::from_millis(100));
             tokio::select! {
-                Some((i, peer, sent, answer)) = in_flight.next(), if !in_flight.is_empty() => {
-                    match answer {
-                        Ok(Ok(response)) if response.bytes > self.config.bytes_limit as usize => {
-                            let error = format!("answer of {} bytes exceeds the limit of {}", response.bytes, self.config.bytes_limit);
-                            self.reject();
-                            self.peers.failed(peer, Fault::Invalid, error, Instant::now());
-                            unasked.push(i);
+                Some((i, fetched)) = in_flight.next(), if !in_flight.is_empty() => {
+                    match fetched {
+                        Fetched::Ready(Job { work, answer: Answer::Range(proof), peer: Some(peer), .. }, bytes, latency) => {
+                            self.peers.succeeded(peer, Instant::now(), latency, bytes);
+                            self.bytes += bytes as u64;
+                            self.range_bytes += bytes as u64;
+                            answered.push((work.start, proof));
                         }
-                        Ok(Ok(response)) => {
-                            let start = window_start(&self.target, i);
-                            let checked = verify_range_proof(
-                                &response.answer,
-                                Some(&start),
-                                None,
-                                self.target,
-                                key_limit as usize,
-                                self.bf,
-                            );
-                            if let Err(error) = checked {
+                        Fetched::Failed(_, peer, fault, error) => {
+                            if fault == Fault::Invalid {
                                 self.reject();
-                                self.peers.failed(peer, Fault::Invalid, error.to_string(), Instant::now());
-                                unasked.push(i);
-                                continue;
                             }
-                            self.peers.succeeded(peer, Instant::now(), sent.elapsed(), response.bytes);
-                            self.bytes += response.bytes as u64;
-                            self.range_bytes += response.bytes as u64;
-                            answered.push((start, response.answer));
-                        }
-                        Ok(Err(error)) => {
-                            self.peers.failed(peer, fault_of(&error), error.to_string(), Instant::now());
+                            self.peers.failed(peer, fault, error, Instant::now());
                             unasked.push(i);
                         }
-                        Err(_) => {
-                            let error = format!("no answer within {:?}", self.config.request_timeout);
-                            self.peers.failed(peer, Fault::Unavailable, error, Instant::now());
-                            unasked.push(i);
-                        }
+                        // A range request brings back a verified range proof from the peer
+                        // asked, or fails; nothing here cancels it.
+                        Fetched::Ready(..) | Fetched::Cancelled => unasked.push(i),
                     }
                 }
                 changed = peer_rx.changed(), if in_flight.is_empty() => {
