@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # WAN benchmark: `arbor sync --root` of KEYS keys through emulated links (arbor-linkemu) at
-# several round trips and bandwidths, from 1 and 3 servers, and from a mixed set. Prints a table
+# several round trips and bandwidths, from 1 and 3 servers, over TLS, and from a mixed and a narrow
+# set against their fast peer alone. Prints a table
 # (goodput = bytes of answers received per second; utilisation = goodput / link capacity), and
 # writes docs/bench/wan.jsonl and docs/bench/wan.svg.
 #

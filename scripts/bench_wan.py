@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The WAN benchmark's driver (see scripts/bench-wan.sh): real `arbor serve` processes, one
-`arbor-linkemu` per server in front of it, `arbor sync --root --json` through the links."""
+`arbor-linkemu` per server in front of it, `arbor sync --root --json` through the links. Cases
+named "TLS" reach a server serving TLS (a certificate made with openssl for the run): the same
+transport through the same links."""
 import json
 import os
 import shutil
@@ -22,6 +24,7 @@ OUT = Path(os.environ.get("ARBOR_WAN_OUT", "docs/bench/wan.jsonl"))
 CASES = [(f"{rtt} ms, 1 server", [(rtt, None)]) for rtt in (0, 25, 50, 100, 200, 400)]
 CASES += [(f"{rtt} ms, 3 servers", [(rtt, None)] * 3) for rtt in (0, 100, 200)]
 CASES += [(f"100 ms, {mbit} Mbit/s, 1 server", [(100, mbit)]) for mbit in (10, 100, 1000)]
+CASES += [(f"{rtt} ms, 1 server, TLS", [(rtt, None)]) for rtt in (0, 200)]
 # Two equal narrow peers: the links, not the CPU, are the bottleneck, so two should be ~2x one.
 CASES += [("100 ms, 100 Mbit/s, 2 servers", [(100, 100)] * 2)]
 # The mixed set against its fast peer alone: a ratio of two runs, so each is run five times,
@@ -50,22 +53,30 @@ def main():
         root = subprocess.run([ARBOR, "load", "--db", str(work / "s0"), "--keys", str(KEYS)],
                               check=True, capture_output=True, text=True).stdout.split()[0]
         # Copies first: a serving database compacts its files.
-        for i in (1, 2):
+        for i in (1, 2, 3):
             shutil.copytree(work / "s0", work / f"s{i}")
         servers = []
         for i in range(3):
             proc, addr = start([ARBOR, "serve", "--db", str(work / f"s{i}"), "--listen", "127.0.0.1:0"])
             procs.append(proc)
             servers.append(addr)
+        ca = make_certificate(work)
+        proc, tls_server = start([ARBOR, "serve", "--db", str(work / "s3"), "--listen", "127.0.0.1:0",
+                                  "--tls-cert", str(work / "tls.pem"), "--tls-key", str(work / "tls.key")])
+        procs.append(proc)
         rows = []
         for name, links in CASES:
+            tls = name.endswith("TLS")
             emus = []
-            for (rtt, mbit), server in zip(links, servers):
+            for (rtt, mbit), server in zip(links, [tls_server] if tls else servers):
                 args = [LINKEMU, "--listen", "127.0.0.1:0", "--to", server, "--rtt-ms", str(rtt)]
                 if mbit:
                     args += ["--mbit", str(mbit)]
                 emus.append(start(args))
-            peers = [a for _, addr in emus for a in ("--peer", f"http://{addr}")]
+            scheme = "https" if tls else "http"
+            peers = [a for _, addr in emus for a in ("--peer", f"{scheme}://{addr}")]
+            if tls:
+                peers += ["--ca", str(ca)]
             client = work / "client"
             shutil.rmtree(client, ignore_errors=True)
             t = time.monotonic()
@@ -103,6 +114,23 @@ def main():
     report(rows)
 
 
+def make_certificate(work):
+    """A CA and a certificate for 127.0.0.1 signed by it (`tls.pem`, `tls.key` in `work`);
+    returns the CA's path."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *ec, "-days", "1", "-subj", "/CN=bench-ca",
+            "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"))
+    openssl("req", *ec, "-subj", "/CN=127.0.0.1", "-keyout", str(work / "tls.key"),
+            "-out", str(work / "tls.csr"))
+    (work / "ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", str(work / "tls.csr"), "-CA", str(work / "ca.pem"),
+            "-CAkey", str(work / "ca.key"), "-CAcreateserial", "-days", "1",
+            "-extfile", str(work / "ext"), "-out", str(work / "tls.pem"))
+    return work / "ca.pem"
+
+
 def medians(rows):
     """One row per case: a case run several times is reported by its median run, with the
     times of all its runs in `runs`."""
@@ -121,7 +149,8 @@ def medians(rows):
 
 
 def report(rows):
-    loopbacks = [r["seconds"] for r in rows if r["case"].startswith("0 ms, 1 server")]
+    loopbacks = [r["seconds"] for r in rows
+                 if r["case"] in ("0 ms, 1 server", "0 ms, 1 server (again)")]
     loopback = statistics.mean(loopbacks) if loopbacks else rows[0]["seconds"]
     print(f"loopback reference: mean of {loopbacks} = {loopback:.2f} s")
     print("| case | seconds | keys/s | goodput | share of loopback rate | utilisation | answers per peer |")
@@ -139,11 +168,12 @@ def report(rows):
     matplotlib.use("svg")
     import matplotlib.pyplot as plt
     fig, (rtt_ax, bw_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for servers in (1, 3):
+    for label, servers, tls in (("1 server", 1, False), ("3 servers", 3, False),
+                                ("1 server, TLS", 1, True)):
         pts = [(r["links"][0][0], r["goodput_mb_s"]) for r in rows
-               if len(r["links"]) == servers and r["links"][0][1] is None]
-        rtt_ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
-                    label=f"{servers} server{'s' if servers > 1 else ''}")
+               if len(r["links"]) == servers and r["links"][0][1] is None
+               and r["case"].endswith("TLS") == tls and "again" not in r["case"]]
+        rtt_ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
     rtt_ax.set_xlabel("round trip (ms)"); rtt_ax.set_ylabel("goodput (MB/s)")
     rtt_ax.set_title("goodput against round trip (unbounded bandwidth)", fontsize=10)
     rtt_ax.legend(fontsize=8); rtt_ax.grid(True, alpha=0.3)
