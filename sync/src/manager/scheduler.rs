@@ -44,26 +44,20 @@ enum Fetched {
 /// A request and its copies (see [`Sync::hedge`]), by the id they share.
 struct Request {
     work: Work,
-    /// The peer first asked.
-    peer: PeerId,
-    /// The peer asked for a copy, if the request was hedged.
-    hedger: Option<PeerId>,
-    /// Cancels the first copy, or the hedged one.
-    cancel_first: AbortHandle,
-    cancel_hedge: Option<AbortHandle>,
+    /// The copies still out, by the peer asked (the first request first; a peer has at most
+    /// one), each with what cancels it. The request is forgotten once one copy answers (the
+    /// others are cancelled then) or the last one fails.
+    copies: Vec<(PeerId, AbortHandle)>,
     sent: Instant,
-    /// Copies not yet returned (the first request included).
-    out: u8,
-    /// One copy's answer has been taken; later ones are dropped.
-    answered: bool,
 }
 
 /// The least time a request is out before it is hedged: below it, a copy costs more work than
 /// it can save time.
 const HEDGE_AFTER: Duration = Duration::from_millis(100);
 
-/// In-flight requests, each resolving to its request id and what it brought back.
-type InFlight = FuturesUnordered<BoxFuture<'static, (u64, Fetched)>>;
+/// In-flight copies of requests, each resolving to its request id, the peer asked and what it
+/// brought back.
+type InFlight = FuturesUnordered<BoxFuture<'static, (u64, PeerId, Fetched)>>;
 
 /// The state of one sync, owned by its task.
 pub(super) struct Sync {
@@ -180,16 +174,8 @@ impl Sync {
                 return Err(SyncError::Cancelled);
             }
             let now = Instant::now();
-            // Copies of hedged requests whose other copy answered are not waited for.
-            let losing_copies: usize = self
-                .requests
-                .values()
-                .filter(|r| r.answered)
-                .map(|r| usize::from(r.out))
-                .sum();
-            if applying.is_none()
-                && in_flight.len() == losing_copies
-                && self.coverage.is_complete(self.target)
+            // (Cancelled copies leave `in_flight` at its next poll.)
+            if applying.is_none() && in_flight.is_empty() && self.coverage.is_complete(self.target)
             {
                 let actual = self.db.root()?;
                 if actual != self.target {
@@ -223,8 +209,8 @@ impl Sync {
                 .unwrap_or(now + Duration::from_secs(1))
                 .min(self.last_accept + self.config.stall_timeout + Duration::from_millis(1));
             tokio::select! {
-                Some((id, fetched)) = in_flight.next(), if !in_flight.is_empty() => {
-                    self.fetched(id, fetched);
+                Some((id, peer, fetched)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.fetched(id, peer, fetched);
                 }
                 done = async { applying.as_mut().expect("guarded").await }, if applying.is_some() => {
                     applying = None;
@@ -310,11 +296,8 @@ impl Sync {
             if self.coverage.pending(self.target) == 0 {
                 // No idle region: split one in flight before copying a whole request.
                 let requests = &self.requests;
-                let stealable = |start: &[u8]| {
-                    requests
-                        .values()
-                        .any(|r| !r.answered && r.work.start.as_slice() == start)
-                };
+                let stealable =
+                    |start: &[u8]| requests.values().any(|r| r.work.start.as_slice() == start);
                 // Regions of at least 0.8 of an answer's worth are split (halves of 0.4 or more):
                 // one that holds a few keys more than an answer, as random keys often do, would
                 // otherwise leave a remainder that costs the sync's tail another round trip.
@@ -344,18 +327,13 @@ impl Sync {
             let root = self.root_for(peer, &work);
             let id = self.next_request;
             self.next_request += 1;
-            let cancel_first = self.launch(in_flight, id, peer, work.clone(), root);
+            let cancel = self.launch(in_flight, id, peer, work.clone(), root);
             self.requests.insert(
                 id,
                 Request {
                     work,
-                    peer,
-                    hedger: None,
-                    cancel_first,
-                    cancel_hedge: None,
+                    copies: vec![(peer, cancel)],
                     sent: now,
-                    out: 1,
-                    answered: false,
                 },
             );
         }
@@ -399,7 +377,9 @@ impl Sync {
             let slowest = self
                 .requests
                 .iter()
-                .filter(|(_, r)| r.out == 1 && !r.answered && r.peer != peer && overdue(r))
+                .filter(|(_, r)| {
+                    matches!(r.copies.as_slice(), [(other, _)] if *other != peer) && overdue(r)
+                })
                 .min_by_key(|(_, r)| r.sent)
                 .map(|(id, _)| *id);
             let Some(id) = slowest else {
@@ -417,9 +397,7 @@ impl Sync {
             tracing::debug!(peer = %self.client.peers().name(peer), start = ?work.start, "hedging a slow request");
             let cancel = self.launch(in_flight, id, peer, work, self.target);
             if let Some(request) = self.requests.get_mut(&id) {
-                request.out += 1;
-                request.hedger = Some(peer);
-                request.cancel_hedge = Some(cancel);
+                request.copies.push((peer, cancel));
             }
         }
     }
@@ -436,7 +414,7 @@ impl Sync {
         let (fetch, cancel) = abortable(self.fetch(peer, work, root));
         in_flight.push(
             fetch
-                .map(move |f| (id, f.unwrap_or(Fetched::Cancelled)))
+                .map(move |f| (id, peer, f.unwrap_or(Fetched::Cancelled)))
                 .boxed(),
         );
         cancel
@@ -567,9 +545,9 @@ impl Sync {
         .boxed()
     }
 
-    /// Handles a finished request (one copy of request `id`).
-    fn fetched(&mut self, id: u64, fetched: Fetched) {
-        let (take, release) = self.settle_copy(id, &fetched);
+    /// Handles a finished request (the copy of request `id` sent to `peer`).
+    fn fetched(&mut self, id: u64, peer: PeerId, fetched: Fetched) {
+        let (take, release) = self.settle_copy(id, peer, &fetched);
         match fetched {
             Fetched::Ready(job, bytes, latency) => {
                 if let Some(peer) = job.peer {
@@ -622,43 +600,33 @@ impl Sync {
         }
     }
 
-    /// Settles one returned copy of request `id` (two when it was hedged): whether to take its
-    /// answer (the first answer is taken, later ones dropped) and whether a failure gives the
-    /// region back (only when no copy answered and none is still out). The peer of a copy still
-    /// out when another answers was overtaken: that copy is cancelled, and no longer in flight
-    /// for its peer.
-    fn settle_copy(&mut self, id: u64, fetched: &Fetched) -> (bool, bool) {
+    /// Settles the returned copy of request `id` sent to `peer`: whether to take its answer and
+    /// whether a failure gives the region back (only when no other copy is still out). The
+    /// first answer is taken; the copies still out then are cancelled, their peers overtaken
+    /// and no longer counting them in flight. A cancelled copy finds its request gone.
+    fn settle_copy(&mut self, id: u64, peer: PeerId, fetched: &Fetched) -> (bool, bool) {
         let Some(request) = self.requests.get_mut(&id) else {
-            return (true, true);
+            return (false, false);
         };
-        request.out = request.out.saturating_sub(1);
-        let (answered, others_out) = (request.answered, request.out > 0);
-        if let Fetched::Ready(job, ..) = fetched {
-            if !answered && others_out {
-                // The other copy is cancelled: its answer would be dropped, and until it came
-                // it would hold a place in the budget and its peer's link.
-                let loser = match (request.hedger, &request.cancel_hedge) {
-                    (Some(hedger), Some(cancel)) if job.peer != Some(hedger) => {
-                        cancel.abort();
-                        Some(hedger)
-                    }
-                    _ if job.peer != Some(request.peer) => {
-                        request.cancel_first.abort();
-                        Some(request.peer)
-                    }
-                    _ => None,
-                };
-                if let Some(loser) = loser {
+        request.copies.retain(|(p, _)| *p != peer);
+        let settled = match fetched {
+            Fetched::Ready(..) => {
+                // The other copies' answers would be dropped, and until they came they would
+                // hold places in the budget and their peers' links.
+                for (loser, cancel) in request.copies.drain(..) {
+                    cancel.abort();
                     self.peers.overtaken(loser);
                     self.peers.abandoned(loser);
                 }
+                (true, false)
             }
-            request.answered = true;
-        }
-        if request.out == 0 {
+            Fetched::Failed(..) => (false, request.copies.is_empty()),
+            Fetched::Cancelled => (false, false),
+        };
+        if request.copies.is_empty() {
             self.requests.remove(&id);
         }
-        (!answered, !answered && !others_out)
+        settled
     }
 
     /// Hands the waiting answers to the applier.
