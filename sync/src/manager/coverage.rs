@@ -214,17 +214,28 @@ impl Coverage {
         self.regions.get(start).map(|r| r.end.clone())
     }
 
-    /// Splits the region at `start` in two at a midpoint, when one exists and the region spans
-    /// at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving ever smaller regions would go on
-    /// forever near the end of the keyspace, where keys grow instead of the gaps) and at least
-    /// `min_width`. Returns the midpoint, the start of the right half.
+    /// Splits the region at `start` in two near its middle (within a sixteenth of its width),
+    /// on the most aligned key there ([`aligned_point`]; else at [`split_point`]), when the
+    /// region spans at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving ever smaller regions
+    /// would go on forever near the end of the keyspace, where keys grow instead of the gaps)
+    /// and at least `min_width`. Returns the split key, the start of the right half.
     fn split(&mut self, start: &[u8], min_width: f64) -> Option<Vec<u8>> {
         let region = self.regions.get(start)?;
         if position(region.end.as_deref()) - position(Some(start)) < MIN_SPLIT_WIDTH.max(min_width)
         {
             return None;
         }
-        let mid = split_point(start, region.end.as_deref())?;
+        let (from, to) = (position(Some(start)), position(region.end.as_deref()));
+        let middle = from + (to - from) / 2.0;
+        let near_middle = (to - from) / 16.0;
+        let mid = aligned_point(
+            start,
+            region.end.as_deref(),
+            middle - near_middle,
+            middle + near_middle,
+            middle,
+        )
+        .or_else(|| split_point(start, region.end.as_deref()))?;
         let right = Region {
             end: region.end.clone(),
             tag: region.tag,
@@ -511,8 +522,9 @@ impl Coverage {
     }
 }
 
-/// A key strictly inside `(start, end)` to split at, preferring one that ends in a zero byte so
-/// the left half's exclusive end `m ‖ 0` maps to the inclusive request end `m` exactly.
+/// A key strictly inside `(start, end)` to split at when no aligned key lies near the middle
+/// (e.g. keys that share their first 8 bytes), preferring one that ends in a zero byte so the
+/// left half's exclusive end `m ‖ 0` maps to the inclusive request end `m` exactly.
 pub(crate) fn split_point(start: &[u8], end: Option<&[u8]>) -> Option<Vec<u8>> {
     let mid = midpoint(Some(start), end)?;
     let inside = |k: &[u8]| k > start && end.is_none_or(|e| k < e);
@@ -523,6 +535,48 @@ pub(crate) fn split_point(start: &[u8], end: Option<&[u8]>) -> Option<Vec<u8>> {
     } else {
         inside(&mid).then_some(mid)
     }
+}
+
+/// The key strictly inside `(start, end)` whose [`position`] lies in `[lo, hi]` with the fewest
+/// significant nibbles (trailing zero bytes dropped), the nearest to `near` of those; `None`
+/// when there is none.
+///
+/// Regions are split on such keys. An answer ends with a proof of its last key, from which the
+/// next key to ask for is the start of the next subtrie to its right (`find_next_key`): when a
+/// region ends inside a subtrie's span, an answer holding every key of the region still leaves
+/// `[that subtrie's start, region end)` to ask for, nearly always for nothing (17 of 537
+/// answers of a 1M-key sync, 77 of 680 with narrow peers beside, were such empty answers). A
+/// bound on a nibble boundary at least as coarse as the trie's branching there is where a
+/// subtrie starts, so that remainder does not arise.
+pub(crate) fn aligned_point(
+    start: &[u8],
+    end: Option<&[u8]>,
+    lo: f64,
+    hi: f64,
+    near: f64,
+) -> Option<Vec<u8>> {
+    const SCALE: f64 = 18_446_744_073_709_551_616.0;
+    // Float-to-integer `as` saturates: a value at or past 2^64 becomes u64::MAX.
+    let lo = (lo.max(0.0) * SCALE).ceil() as u64;
+    let hi = (hi.min(1.0) * SCALE).floor() as u64;
+    let near = (near.clamp(0.0, 1.0) * SCALE) as u64;
+    let inside = |k: &[u8]| k > start && end.is_none_or(|e| k < e);
+    (1..=16u32).find_map(|nibbles| {
+        let unit = 1u64 << (64 - 4 * nibbles);
+        let below = near / unit * unit;
+        let mut candidates = [Some(below), below.checked_add(unit)];
+        candidates.sort_by_key(|c| c.map(|c| c.abs_diff(near)));
+        candidates.into_iter().flatten().find_map(|at| {
+            if at < lo || at > hi || at == 0 {
+                return None;
+            }
+            let mut key = at.to_be_bytes().to_vec();
+            while key.last() == Some(&0) {
+                key.pop();
+            }
+            inside(&key).then_some(key)
+        })
+    })
 }
 
 /// A key's position in the keyspace in `[0, 1)` by its first 8 bytes; `None` (+∞) is 1.

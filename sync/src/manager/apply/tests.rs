@@ -58,3 +58,70 @@ fn an_answer_stops_at_the_end_its_region_has_when_applied() {
         "nothing at or above the new end is written"
     );
 }
+
+/// Regions split from an arbitrary start (a remainder after an answer) end on nibble
+/// boundaries, so an answer holding every key of its region completes it: nothing is left to
+/// ask for. With byte-string midpoints as bounds, most such regions left a remainder between
+/// the start of the next subtrie (where `find_next_key` resumes) and the region's end, which
+/// cost a request that came back empty.
+#[test]
+fn an_answer_holding_all_of_a_split_region_completes_it() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let source = Db::open_memory(Config::default()).expect("open");
+    let ops: Vec<_> = (0..20_000)
+        .map(|_| {
+            let key: Vec<u8> = (0..4).flat_map(|_| next().to_be_bytes()).collect();
+            (key, Some(vec![1u8; 32]))
+        })
+        .collect();
+    source
+        .propose(ops)
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let root = source.root().expect("root");
+    let replica = Db::open_memory(Config::default()).expect("open");
+
+    // A first answer covered the keyspace up to an arbitrary key; what is left is spread.
+    let mut coverage = Coverage::whole(None);
+    let first = coverage.take(root).expect("work");
+    let resume: Vec<u8> = next().to_be_bytes().to_vec();
+    coverage.complete(&first.start, &Until::Key(resume), root);
+    coverage.spread(root, 32, 0.0);
+    let mut remainders = 0;
+    while let Some(work) = coverage.take(root) {
+        let (start, end, _) = request_bounds(&work);
+        let proof = source
+            .range_proof_at(root, start.as_deref(), end.as_deref(), 100_000)
+            .expect("proof");
+        let job = Job {
+            work,
+            root,
+            answer: Answer::Range(proof),
+            peer: Some(0),
+        };
+        let outcomes = apply(&replica, &coverage, vec![job], 100_000).expect("apply");
+        for outcome in outcomes {
+            let Outcome::Done {
+                start, until, root, ..
+            } = outcome
+            else {
+                panic!("{outcome:?}");
+            };
+            if until != Until::End {
+                remainders += 1;
+            }
+            coverage.complete(&start, &until, root);
+        }
+        if remainders > 0 {
+            break;
+        }
+    }
+    assert_eq!(remainders, 0, "a region answered whole left a remainder");
+}

@@ -284,6 +284,49 @@ fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
     assert_eq!(c.pending(target), 16, "halving stops below a tenth");
 }
 
+/// Split points are the most aligned keys near where they are wanted (so a region ends where
+/// a subtrie starts, and an answer holding all its keys leaves nothing to ask for), with no
+/// trailing zero bytes, strictly inside their region.
+#[test]
+fn split_points_fall_on_nibble_boundaries() {
+    // The middle of [0x10, 0x20) is 0x18, on a nibble boundary itself.
+    assert_eq!(
+        aligned_point(&[0x10], Some(&[0x20]), 0.09, 0.1, 0.09375),
+        Some(vec![0x18])
+    );
+    // Between 0x1234.. and 0x1240..: the coarsest point in the window, then the nearest.
+    let start = [0x12, 0x34, 0x56];
+    let end = [0x12, 0x40];
+    let lo = position(Some(&start));
+    let hi = position(Some(&end));
+    let key = aligned_point(&start, Some(&end), lo, hi, (lo + hi) / 2.0).expect("a point");
+    assert_eq!(
+        key,
+        vec![0x12, 0x3a],
+        "four nibbles, nearest the middle 0x123a2b"
+    );
+    // Nothing aligned inside: not a key at or beyond the bounds.
+    assert_eq!(
+        aligned_point(&[0x12], Some(&[0x12, 0, 1]), 0.0, 1.0, 0.5),
+        None
+    );
+    // Every split of a random region lies strictly inside it.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..10_000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let a = rng.to_be_bytes()[..(rng % 9) as usize].to_vec();
+        let b = rng.rotate_left(17).to_be_bytes()[..(rng % 7 + 1) as usize].to_vec();
+        let (start, end) = if a < b { (a, b) } else { (b, a) };
+        let (lo, hi) = (position(Some(&start)), position(Some(&end)));
+        if let Some(k) = aligned_point(&start, Some(&end), lo, hi, (lo + hi) / 2.0) {
+            assert!(k > start && k < end, "{start:?} {k:?} {end:?}");
+            assert_ne!(k.last(), Some(&0));
+        }
+    }
+}
+
 /// With no idle region left, a steal halves the widest busy region the caller allows, leaving
 /// its right half idle and its left half busy (the fetch in flight keeps its start); regions
 /// narrower than the minimum width, at the target, or refused by the caller are not split.
