@@ -55,6 +55,11 @@ struct Request {
 /// it can save time.
 const HEDGE_AFTER: Duration = Duration::from_millis(100);
 
+/// The width of keyspace one request asks for once the density of keys is known, in answers'
+/// widths: a little short of one, so that a piece rarely holds more keys than its answer brings
+/// (which would leave a remainder to fetch).
+const PIECE: f64 = 0.95;
+
 /// In-flight copies of requests, each resolving to its request id, the peer asked and what it
 /// brought back.
 type InFlight = FuturesUnordered<BoxFuture<'static, (u64, PeerId, Fetched)>>;
@@ -265,7 +270,9 @@ impl Sync {
         // The peers' windows decide how many of the budget are used.
         while in_flight.len() + self.ready.len() < self.budget {
             let wanted = self.peers.capacity();
-            if self.coverage.pending(self.target) < wanted {
+            let piece = PIECE * self.min_split_width() / 2.0;
+            let stale = self.coverage.widest_stale_tag(self.target).is_some();
+            if (piece <= 0.0 || stale) && self.coverage.pending(self.target) < wanted {
                 // Before any answer shows how dense the keys are, a catch-up (regions at an
                 // older root, fetched as change proofs) spreads over `workers` requests only:
                 // every request carries boundary proofs, which a sparse change set would pay
@@ -311,7 +318,7 @@ impl Sync {
             let Some(peer) = self.peers.choose(now) else {
                 return;
             };
-            let Some(work) = self.coverage.take(self.target) else {
+            let Some(work) = self.coverage.take_piece(self.target, piece) else {
                 self.peers.abandoned(peer);
                 return;
             };

@@ -383,3 +383,40 @@ fn a_steal_gives_the_far_half_of_the_widest_busy_region_back() {
     done.complete(&whole.start, &Until::End, target);
     assert!(!done.steal(target, 0.0, |_| true));
 }
+
+/// Once the density of keys is known, work is handed out a piece at a time in key order: the
+/// first idle region's first piece (about one answer, cut on an aligned key), the next piece
+/// right after it, and so on; a region under 1.5 pieces, or one known at an older root (a
+/// change proof's work), goes whole, as does everything while the piece width is unknown.
+#[test]
+fn pieces_are_handed_out_in_key_order() {
+    let target = h(1);
+    let piece = 0.01;
+    let mut c = Coverage::whole(None);
+    let first = c.take_piece(target, piece).expect("work");
+    let second = c.take_piece(target, piece).expect("work");
+    assert_partition(&c);
+    assert_eq!(first.start, Vec::<u8>::new());
+    let cut = first.end.clone().expect("cut");
+    assert!(
+        (0.0095..=0.01).contains(&position(Some(&cut))),
+        "{cut:?} is about one piece in"
+    );
+    assert_eq!(
+        second.start, cut,
+        "the next piece starts where the first ends"
+    );
+    let gap = position(second.end.as_deref()) - position(Some(&second.start));
+    assert!((0.0095..=0.0105).contains(&gap), "{gap}");
+    assert_eq!(c.pending(target), 1, "the rest stays one idle region");
+
+    // Unknown piece width: the whole region.
+    let mut c = Coverage::whole(None);
+    assert_eq!(c.take_piece(target, 0.0).expect("work").end, None);
+    // Under 1.5 pieces: whole.
+    let mut c = Coverage::whole(None);
+    assert_eq!(c.take_piece(target, 0.7).expect("work").end, None);
+    // Known at an older root: whole (a change proof from that root brings it up to date).
+    let mut c = Coverage::whole(Some(h(2)));
+    assert_eq!(c.take_piece(target, piece).expect("work").end, None);
+}
