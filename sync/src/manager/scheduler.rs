@@ -270,6 +270,10 @@ impl Sync {
         // The peers' windows decide how many of the budget are used.
         while in_flight.len() + self.ready.len() < self.budget {
             let wanted = self.peers.capacity();
+            // Once the first answers show how dense the keys are, unknown regions are no longer
+            // spread but handed out a piece at a time, lowest first (`Coverage::take_piece`), so
+            // what the replica writes between two flushes is a few contiguous stretches. Regions
+            // at an older root (change proofs) still spread.
             let piece = PIECE * self.min_split_width() / 2.0;
             let stale = self.coverage.widest_stale_tag(self.target).is_some();
             if (piece <= 0.0 || stale) && self.coverage.pending(self.target) < wanted {
