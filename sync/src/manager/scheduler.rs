@@ -282,12 +282,11 @@ impl Sync {
                 // every request carries boundary proofs, which a sparse change set would pay
                 // for many times over. A sync of unknown regions spreads over the whole window:
                 // its first requests are what fills a long link.
-                let regions =
-                    if self.keys == 0 && self.coverage.widest_stale_tag(self.target).is_some() {
-                        wanted.min(self.config.workers)
-                    } else {
-                        wanted
-                    };
+                let regions = if self.keys == 0 && stale {
+                    wanted.min(self.config.workers)
+                } else {
+                    wanted
+                };
                 let min_width = self.min_split_width();
                 self.coverage.spread(self.target, regions, min_width);
             }

@@ -312,6 +312,7 @@ fn split_points_fall_on_nibble_boundaries() {
     );
     // Every split of a random region lies strictly inside it.
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut found = 0;
     for _ in 0..10_000 {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -323,8 +324,13 @@ fn split_points_fall_on_nibble_boundaries() {
         if let Some(k) = aligned_point(&start, Some(&end), lo, hi, (lo + hi) / 2.0) {
             assert!(k > start && k < end, "{start:?} {k:?} {end:?}");
             assert_ne!(k.last(), Some(&0));
+            found += 1;
         }
     }
+    assert!(
+        found > 5_000,
+        "only {found} of 10,000 random regions had a split point"
+    );
 }
 
 /// With no idle region left, a steal halves the widest busy region the caller allows, leaving
