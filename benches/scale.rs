@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! cargo bench --bench scale -- --keys 10000000 [--churn 1000000] [--dir DIR] [--keep]
+//!     [--build random|sorted] [--reuse] [--no-baseline]
 //! ```
 //!
 //! Prints a human summary on stderr and one JSON object on stdout. `--keep` leaves the trie
@@ -17,6 +18,13 @@
 //! state is built in commits of 10k new keys; then commits of 10k changes, each 47.5% updates
 //! of existing keys, 47.5% new keys and 5% deletes of existing keys, until `--churn` changes
 //! have been committed.
+//!
+//! `--build sorted` builds the same state in key order (each commit 10k keys adjacent in key
+//! order, as a sync or an import writes them): at 100M keys this takes minutes where random
+//! commits take an hour. `--reuse` skips the build when `DIR/trie` already holds a state this
+//! tool built with the same `--keys` and no churn (a copy of one kept with `--keep --churn 0`),
+//! so that variants of the commit path can be compared on one large state; its build figures
+//! then read zero. `--no-baseline` skips plain RocksDB.
 
 use std::{
     path::{Path, PathBuf},
@@ -80,6 +88,12 @@ impl Keyspace {
                 (key(i), Some(value(i, 0)))
             })
             .collect()
+    }
+
+    /// Records keys `next..n` as created without generating them.
+    fn advance(&mut self, n: u64) {
+        self.deleted.resize(n as usize, false);
+        self.next = n;
     }
 
     /// A random existing key's index.
@@ -181,6 +195,10 @@ struct Latencies {
 }
 
 fn latencies(mut samples: Vec<Duration>) -> Latencies {
+    if samples.is_empty() {
+        // No churn (a build kept for `--reuse`).
+        samples.push(Duration::ZERO);
+    }
     samples.sort_unstable();
     let at = |q: f64| {
         let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
@@ -291,22 +309,69 @@ impl System for Raw {
     }
 }
 
+/// How the state is built before the churn.
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    /// Commits of 10k new keys in the order of their indices (random in key order).
+    Random,
+    /// Commits of 10k new keys adjacent in key order.
+    Sorted,
+    /// No build: the database already holds the built state.
+    Reused,
+}
+
+/// Commits keys `0..keys` of the workload in key order, 10k per commit, and advances
+/// `keyspace` past them. The keys are generated in sixteen passes, one per first nibble, so
+/// that at most a sixteenth of them is held at a time.
+fn build_sorted<S: System>(system: &mut S, keyspace: &mut Keyspace, keys: u64) {
+    for nibble in 0..16u8 {
+        let mut part: Vec<[u8; 32]> = (0..keys)
+            .map(key)
+            .filter(|k| k[0] >> 4 == nibble)
+            .map(|k| k.try_into().expect("32 bytes"))
+            .collect();
+        part.sort_unstable();
+        for chunk in part.chunks(BATCH as usize) {
+            let ops = chunk
+                .iter()
+                .map(|k| {
+                    // The index is the key's last 8 bytes (see `key`).
+                    let i = u64::from_be_bytes(k[24..].try_into().expect("8 bytes"));
+                    (k.to_vec(), Some(value(i, 0)))
+                })
+                .collect();
+            system.apply(ops);
+        }
+    }
+    keyspace.advance(keys);
+}
+
 /// Builds `keys` keys into `system`, churns `churn` changes, closes; `reopen` times a reopen.
 fn measure<S: System>(
     mut system: S,
     keys: u64,
     churn: u64,
+    build: Build,
     dir: &Path,
     reopen: impl FnOnce() -> Duration,
 ) -> Figures {
     let mut keyspace = Keyspace::new();
     reset_peak_rss();
     let start = Instant::now();
-    while keyspace.next < keys {
-        let ops = keyspace.grow(BATCH.min(keys - keyspace.next));
-        system.apply(ops);
+    match build {
+        Build::Random => {
+            while keyspace.next < keys {
+                let ops = keyspace.grow(BATCH.min(keys - keyspace.next));
+                system.apply(ops);
+            }
+        }
+        Build::Sorted => build_sorted(&mut system, &mut keyspace, keys),
+        Build::Reused => keyspace.advance(keys),
     }
-    let build_secs = start.elapsed().as_secs_f64();
+    let build_secs = match build {
+        Build::Reused => f64::INFINITY,
+        _ => start.elapsed().as_secs_f64(),
+    };
     let build_peak_rss = peak_rss();
     reset_peak_rss();
     let written_before = written_bytes();
@@ -325,7 +390,11 @@ fn measure<S: System>(
     let churn_secs = start.elapsed().as_secs_f64();
     let churn_peak_rss = peak_rss();
     system.close();
-    let write_amplification = (written_bytes() - written_before) as f64 / user.max(1) as f64;
+    // Zero without a churn (a build kept for `--reuse`).
+    let write_amplification = match user {
+        0 => 0.0,
+        _ => (written_bytes() - written_before) as f64 / user as f64,
+    };
     let live = keyspace.live();
     Figures {
         build_secs,
@@ -345,6 +414,9 @@ struct Args {
     churn: u64,
     dir: Option<PathBuf>,
     keep: bool,
+    build: Build,
+    reuse: bool,
+    baseline: bool,
 }
 
 fn parse_args() -> Option<Args> {
@@ -366,16 +438,35 @@ fn parse_args() -> Option<Args> {
         churn: number("--churn", 1_000_000),
         dir: value("--dir").map(PathBuf::from),
         keep: argv.iter().any(|a| a == "--keep"),
+        build: match value("--build").as_deref() {
+            None | Some("random") => Build::Random,
+            Some("sorted") => Build::Sorted,
+            Some(other) => panic!("--build random|sorted, not {other}"),
+        },
+        reuse: argv.iter().any(|a| a == "--reuse"),
+        baseline: !argv.iter().any(|a| a == "--no-baseline"),
     })
 }
 
-/// Runs both systems at one size; returns the JSON line.
-fn run(keys: u64, churn: u64, dir: &Path) -> String {
+/// Runs both systems at one size (plain RocksDB only with `baseline`); returns the JSON line.
+fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &Path) -> String {
     let trie_dir = dir.join("trie");
     let raw_dir = dir.join("raw");
+    let reused = reuse && trie_dir.exists();
     let db = Db::open(&trie_dir, Config::default()).expect("open");
+    let trie_build = match reused {
+        true => {
+            let count = db.key_count().expect("count");
+            assert_eq!(
+                count, keys,
+                "--reuse: {trie_dir:?} holds {count} keys, not {keys}"
+            );
+            Build::Reused
+        }
+        false => build,
+    };
     let reopen_dir = trie_dir.clone();
-    let trie = measure(Trie(db), keys, churn, &trie_dir, || {
+    let trie = measure(Trie(db), keys, churn, trie_build, &trie_dir, || {
         let start = Instant::now();
         let db = Db::open(&reopen_dir, Config::default()).expect("reopen");
         let took = start.elapsed();
@@ -383,9 +474,15 @@ fn run(keys: u64, churn: u64, dir: &Path) -> String {
         took
     });
     trie.print("trie", keys);
+    if !baseline {
+        return format!(
+            "{{\"keys\":{keys},\"churn\":{churn},\"trie\":{}}}",
+            trie.json(keys)
+        );
+    }
     let store = RocksStore::open(&raw_dir, &RocksConfig::default()).expect("open raw");
     let reopen_raw = raw_dir.clone();
-    let raw = measure(Raw(store), keys, churn, &raw_dir, || {
+    let raw = measure(Raw(store), keys, churn, build, &raw_dir, || {
         let start = Instant::now();
         let store = RocksStore::open(&reopen_raw, &RocksConfig::default()).expect("reopen raw");
         let took = start.elapsed();
@@ -409,25 +506,50 @@ fn main() {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir).expect("dir");
-    let line = run(args.keys, args.churn, &dir);
+    let line = run(
+        args.keys,
+        args.churn,
+        args.build,
+        args.reuse,
+        args.baseline,
+        &dir,
+    );
     println!("{line}");
     if !args.keep {
         let _ = std::fs::remove_dir_all(dir.join("trie"));
     }
 }
 
-/// `cargo test --bench scale`: the same path at 20k keys, with its results checked.
+/// `cargo test --bench scale`: the same paths at 20k keys, with their results checked.
 fn smoke_test() {
+    const KEYS: u64 = 20_000;
+    let root_of = |dir: &Path| {
+        let db = Db::open(dir.join("trie"), Config::default()).expect("open");
+        let root = db.root().expect("root");
+        db.close().expect("close");
+        root
+    };
+    // A sorted build makes the state a random one does.
+    let random = tempfile::tempdir().expect("tempdir");
+    let sorted = tempfile::tempdir().expect("tempdir");
+    run(KEYS, 0, Build::Random, false, false, random.path());
+    run(KEYS, 0, Build::Sorted, false, false, sorted.path());
+    assert_eq!(root_of(random.path()), root_of(sorted.path()));
+    // A churn on the reused state, then on a fresh build: the same state after both.
+    let line = run(KEYS, KEYS, Build::Random, true, false, sorted.path());
+    assert!(line.contains("\"build_keys_per_sec\":0,"), "{line}");
     let temp = tempfile::tempdir().expect("tempdir");
-    let line = run(20_000, 20_000, temp.path());
+    let line = run(KEYS, KEYS, Build::Random, false, true, temp.path());
     assert!(line.contains("\"trie\":{\"build_keys_per_sec\":"), "{line}");
+    assert!(line.contains("\"rocksdb\":{"), "{line}");
+    assert_eq!(root_of(temp.path()), root_of(sorted.path()));
     // The state the trie holds after the churn is the state the workload describes.
     let db = Db::open(temp.path().join("trie"), Config::default()).expect("open");
     let mut keyspace = Keyspace::new();
-    keyspace.grow(20_000);
+    keyspace.grow(KEYS);
     let mut done = 0;
-    while done < 20_000 {
-        done += keyspace.churn(BATCH.min(20_000 - done).max(20)).len() as u64;
+    while done < KEYS {
+        done += keyspace.churn(BATCH.min(KEYS - done).max(20)).len() as u64;
     }
     assert_eq!(db.key_count().expect("count"), keyspace.live());
     let sample = keyspace.existing();
