@@ -309,14 +309,7 @@ fn build(
         Vec::new()
     } else {
         // Previous values exist only for keys the trie held; new keys need no read.
-        let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(changes.len());
-        for ((key, _), existed) in changes.iter().zip(&existed) {
-            befores.push(if *existed {
-                read_value(db, &base.chain, key)?
-            } else {
-                None
-            });
-        }
+        let befores = read_values(db, &base.chain, &changes, &existed)?;
         encode_undo(
             changes
                 .iter()
@@ -349,6 +342,39 @@ fn read_value(db: &DbInner, chain: &[&ProposalInner], key: &[u8]) -> Result<Opti
         }
     }
     Ok(db.store.get(Space::Values, key)?)
+}
+
+/// The values before `changes` of the keys marked in `existed` (`None` for the others): from
+/// the newest proposal of `chain` that changed the key, else from the store, all the store's
+/// reads in one sorted batch.
+fn read_values(
+    db: &DbInner,
+    chain: &[&ProposalInner],
+    changes: &Changes,
+    existed: &[bool],
+) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(existed.len());
+    // Positions in `befores` and keys of the reads left for the store, in key order.
+    let mut unread: Vec<(usize, &[u8])> = Vec::new();
+    'key: for (position, ((key, _), existed)) in changes.iter().zip(existed).enumerate() {
+        befores.push(None);
+        if !existed {
+            continue;
+        }
+        for p in chain {
+            if let Some(v) = p.changes.get(key) {
+                befores[position] = v.map(<[u8]>::to_vec);
+                continue 'key;
+            }
+        }
+        unread.push((position, key.as_slice()));
+    }
+    let keys: Vec<&[u8]> = unread.iter().map(|(_, k)| *k).collect();
+    let values = db.store.get_sorted(Space::Values, &keys)?;
+    for ((position, _), value) in unread.into_iter().zip(values) {
+        befores[position] = value;
+    }
+    Ok(befores)
 }
 
 impl Proposal {

@@ -104,6 +104,14 @@ pub trait Store: Send + Sync + 'static {
     /// The value at `key` in `space`.
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The values at `keys` in `space`, in the order of `keys`, which are sorted ascending.
+    /// One call for many keys: RocksDB looks them up together (its batched `MultiGet`, which
+    /// shares the index and filter lookups and reads blocks in parallel), where one `get` per
+    /// key would search every level for each.
+    fn get_sorted(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(space, k)).collect()
+    }
+
     /// Up to `limit` entries of `space` with `start <= key` and (when `end` is set) `key <= end`,
     /// in ascending key order.
     fn scan(

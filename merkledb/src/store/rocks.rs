@@ -153,6 +153,17 @@ impl Store for RocksStore {
             .map_err(rocks_err("get", Some(space)))
     }
 
+    fn get_sorted(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let db = self.db()?;
+        db.batched_multi_get_cf(cf(&db, space)?, keys.iter().copied(), true)
+            .into_iter()
+            .map(|r| {
+                r.map(|v| v.map(|v| v.to_vec()))
+                    .map_err(rocks_err("get", Some(space)))
+            })
+            .collect()
+    }
+
     fn scan(
         &self,
         space: Space,

@@ -22,6 +22,29 @@ fn conformance(store: &dyn Store) {
         None,
         "spaces are separate"
     );
+    // Many sorted keys at once: present and absent ones, each in its place.
+    assert_eq!(
+        store
+            .get_sorted(Space::Values, &[b"", b"a", b"ab", b"bb", b"d"])
+            .expect("get_sorted"),
+        vec![
+            Some(b"".to_vec()),
+            Some(b"a".to_vec()),
+            None,
+            Some(b"bb".to_vec()),
+            None
+        ]
+    );
+    assert_eq!(
+        store.get_sorted(Space::Meta, &[b"a"]).expect("get_sorted"),
+        vec![None]
+    );
+    assert!(
+        store
+            .get_sorted(Space::Values, &[])
+            .expect("get_sorted")
+            .is_empty()
+    );
 
     let keys =
         |items: Vec<(Vec<u8>, Vec<u8>)>| items.into_iter().map(|(k, _)| k).collect::<Vec<_>>();

@@ -111,6 +111,25 @@ pub(crate) fn apply(
     let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
         return Ok(Some(existing));
     };
+    // An update or delete of a leaf: the new subtrie depends only on the key and the change,
+    // so the leaf is not read (at 100M keys that read was a random read of the values space
+    // per updated key, beside the one for the undo list).
+    if existing.height == 0 && changes.len() == 1 && first.key == existing.key {
+        if existing.has_value {
+            out.existed.push(existing.key.clone());
+        }
+        let node = Node {
+            key: existing.key,
+            value: first.value.map(ValueDigest::of),
+            children: Children::new(),
+        };
+        return Ok(finalize(
+            node,
+            Origin::Loaded { stored: false },
+            token_bits,
+            out,
+        ));
+    }
     // Keys under `existing.key` are contiguous in sorted order, so checking the ends suffices.
     if first.key.has_prefix(&existing.key) && last.key.has_prefix(&existing.key) {
         let node = src.load(&existing)?;
