@@ -47,7 +47,7 @@ use crate::{
 
 mod nodes;
 
-pub(crate) use nodes::CommittedNodes;
+pub(crate) use nodes::{CommittedNodes, SeenValues};
 
 /// One retained commit: its sequence number and the roots before and after it.
 #[derive(Clone, Copy, Debug)]

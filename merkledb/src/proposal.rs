@@ -20,7 +20,7 @@ use std::{
 
 use crate::{
     changes::Changes,
-    db::{CommittedNodes, Db, DbInner, State, root_hash},
+    db::{CommittedNodes, Db, DbInner, SeenValues, State, root_hash},
     error::{CorruptionError, Error, Result},
     hash::Hash,
     key::Key,
@@ -274,10 +274,16 @@ fn build(
         .collect();
     // Sized once up front (see `Applied::for_changes`).
     let mut applied = Applied::for_changes(batch.len());
+    let keep_undo = !read_only && db.config.history_len > 0;
+    let seen = SeenValues::new(&batch);
     let root = {
         let source = ChainNodes {
             chain: &base.chain,
-            committed: CommittedNodes { inner: db, state },
+            committed: CommittedNodes {
+                inner: db,
+                state,
+                seen: keep_undo.then_some(&seen),
+            },
         };
         apply(&source, db.token_bits(), base.root, &batch, &mut applied)?
     };
@@ -305,11 +311,11 @@ fn build(
             _ => {}
         }
     }
-    let undo = if read_only || db.config.history_len == 0 {
+    let undo = if !keep_undo {
         Vec::new()
     } else {
         // Previous values exist only for keys the trie held; new keys need no read.
-        let befores = read_values(db, &base.chain, &changes, &existed)?;
+        let befores = read_values(db, &base.chain, &changes, &existed, seen.into_values())?;
         encode_undo(
             changes
                 .iter()
@@ -345,14 +351,20 @@ fn read_value(db: &DbInner, chain: &[&ProposalInner], key: &[u8]) -> Result<Opti
 }
 
 /// The values before `changes` of the keys marked in `existed` (`None` for the others): from
-/// the newest proposal of `chain` that changed the key, else from the store, all the store's
-/// reads in one sorted batch.
+/// the newest proposal of `chain` that changed the key, else the committed value: from `seen`
+/// (by position in `changes`: what rebuilding lower subtries read of them) or from the store,
+/// all the store's reads in one sorted batch.
 fn read_values(
     db: &DbInner,
     chain: &[&ProposalInner],
     changes: &Changes,
     existed: &[bool],
+    seen: Vec<(usize, Vec<u8>)>,
 ) -> Result<Vec<Option<Vec<u8>>>> {
+    let mut committed: Vec<Option<Vec<u8>>> = vec![None; existed.len()];
+    for (position, value) in seen {
+        committed[position] = Some(value);
+    }
     let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(existed.len());
     // Positions in `befores` and keys of the reads left for the store, in key order.
     let mut unread: Vec<(usize, &[u8])> = Vec::new();
@@ -367,7 +379,10 @@ fn read_values(
                 continue 'key;
             }
         }
-        unread.push((position, key.as_slice()));
+        match committed[position].take() {
+            Some(value) => befores[position] = Some(value),
+            None => unread.push((position, key.as_slice())),
+        }
     }
     let keys: Vec<&[u8]> = unread.iter().map(|(_, k)| *k).collect();
     let values = db.store.get_sorted(Space::Values, &keys)?;
@@ -550,7 +565,11 @@ impl Proposal {
         let chain = self.inner.chain();
         let nodes = ChainNodes {
             chain: &chain,
-            committed: CommittedNodes { inner: db, state },
+            committed: CommittedNodes {
+                inner: db,
+                state,
+                seen: None,
+            },
         };
         f(&Reader {
             proposal: self,

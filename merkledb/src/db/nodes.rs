@@ -2,7 +2,7 @@
 //! when the store write fails), writing the dirty set back to the nodes space, freeing what a
 //! commit displaced beside the next commit's write, and reading nodes of the committed trie.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::{
     iter::{IntoParallelRefIterator, ParallelIterator},
@@ -215,6 +215,60 @@ impl DbInner {
 pub(crate) struct CommittedNodes<'a> {
     pub inner: &'a DbInner,
     pub state: &'a State,
+    /// When set, rebuilds keep the committed values they read of the batch's keys.
+    pub seen: Option<&'a SeenValues<'a>>,
+}
+
+/// The committed values of a batch's keys that rebuilding lower subtries read on the way (a
+/// proposal's undo list needs them). A commit of random keys into a large state rebuilds the
+/// subtrie of nearly every key it changes, so nearly every previous value comes from there,
+/// without a read of its own (at 100M keys 5k random reads, 85 ms of a 10k-key commit).
+pub(crate) struct SeenValues<'a> {
+    batch: &'a [Change<'a>],
+    /// Position in `batch` and value.
+    found: Mutex<Vec<(usize, Vec<u8>)>>,
+}
+
+impl<'a> SeenValues<'a> {
+    /// Nothing seen yet of `batch` (sorted by key).
+    pub(crate) fn new(batch: &'a [Change<'a>]) -> Self {
+        Self {
+            batch,
+            found: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Keeps the values of `records` (sorted by key) whose keys are in the batch.
+    fn note(&self, records: &[(Vec<u8>, Vec<u8>)]) {
+        let Some((first, _)) = records.first() else {
+            return;
+        };
+        let mut at = self
+            .batch
+            .partition_point(|c| c.key.as_bytes() < first.as_slice());
+        let mut hits = Vec::new();
+        for (key, value) in records {
+            while at < self.batch.len() && self.batch[at].key.as_bytes() < key.as_slice() {
+                at += 1;
+            }
+            if at == self.batch.len() {
+                break;
+            }
+            if self.batch[at].key.as_bytes() == key.as_slice() {
+                hits.push((at, value.clone()));
+            }
+        }
+        if !hits.is_empty() {
+            if let Ok(mut found) = self.found.lock() {
+                found.extend(hits);
+            }
+        }
+    }
+
+    /// The values seen, by position in the batch.
+    pub(crate) fn into_values(self) -> Vec<(usize, Vec<u8>)> {
+        self.found.into_inner().unwrap_or_default()
+    }
 }
 
 impl NodeSource for CommittedNodes<'_> {
@@ -279,6 +333,9 @@ impl CommittedNodes<'_> {
             .inner
             .store
             .scan_prefix(Space::Values, key.as_bytes(), key.bit_len())?;
+        if let Some(seen) = self.seen {
+            seen.note(&records);
+        }
         let changes: Vec<Change<'_>> = records
             .iter()
             .map(|(k, v)| Change {

@@ -124,6 +124,41 @@ fn history_views_survive_reopen(make: &MakeHarness) {
     ));
 }
 
+/// After a reopen no lower node is cached: a commit rebuilds the lower subtries it changes
+/// from the values, and takes the previous values of its keys for the undo list from what
+/// those rebuilds read. The view at the root before it must hold exactly the old state.
+fn history_keeps_previous_values_read_by_rebuilds(make: &MakeHarness) {
+    let mut h = make(Config::default());
+    let kvs = random_kvs(0xb4f0, 4000);
+    h.db.propose(kvs.iter().map(|(k, v)| put(k, v)))
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let before = h.db.root().expect("root");
+    h.reopen();
+    // Updates, deletes and inserts, in several subtries of every size.
+    let mut ops = Vec::new();
+    for (i, (k, _)) in kvs.iter().enumerate() {
+        match i % 7 {
+            0 => ops.push(put(k, b"new value")),
+            1 => ops.push(del(k)),
+            2 => ops.push(put(&[k.as_slice(), b"+"].concat(), b"x")),
+            _ => {}
+        }
+    }
+    h.db.propose(ops)
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let view = h.db.view_at(before).expect("view at");
+    let mut model = kvs.clone();
+    model.sort();
+    assert_eq!(view.range(&[], None, usize::MAX).expect("range"), model);
+    for (k, v) in kvs.iter().take(50) {
+        assert_eq!(view.get(k).expect("get"), Some(v.clone()));
+    }
+}
+
 fn app_meta_commits_with_contents_and_survives_reopen(make: &MakeHarness) {
     let mut h = make(Config::default());
     assert_eq!(h.db.app_meta(b"progress").expect("read"), None);
@@ -229,4 +264,5 @@ crate::for_each_backend!(
     committing_invalidates_siblings,
     range_reads_merge_overlay_and_store,
     history_views_survive_reopen,
+    history_keeps_previous_values_read_by_rebuilds,
 );
