@@ -24,7 +24,8 @@
 //! commits take an hour. `--reuse` skips the build when `DIR/trie` already holds a state this
 //! tool built with the same `--keys` and no churn (a copy of one kept with `--keep --churn 0`),
 //! so that variants of the commit path can be compared on one large state; its build figures
-//! then read zero. `--no-baseline` skips plain RocksDB.
+//! then read zero. `--no-baseline` skips plain RocksDB. `SCALE_CACHE_NODES` and
+//! `SCALE_DIRTY_NODES` set the trie's node budgets (default: `Config::default()`'s).
 
 use std::{
     path::{Path, PathBuf},
@@ -448,12 +449,30 @@ fn parse_args() -> Option<Args> {
     })
 }
 
+/// The trie's configuration: the defaults, with the node budgets from `SCALE_CACHE_NODES` and
+/// `SCALE_DIRTY_NODES` when set (to measure other budgets with the same binary).
+fn trie_config() -> Config {
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse::<usize>().expect("a number of nodes"))
+    };
+    let mut config = Config::default();
+    if let Some(nodes) = from_env("SCALE_CACHE_NODES") {
+        config = config.with_node_cache_nodes(nodes);
+    }
+    if let Some(nodes) = from_env("SCALE_DIRTY_NODES") {
+        config = config.with_dirty_node_budget(nodes);
+    }
+    config
+}
+
 /// Runs both systems at one size (plain RocksDB only with `baseline`); returns the JSON line.
 fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &Path) -> String {
     let trie_dir = dir.join("trie");
     let raw_dir = dir.join("raw");
     let reused = reuse && trie_dir.exists();
-    let db = Db::open(&trie_dir, Config::default()).expect("open");
+    let db = Db::open(&trie_dir, trie_config()).expect("open");
     let trie_build = match reused {
         true => {
             let count = db.key_count().expect("count");
@@ -468,7 +487,7 @@ fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &P
     let reopen_dir = trie_dir.clone();
     let trie = measure(Trie(db), keys, churn, trie_build, &trie_dir, || {
         let start = Instant::now();
-        let db = Db::open(&reopen_dir, Config::default()).expect("reopen");
+        let db = Db::open(&reopen_dir, trie_config()).expect("reopen");
         let took = start.elapsed();
         db.close().expect("close");
         took

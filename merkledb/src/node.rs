@@ -65,78 +65,87 @@ impl Node {
     }
 }
 
-/// Compressed keys up to this many bytes are stored inside their child record (every child of a
-/// trie of keys up to 36 bytes); longer ones in [`Children`]'s side list.
-const INLINE_KEY_BYTES: usize = 36;
+/// Compressed keys up to this many bytes are stored inside their child record: every inner
+/// child of a trie of random keys (its key ends one token, or a few, past its parent's). Longer
+/// ones, a leaf's (the rest of its key), are kept in [`Children`]'s byte buffer. A record of 44
+/// bytes, where one holding 36 key bytes took 74, nearly halves the memory of the upper levels'
+/// nodes (16 inner children each), which the dirty set and the cache hold by the hundred
+/// thousand; a leaf's key costs its bytes and no more.
+const INLINE_KEY_BYTES: usize = 4;
 
-/// `Slot::bits` of a child whose compressed key is in the side list.
-const LONG_KEY: u16 = u16::MAX;
-
-/// One child record: fixed size and `Copy`, so copying a node's children is one `memcpy`.
-/// A commit copies every node it rewrites, and a node at branch factor 16 has up to 16 children.
+/// One child record: fixed size and `Copy`, so copying a node's children is one `memcpy` (and
+/// one more for the buffer of long keys). A commit copies every node it rewrites, and a node at
+/// branch factor 16 has up to 16 children.
 #[derive(Clone, Copy)]
 struct Slot {
     id: Hash,
     index: u8,
     has_value: bool,
     height: u8,
-    /// The compressed key's length in bits, or [`LONG_KEY`].
-    bits: u16,
-    /// The compressed key's padded bytes, zero after them; for a long key, the position of the
-    /// key in the side list (little-endian `u32`).
+    /// The compressed key's length in bits.
+    bits: u32,
+    /// The compressed key's padded bytes, zero after them, when they fit; else the position of
+    /// its bytes in the buffer (little-endian `u32`).
     key: [u8; INLINE_KEY_BYTES],
 }
 
 impl Slot {
-    /// A record with no compressed key yet.
+    /// A record with an empty compressed key.
     fn blank(index: u8, id: Hash, has_value: bool, height: u8) -> Self {
         Slot {
             id,
             index,
             has_value,
             height,
-            bits: LONG_KEY,
+            bits: 0,
             key: [0; INLINE_KEY_BYTES],
         }
     }
 
-    /// Puts `key` in the side list and points the record at it.
-    fn keep_long(&mut self, key: Key, long: &mut Vec<Key>) {
-        // Fewer than 2^32 children exist: the side list is at most 256 long.
-        self.bits = LONG_KEY;
-        self.key[..4].copy_from_slice(&(long.len() as u32).to_le_bytes());
-        long.push(key);
+    /// Whether the compressed key is in the buffer.
+    fn is_long(&self) -> bool {
+        self.bits as usize > INLINE_KEY_BYTES * 8
     }
 
-    fn new(index: u8, child: Child, long: &mut Vec<Key>) -> Self {
+    /// The compressed key's bytes in `long`, when they are there.
+    fn long_range(&self) -> Option<std::ops::Range<usize>> {
+        self.is_long().then(|| {
+            let at = u32::from_le_bytes(self.key) as usize;
+            at..at + (self.bits as usize).div_ceil(8)
+        })
+    }
+
+    /// Makes room for a compressed key of `bits` bits: in the record, or at the end of `long`.
+    /// Returns where its padded bytes go.
+    fn place<'a>(&'a mut self, bits: usize, long: &'a mut Vec<u8>) -> &'a mut [u8] {
+        // Compressed keys are parts of keys, whose lengths are far below 2^32 bits, and a
+        // node's buffer holds at most 256 of them.
+        self.bits = bits as u32;
+        let len = bits.div_ceil(8);
+        if len <= INLINE_KEY_BYTES {
+            self.key = [0; INLINE_KEY_BYTES];
+            return &mut self.key[..len];
+        }
+        let at = long.len();
+        self.key = (at as u32).to_le_bytes();
+        long.resize(at + len, 0);
+        &mut long[at..]
+    }
+
+    fn new(index: u8, child: Child, long: &mut Vec<u8>) -> Self {
         let mut slot = Slot::blank(index, child.id, child.has_value, child.height);
         let bytes = child.compressed.as_bytes();
-        match u16::try_from(child.compressed.bit_len()) {
-            Ok(bits) if bytes.len() <= INLINE_KEY_BYTES => {
-                slot.bits = bits;
-                slot.key[..bytes.len()].copy_from_slice(bytes);
-            }
-            _ => slot.keep_long(child.compressed, long),
-        }
+        slot.place(child.compressed.bit_len(), long)
+            .copy_from_slice(bytes);
         slot
     }
 
     /// The record of the subtrie `sub` under a parent whose child keys start at bit `offset`.
-    fn of_subroot(index: u8, sub: &SubRoot, offset: usize, long: &mut Vec<Key>) -> Self {
+    fn of_subroot(index: u8, sub: &SubRoot, offset: usize, long: &mut Vec<u8>) -> Self {
         let mut slot = Slot::blank(index, sub.id, sub.has_value, sub.height);
-        if sub.key.bit_len().saturating_sub(offset) <= INLINE_KEY_BYTES * 8 {
-            slot.bits = sub.key.write_suffix(offset, &mut slot.key) as u16;
-        } else {
-            slot.keep_long(sub.key.skip(offset), long);
-        }
+        let bits = sub.key.bit_len().saturating_sub(offset);
+        sub.key.write_suffix(offset, slot.place(bits, long));
         slot
-    }
-
-    /// The side-list position of a long key.
-    fn long_position(&self) -> Option<usize> {
-        (self.bits == LONG_KEY).then(|| {
-            u32::from_le_bytes([self.key[0], self.key[1], self.key[2], self.key[3]]) as usize
-        })
     }
 }
 
@@ -186,13 +195,16 @@ impl ChildRef<'_> {
 
 /// A node's children, sorted by index with no duplicates.
 ///
-/// Stored as fixed-size records (see `Slot`), with compressed keys longer than 36 bytes in a
-/// side list, so that cloning a node, which every commit does for every node it rewrites, copies
-/// memory in bulk instead of key by key.
+/// Stored as fixed-size records (see `Slot`), with compressed keys longer than 4 bytes in a
+/// byte buffer, so that cloning a node, which every commit does for every node it rewrites,
+/// copies memory in bulk instead of key by key. Replacing or removing a child with a long key
+/// leaves its bytes in the buffer until the node is next copied ([`Children::clone_with_room`]
+/// keeps only the live ones); a child replaced by one with a key of the same length (a leaf
+/// whose value changed) reuses them.
 #[derive(Clone, Default)]
 pub(crate) struct Children {
     slots: Vec<Slot>,
-    long: Vec<Key>,
+    long: Vec<u8>,
 }
 
 impl Children {
@@ -220,20 +232,15 @@ impl Children {
     }
 
     fn view<'a>(&'a self, slot: &'a Slot) -> ChildRef<'a> {
-        let (compressed_bytes, compressed_bits) = match slot.long_position() {
-            Some(at) => {
-                let key = &self.long[at];
-                (key.as_bytes(), key.bit_len())
-            }
-            None => {
-                let bits = usize::from(slot.bits);
-                (&slot.key[..bits.div_ceil(8)], bits)
-            }
+        let bits = slot.bits as usize;
+        let compressed_bytes = match slot.long_range() {
+            Some(range) => &self.long[range],
+            None => &slot.key[..bits.div_ceil(8)],
         };
         ChildRef {
             index: slot.index,
             compressed_bytes,
-            compressed_bits,
+            compressed_bits: bits,
             id: &slot.id,
             has_value: slot.has_value,
             height: slot.height,
@@ -287,7 +294,7 @@ impl Children {
     pub(crate) fn set(&mut self, index: u8, child: Option<Child>) {
         self.put(
             index,
-            child.map(|c| move |long: &mut Vec<Key>| Slot::new(index, c, long)),
+            child.map(|c| move |long: &mut Vec<u8>| Slot::new(index, c, long)),
         );
     }
 
@@ -298,18 +305,28 @@ impl Children {
     pub(crate) fn set_subroot(&mut self, index: u8, sub: Option<&SubRoot>, offset: usize) {
         self.put(
             index,
-            sub.map(|s| move |long: &mut Vec<Key>| Slot::of_subroot(index, s, offset, long)),
+            sub.map(|s| move |long: &mut Vec<u8>| Slot::of_subroot(index, s, offset, long)),
         );
     }
 
     /// Puts the record `make` builds at `index`, or removes the one there.
-    fn put(&mut self, index: u8, make: Option<impl FnOnce(&mut Vec<Key>) -> Slot>) {
+    fn put(&mut self, index: u8, make: Option<impl FnOnce(&mut Vec<u8>) -> Slot>) {
         let found = self.slots.binary_search_by_key(&index, |s| s.index);
-        if let Ok(pos) = found {
-            self.forget_long(pos);
-        }
         match (found, make) {
-            (Ok(pos), Some(make)) => self.slots[pos] = make(&mut self.long),
+            (Ok(pos), Some(make)) => {
+                let before = self.slots[pos].long_range();
+                let mark = self.long.len();
+                let mut slot = make(&mut self.long);
+                // A long key as long as the one it replaces takes its place in the buffer.
+                if let (Some(old), Some(new)) = (before, slot.long_range()) {
+                    if old.len() == new.len() {
+                        self.long.copy_within(new, old.start);
+                        self.long.truncate(mark);
+                        slot.key = (old.start as u32).to_le_bytes();
+                    }
+                }
+                self.slots[pos] = slot;
+            }
             (Ok(pos), None) => {
                 self.slots.remove(pos);
             }
@@ -321,34 +338,31 @@ impl Children {
         }
     }
 
-    /// A copy with room for `extra` more children without reallocating.
+    /// A copy with room for `extra` more children without reallocating, and only the live long
+    /// keys in its buffer.
     pub(crate) fn clone_with_room(&self, extra: usize) -> Children {
         let mut slots = Vec::with_capacity(self.slots.len() + extra);
         slots.extend_from_slice(&self.slots);
-        Children {
-            slots,
-            long: self.long.clone(),
+        let live: usize = self
+            .slots
+            .iter()
+            .filter_map(Slot::long_range)
+            .map(|r| r.len())
+            .sum();
+        if live == self.long.len() {
+            return Children {
+                slots,
+                long: self.long.clone(),
+            };
         }
-    }
-
-    /// Drops the side-list key of the slot at `pos`, if it has one, keeping the list dense.
-    fn forget_long(&mut self, pos: usize) {
-        let Some(at) = self.slots[pos].long_position() else {
-            return;
-        };
-        self.long.swap_remove(at);
-        let moved = self.long.len();
-        if at < moved {
-            // The key that was last now sits at `at`: repoint its slot.
-            if let Some(slot) = self
-                .slots
-                .iter_mut()
-                .find(|s| s.long_position() == Some(moved))
-            {
-                slot.key[..4].copy_from_slice(&(at as u32).to_le_bytes());
+        let mut long = Vec::with_capacity(live);
+        for slot in &mut slots {
+            if let Some(range) = slot.long_range() {
+                slot.key = (long.len() as u32).to_le_bytes();
+                long.extend_from_slice(&self.long[range]);
             }
         }
-        self.slots[pos].bits = 0;
+        Children { slots, long }
     }
 }
 

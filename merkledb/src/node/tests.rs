@@ -1,5 +1,5 @@
 //! `Children` against a plain sorted map, with compressed keys short and long (longer ones are
-//! kept outside the fixed-size records).
+//! kept in a buffer beside the fixed-size records).
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -36,10 +36,12 @@ fn assert_matches(children: &Children, model: &BTreeMap<u8, Child>) {
 fn long_keys_survive_replacement_and_removal() {
     let mut children = Children::new();
     let mut model = BTreeMap::new();
-    // 36 bytes fit in the record; 37 and 300 bytes go to the side list.
+    // 4 bytes fit in the record; 5, 36, 37 and 300 bytes go to the buffer.
     for (index, bits) in [
         (1u8, 288usize),
         (2, 289),
+        (7, 32),
+        (8, 33),
         (3, 2400),
         (4, 0),
         (5, 3),
@@ -50,7 +52,7 @@ fn long_keys_survive_replacement_and_removal() {
         model.insert(index, c);
     }
     assert_matches(&children, &model);
-    // Removing a long key moves the side list's last entry; its slot must follow.
+    // Removing a long key leaves its bytes in the buffer; the others stay readable.
     children.set(2, None);
     model.remove(&2);
     assert_matches(&children, &model);
@@ -66,6 +68,29 @@ fn long_keys_survive_replacement_and_removal() {
     assert_eq!(copy, children);
     children.set(6, None);
     assert_ne!(copy, children);
+    // A copy keeps only the live long keys; a key replaced by one of its length reuses its bytes.
+    let live = |c: &Children| {
+        c.slots
+            .iter()
+            .filter_map(Slot::long_range)
+            .map(|r| r.len())
+            .sum::<usize>()
+    };
+    assert!(children.long.len() > live(&children));
+    let tight = children.clone_with_room(3);
+    assert_eq!(tight, children);
+    assert_eq!(tight.long.len(), live(&tight));
+    let mut tight = tight;
+    let same_length = child(289, 0x11, 4, false);
+    tight.set(1, Some(child(288, 0x77, 1, true)));
+    let before = tight.long.len();
+    tight.set(1, Some(child(288, 0x78, 1, true)));
+    assert_eq!(tight.long.len(), before, "replaced in place");
+    tight.set(2, Some(same_length.clone()));
+    model.insert(1, child(288, 0x78, 1, true));
+    model.remove(&6);
+    model.insert(2, same_length);
+    assert_matches(&tight, &model);
 }
 
 proptest! {
@@ -88,6 +113,11 @@ proptest! {
                 }
             }
             assert_matches(&children, &model);
+            // A copy drops what replaced keys left behind, and stays equal.
+            if children.long.len() > 64 {
+                children = children.clone_with_room(1);
+                assert_matches(&children, &model);
+            }
         }
     }
 }
