@@ -118,6 +118,57 @@ fn chunked_iteration(store: &dyn Store) {
     assert!(walked.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// `scan_prefix` returns exactly the keys under the prefix, at every bit length, over keys of
+/// every length from 0 bytes, with the data spread over several files and the memtable (keys of
+/// one prefix in several of them).
+fn prefix_scans(store: &dyn Store) {
+    let mut rng = crate::test_utils::SeededRng::new(0x5ca9);
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for round in 0..4 {
+        let mut batch = Batch::default();
+        for _ in 0..400 {
+            // Few distinct first bytes, so that prefixes are shared across rounds.
+            let len = (rng.bytes(1)[0] % 7) as usize;
+            let mut key = rng.bytes(len);
+            if let Some(first) = key.first_mut() {
+                *first %= 4;
+            }
+            if let Some(second) = key.get_mut(1) {
+                *second %= 8;
+            }
+            batch.put(Space::Values, key.clone(), vec![round]);
+            keys.push(key);
+        }
+        store.write(batch, Durability::Process).expect("write");
+        if round < 3 {
+            store.compact_log().expect("flush");
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    for (i, key) in keys.iter().enumerate().step_by(7) {
+        for bits in 0..=key.len() * 8 {
+            let mut prefix = key.clone();
+            // A prefix's bits past `bits` are zero (see `Store::scan_prefix`).
+            let whole = bits / 8;
+            if whole < prefix.len() {
+                let rest = bits % 8;
+                prefix[whole] &= !(0xffu8 >> rest);
+                prefix.truncate(whole + usize::from(rest > 0));
+            }
+            let want: Vec<&Vec<u8>> = keys
+                .iter()
+                .filter(|k| has_bit_prefix(k, &prefix, bits))
+                .collect();
+            let got = store
+                .scan_prefix(Space::Values, &prefix, bits)
+                .expect("scan_prefix");
+            let got: Vec<&Vec<u8>> = got.iter().map(|(k, _)| k).collect();
+            assert_eq!(got, want, "key {i} {key:?}, {bits} bits");
+        }
+    }
+}
+
 macro_rules! store_suite {
     ($name:ident, $make:expr) => {
         mod $name {
@@ -126,6 +177,11 @@ macro_rules! store_suite {
             fn conformance() {
                 let (_guard, store) = $make;
                 super::conformance(&store);
+            }
+            #[test]
+            fn prefix_scans() {
+                let (_guard, store) = $make;
+                super::prefix_scans(&store);
             }
             #[test]
             fn chunked_iteration() {
