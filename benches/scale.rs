@@ -25,7 +25,8 @@
 //! tool built with the same `--keys` and no churn (a copy of one kept with `--keep --churn 0`),
 //! so that variants of the commit path can be compared on one large state; its build figures
 //! then read zero. `--no-baseline` skips plain RocksDB. `SCALE_CACHE_NODES` and
-//! `SCALE_DIRTY_NODES` set the trie's node budgets (default: `Config::default()`'s).
+//! `SCALE_DIRTY_NODES` set the trie's node budgets, `SCALE_BLOCK_CACHE_MIB` its RocksDB block
+//! cache (default: `Config::default()`'s).
 
 use std::{
     path::{Path, PathBuf},
@@ -450,7 +451,8 @@ fn parse_args() -> Option<Args> {
 }
 
 /// The trie's configuration: the defaults, with the node budgets from `SCALE_CACHE_NODES` and
-/// `SCALE_DIRTY_NODES` when set (to measure other budgets with the same binary).
+/// `SCALE_DIRTY_NODES` and RocksDB's block cache from `SCALE_BLOCK_CACHE_MIB` when set (to
+/// measure other budgets with the same binary).
 fn trie_config() -> Config {
     let from_env = |name: &str| {
         std::env::var(name)
@@ -463,6 +465,9 @@ fn trie_config() -> Config {
     }
     if let Some(nodes) = from_env("SCALE_DIRTY_NODES") {
         config = config.with_dirty_node_budget(nodes);
+    }
+    if let Some(mib) = from_env("SCALE_BLOCK_CACHE_MIB") {
+        config.rocks.block_cache_bytes = mib << 20;
     }
     config
 }
@@ -493,9 +498,13 @@ fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &P
         took
     });
     trie.print("trie", keys);
+    let build_name = match build {
+        Build::Sorted => "sorted",
+        _ => "random",
+    };
     if !baseline {
         return format!(
-            "{{\"keys\":{keys},\"churn\":{churn},\"trie\":{}}}",
+            "{{\"keys\":{keys},\"churn\":{churn},\"build\":\"{build_name}\",\"trie\":{}}}",
             trie.json(keys)
         );
     }
@@ -511,7 +520,7 @@ fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &P
     raw.print("plain RocksDB", keys);
     let _ = std::fs::remove_dir_all(&raw_dir);
     format!(
-        "{{\"keys\":{keys},\"churn\":{churn},\"trie\":{},\"rocksdb\":{}}}",
+        "{{\"keys\":{keys},\"churn\":{churn},\"build\":\"{build_name}\",\"trie\":{},\"rocksdb\":{}}}",
         trie.json(keys),
         raw.json(keys)
     )
