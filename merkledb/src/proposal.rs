@@ -342,12 +342,19 @@ fn build(
 }
 
 fn read_value(db: &DbInner, chain: &[&ProposalInner], key: &[u8]) -> Result<Option<Vec<u8>>> {
-    for p in chain {
-        if let Some(v) = p.changes.get(key) {
-            return Ok(v.map(<[u8]>::to_vec));
-        }
+    match chain_value(chain, key) {
+        Some(value) => Ok(value),
+        None => Ok(db.store.get(Space::Values, key)?),
     }
-    Ok(db.store.get(Space::Values, key)?)
+}
+
+/// The value at `key` as the newest proposal of `chain` that changed it left it (`Some(None)`:
+/// deleted); `None` when none changed it.
+fn chain_value(chain: &[&ProposalInner], key: &[u8]) -> Option<Option<Vec<u8>>> {
+    chain
+        .iter()
+        .find_map(|p| p.changes.get(key))
+        .map(|v| v.map(<[u8]>::to_vec))
 }
 
 /// The values before `changes` of the keys marked in `existed` (`None` for the others): from
@@ -361,27 +368,20 @@ fn read_values(
     existed: &[bool],
     seen: Vec<(usize, Vec<u8>)>,
 ) -> Result<Vec<Option<Vec<u8>>>> {
-    let mut committed: Vec<Option<Vec<u8>>> = vec![None; existed.len()];
+    let mut befores: Vec<Option<Vec<u8>>> = vec![None; existed.len()];
     for (position, value) in seen {
-        committed[position] = Some(value);
+        befores[position] = Some(value);
     }
-    let mut befores: Vec<Option<Vec<u8>>> = Vec::with_capacity(existed.len());
     // Positions in `befores` and keys of the reads left for the store, in key order.
     let mut unread: Vec<(usize, &[u8])> = Vec::new();
-    'key: for (position, ((key, _), existed)) in changes.iter().zip(existed).enumerate() {
-        befores.push(None);
+    for (position, ((key, _), existed)) in changes.iter().zip(existed).enumerate() {
         if !existed {
-            continue;
-        }
-        for p in chain {
-            if let Some(v) = p.changes.get(key) {
-                befores[position] = v.map(<[u8]>::to_vec);
-                continue 'key;
-            }
-        }
-        match committed[position].take() {
-            Some(value) => befores[position] = Some(value),
-            None => unread.push((position, key.as_slice())),
+            // A key the chain deleted may still have been seen at its committed value.
+            befores[position] = None;
+        } else if let Some(value) = chain_value(chain, key) {
+            befores[position] = value;
+        } else if befores[position].is_none() {
+            unread.push((position, key.as_slice()));
         }
     }
     let keys: Vec<&[u8]> = unread.iter().map(|(_, k)| *k).collect();

@@ -274,7 +274,8 @@ impl Sync {
             // spread but handed out a piece at a time, lowest first (`Coverage::take_piece`), so
             // what the replica writes between two flushes is a few contiguous stretches. Regions
             // at an older root (change proofs) still spread.
-            let piece = PIECE * self.min_split_width() / 2.0;
+            let min_width = self.min_split_width();
+            let piece = PIECE * min_width / 2.0;
             let stale = self.coverage.widest_stale_tag(self.target).is_some();
             if (piece <= 0.0 || stale) && self.coverage.pending(self.target) < wanted {
                 // Before any answer shows how dense the keys are, a catch-up (regions at an
@@ -287,7 +288,6 @@ impl Sync {
                 } else {
                     wanted
                 };
-                let min_width = self.min_split_width();
                 self.coverage.spread(self.target, regions, min_width);
             }
             if self.target == Hash::EMPTY_ROOT {
