@@ -12,6 +12,7 @@
 use arbor_merkledb::{ChangeProof, Db, Hash, Key, Proposal, RangeProof, Result};
 
 use super::coverage::{Coverage, Until, Work};
+use super::keyspace::width;
 use super::next_key::find_next_key;
 
 /// The application metadata record holding the persisted progress.
@@ -54,6 +55,8 @@ pub(crate) enum Outcome {
         root: Hash,
         /// Keys written or deleted.
         keys: u64,
+        /// Keys per unit of keyspace width over the answer's own keys (see [`density`]).
+        density: Option<f64>,
         /// Who sent the answer (none for a local clear).
         peer: Option<usize>,
     },
@@ -105,6 +108,17 @@ pub(crate) fn apply(
         }
         let below_end = |k: &[u8]| job.work.end.as_deref().is_none_or(|e| k < e);
         let before = ops.len();
+        let (answer_keys, span_density) = match &job.answer {
+            Answer::Range(proof) => (
+                proof.key_values.len(),
+                density(proof.key_values.iter().map(|kv| kv.key.as_slice())),
+            ),
+            Answer::Change(proof) => (
+                proof.key_changes.len(),
+                density(proof.key_changes.iter().map(|c| c.key.as_slice())),
+            ),
+            Answer::Clear => (0, None),
+        };
         let largest = match &mut job.answer {
             Answer::Range(proof) => {
                 let largest = proof
@@ -188,14 +202,23 @@ pub(crate) fn apply(
                 Until::Key(next)
             }
         };
-        claimed.complete(&job.work.start, &until, job.root);
-        accepted.push((job, largest, until, (ops.len() - before) as u64));
+        // What the answer measured: over its keys when it stopped at the key limit; over the
+        // whole region when it covered it (few keys or none: the density past it is low).
+        let density = match &until {
+            Until::Key(_) => span_density,
+            Until::End => {
+                let w = width(&job.work.start, job.work.end.as_deref());
+                (w > 0.0).then(|| answer_keys as f64 / w)
+            }
+        };
+        claimed.complete(&job.work.start, &until, job.root, density);
+        accepted.push((job, largest, until, (ops.len() - before) as u64, density));
     }
     drop(view);
     if !accepted.is_empty() {
         commit_with_coverage(db, ops, &claimed)?;
     }
-    for (job, largest, until, keys) in accepted {
+    for (job, largest, until, keys, density) in accepted {
         // Skip ahead past subtrees the local trie already shares with the fetched root.
         let until = match (&until, &largest, &job.answer) {
             (Until::Key(_), Some(last), Answer::Range(RangeProof { end_proof, .. }))
@@ -212,10 +235,24 @@ pub(crate) fn apply(
             until,
             root: job.root,
             keys,
+            density,
             peer: job.peer,
         });
     }
     Ok(outcomes)
+}
+
+/// Keys per unit of keyspace width over an answer's `keys` (in key order): one less than their
+/// count over the width from the first to the last. `None` for fewer than two keys, or keys
+/// too close to measure. It is measured over the keys alone, not the requested range: an
+/// answer from a range whose keys all sit under one prefix would otherwise count the empty
+/// stretch before them.
+fn density<'a>(mut keys: impl ExactSizeIterator<Item = &'a [u8]>) -> Option<f64> {
+    let n = keys.len();
+    let first = keys.next()?;
+    let last = keys.last()?;
+    let span = width(first, Some(last));
+    (span > 0.0).then(|| (n - 1) as f64 / span)
 }
 
 /// Whether a change proof's failure may come from the key `end` itself rather than from the

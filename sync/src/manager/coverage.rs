@@ -26,10 +26,10 @@ use std::collections::BTreeMap;
 
 use arbor_merkledb::Hash;
 
-use super::keyspace::midpoint;
+use super::keyspace::{Frame, midpoint, width};
 
 /// One region of the map.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct Region {
     /// Exclusive end; `None` = +∞.
     pub(crate) end: Option<Vec<u8>>,
@@ -37,7 +37,96 @@ pub(crate) struct Region {
     pub(crate) tag: Option<Hash>,
     /// Being fetched: its contents and tag change only when that fetch completes.
     pub(crate) busy: bool,
+    /// Keys per unit of keyspace width that the answer which left this region measured just
+    /// before it (see [`Coverage::complete`]), if one did: a hint for sizing requests, not part
+    /// of what the region holds (not persisted, not compared).
+    pub(crate) density: Option<f64>,
 }
+
+impl PartialEq for Region {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.end, self.tag, self.busy) == (&other.end, other.tag, other.busy)
+    }
+}
+
+impl Eq for Region {}
+
+impl Region {
+    /// An idle region of unknown density.
+    fn new(end: Option<Vec<u8>>, tag: Option<Hash>) -> Self {
+        Self {
+            end,
+            tag,
+            busy: false,
+            density: None,
+        }
+    }
+}
+
+/// How wide one answer's worth of keys is: the keys an answer brings, and the density of keys
+/// where a region has none of its own (0: unknown). Keys are seldom spread evenly over the
+/// keyspace (an application's keys sit under a few prefixes), so a region's own density, from
+/// the answer that left it, comes first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Sizing {
+    /// Keys in one full answer.
+    pub(crate) answer_keys: f64,
+    /// Keys per unit of keyspace width over what the sync has covered (0: no keys yet).
+    pub(crate) density: f64,
+}
+
+impl Sizing {
+    /// Nothing known yet: regions are sized by width alone.
+    #[cfg(test)]
+    pub(crate) const UNKNOWN: Self = Self {
+        answer_keys: 0.0,
+        density: 0.0,
+    };
+
+    /// Sizing where one answer covers `width` of the keyspace wherever a region has no density
+    /// of its own.
+    #[cfg(test)]
+    pub(crate) fn answers_of_width(width: f64) -> Self {
+        Self {
+            answer_keys: 1.0,
+            density: 1.0 / width,
+        }
+    }
+
+    /// The keyspace width one answer covers in `region` (0: unknown).
+    fn answer_width(&self, region: &Region) -> f64 {
+        let density = region.density.unwrap_or(self.density);
+        if density > 0.0 && self.answer_keys > 0.0 {
+            self.answer_keys / density
+        } else {
+            0.0
+        }
+    }
+
+    /// How much work `region` holds, to find the largest: its expected keys, or its width
+    /// where the density is unknown.
+    fn weight(&self, start: &[u8], region: &Region) -> f64 {
+        let w = width(start, region.end.as_deref());
+        match region.density.unwrap_or(self.density) {
+            d if d > 0.0 => w * d,
+            _ => w,
+        }
+    }
+}
+
+/// A region is split for another request only when it holds at least this many answers' worth
+/// of keys: with fewer, each request still pays its round trip for a smaller answer.
+const SPLIT_ANSWERS: f64 = 2.0;
+
+/// A busy region is split ([`Coverage::steal`]) from this many answers' worth (halves of 0.4
+/// or more): one that holds a few keys more than an answer, as random keys often do, would
+/// otherwise leave a remainder that costs the sync's tail another round trip.
+const STEAL_ANSWERS: f64 = 0.8;
+
+/// The width of keyspace one request asks for once the density of keys is known, in answers'
+/// widths: a little short of one, so that a piece rarely holds more keys than its answer brings
+/// (which would leave a remainder to fetch).
+const PIECE: f64 = 0.95;
 
 /// A region handed out for fetching.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,14 +178,7 @@ impl Coverage {
     /// One region for the whole keyspace, tagged `tag`.
     pub(crate) fn whole(tag: Option<Hash>) -> Self {
         let mut regions = BTreeMap::new();
-        regions.insert(
-            Vec::new(),
-            Region {
-                end: None,
-                tag,
-                busy: false,
-            },
-        );
+        regions.insert(Vec::new(), Region::new(None, tag));
         Self { regions }
     }
 
@@ -141,25 +223,28 @@ impl Coverage {
         })
     }
 
-    /// [`Coverage::take`], but an unknown region at least 1.5 `piece`s wide is cut on an aligned
-    /// key ([`aligned_point`]) about one `piece` past its start and only that first part is
-    /// handed out (`piece` > 0: a little less than one answer's width, once the density of keys
-    /// is known). Requests then advance through the keyspace in key order, one answer each, so
+    /// [`Coverage::take`], but an unknown region at least 1.5 pieces wide is cut on an aligned
+    /// key ([`aligned_point`]) about one piece past its start and only that first part is
+    /// handed out (a piece: a little less than one answer's width, once `sizing` or the region
+    /// knows the density of keys). Requests then advance through the keyspace in key order, one answer each, so
     /// what a replica writes between two flushes is a few contiguous stretches of keys, not a
     /// slice of every region at once: its files hardly overlap, and compaction moves them down
     /// instead of rewriting the levels below (a 30M-key sync spent 45% of its CPU there).
-    pub(crate) fn take_piece(&mut self, target: Hash, piece: f64) -> Option<Work> {
+    pub(crate) fn take_piece(&mut self, target: Hash, sizing: Sizing) -> Option<Work> {
         let mut work = self.take(target)?;
+        let piece = PIECE * sizing.answer_width(self.regions.get(&work.start)?);
         if piece <= 0.0 || work.tag.is_some() {
             return Some(work);
         }
-        let width = position(work.end.as_deref()) - position(Some(&work.start));
-        if width < 1.5 * piece {
+        if width(&work.start, work.end.as_deref()) < 1.5 * piece {
             return Some(work);
         }
-        let at = position(Some(&work.start)) + piece;
-        let Some(cut) = aligned_point(&work.start, work.end.as_deref(), at - 0.05 * piece, at, at)
-        else {
+        // Placed in a frame around the start fine enough for the piece: a piece can be far
+        // narrower than what eight bytes of a key resolve (keys under a long common prefix).
+        let frame = Frame::near(&work.start, piece);
+        let at = frame.rel(Some(&work.start)) + piece / frame.scale();
+        let (lo, hi) = (at - 0.05 * piece / frame.scale(), at.min(1.0));
+        let Some(cut) = aligned_point(&frame, &work.start, work.end.as_deref(), lo, hi, hi) else {
             return Some(work);
         };
         let Some(mid) = self.split_at(&work.start, cut) else {
@@ -172,22 +257,18 @@ impl Coverage {
         Some(work)
     }
 
-    /// Splits the idle regions not at `target`, the widest first, in halves until there are
-    /// `wanted` of them or none is wide enough (see [`Coverage::split`]). So the requests that
-    /// fill an empty pipeline cover equal shares of what is left: taking the first region and
-    /// halving what remains would send a request for half the keyspace, then a quarter, an
-    /// eighth, and the widest would take a long chain of answers to finish.
-    pub(crate) fn spread(&mut self, target: Hash, wanted: usize, min_width: f64) {
+    /// Splits the idle regions not at `target`, the largest first (by expected keys, see
+    /// [`Sizing`]), in halves until there are `wanted` of them or none is large enough (see
+    /// [`Coverage::split`]). So the requests that fill an empty pipeline cover equal shares of
+    /// what is left: taking the first region and halving what remains would send a request for
+    /// half the keyspace, then a quarter, an eighth, and the widest would take a long chain of
+    /// answers to finish.
+    pub(crate) fn spread(&mut self, target: Hash, wanted: usize, sizing: Sizing) {
         let mut idle: Vec<(f64, Vec<u8>)> = self
             .regions
             .iter()
             .filter(|(_, r)| !r.busy && r.tag != Some(target))
-            .map(|(start, r)| {
-                (
-                    position(r.end.as_deref()) - position(Some(start)),
-                    start.clone(),
-                )
-            })
+            .map(|(start, r)| (sizing.weight(start, r), start.clone()))
             .collect();
         while idle.len() < wanted {
             let Some(widest) = idle
@@ -199,18 +280,22 @@ impl Coverage {
                 return;
             };
             let start = idle[widest].1.clone();
-            let Some(mid) = self.split(&start, min_width) else {
+            let Some(mid) = self.split(&start, SPLIT_ANSWERS, sizing) else {
                 return;
             };
-            let end = self.regions.get(&mid).and_then(|r| r.end.clone());
-            idle[widest].0 = position(Some(&mid)) - position(Some(&start));
-            idle.push((position(end.as_deref()) - position(Some(&mid)), mid));
+            let weight = |c: &Self, start: &[u8]| {
+                c.regions
+                    .get(start)
+                    .map_or(0.0, |r| sizing.weight(start, r))
+            };
+            idle[widest].0 = weight(self, &start);
+            idle.push((weight(self, &mid), mid));
         }
     }
 
-    /// Splits the widest busy region not at `target` that `stealable` allows (by its start) in
-    /// halves, as [`Coverage::split`] does (at least `min_width` wide), and leaves the right half
-    /// idle for another request. A fetch in flight returns at most one answer's worth of keys
+    /// Splits the largest busy region not at `target` that `stealable` allows (by its start) in
+    /// halves, as [`Coverage::split`] does (when it holds [`STEAL_ANSWERS`] answers' worth), and
+    /// leaves the right half idle for another request. A fetch in flight returns at most one answer's worth of keys
     /// from its region's start, so when the sync has no idle region left, the far half of a
     /// region two answers wide is work another peer can take now instead of waiting for a slow
     /// peer's answer (or hedging its whole request). Its answer is applied only up to the
@@ -218,20 +303,20 @@ impl Coverage {
     pub(crate) fn steal(
         &mut self,
         target: Hash,
-        min_width: f64,
+        sizing: Sizing,
         stealable: impl Fn(&[u8]) -> bool,
     ) -> bool {
         let widest = self
             .regions
             .iter()
             .filter(|(start, r)| r.busy && r.tag != Some(target) && stealable(start))
-            .map(|(start, r)| (position(r.end.as_deref()) - position(Some(start)), start))
+            .map(|(start, r)| (sizing.weight(start, r), start))
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, start)| start.clone());
         let Some(start) = widest else {
             return false;
         };
-        let Some(mid) = self.split(&start, min_width) else {
+        let Some(mid) = self.split(&start, STEAL_ANSWERS, sizing) else {
             return false;
         };
         if let Some(right) = self.regions.get_mut(&mid) {
@@ -247,19 +332,28 @@ impl Coverage {
 
     /// Splits the region at `start` in two near its middle (within a sixteenth of its width),
     /// on the most aligned key there ([`aligned_point`]; else at [`split_point`]), when the
-    /// region spans at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving ever smaller regions
-    /// would go on forever near the end of the keyspace, where keys grow instead of the gaps)
-    /// and at least `min_width`. Returns the split key, the start of the right half.
-    fn split(&mut self, start: &[u8], min_width: f64) -> Option<Vec<u8>> {
+    /// region holds at least `answers` answers' worth of keys by `sizing`. A region without a
+    /// density of its own must also span at least [`MIN_SPLIT_WIDTH`] of the keyspace (halving
+    /// ever smaller regions would go on forever near the end of the keyspace, where keys grow
+    /// instead of the gaps); one with a density halves its expected keys with each split, so
+    /// its splits end, however narrow it is. Returns the split key, the start of the right half.
+    fn split(&mut self, start: &[u8], answers: f64, sizing: Sizing) -> Option<Vec<u8>> {
         let region = self.regions.get(start)?;
-        if position(region.end.as_deref()) - position(Some(start)) < MIN_SPLIT_WIDTH.max(min_width)
-        {
+        let min_width = answers * sizing.answer_width(region);
+        let min_width = match region.density {
+            Some(_) => min_width,
+            None => min_width.max(MIN_SPLIT_WIDTH),
+        };
+        let end = region.end.as_deref();
+        if width(start, end) < min_width || width(start, end) <= 0.0 {
             return None;
         }
-        let (from, to) = (position(Some(start)), position(region.end.as_deref()));
+        let frame = Frame::of(start, end);
+        let (from, to) = (frame.rel(Some(start)), frame.rel(end));
         let middle = from + (to - from) / 2.0;
         let near_middle = (to - from) / 16.0;
         let mid = aligned_point(
+            &frame,
             start,
             region.end.as_deref(),
             middle - near_middle,
@@ -274,11 +368,7 @@ impl Coverage {
     /// keep its tag and busy flag). Returns `mid`, the start of the right half.
     fn split_at(&mut self, start: &[u8], mid: Vec<u8>) -> Option<Vec<u8>> {
         let region = self.regions.get(start)?;
-        let right = Region {
-            end: region.end.clone(),
-            tag: region.tag,
-            busy: region.busy,
-        };
+        let right = region.clone();
         if let Some(left) = self.regions.get_mut(start) {
             left.end = Some(mid.clone());
         }
@@ -349,25 +439,51 @@ impl Coverage {
     }
 
     /// Records that the busy region at `start` now holds `root` up to `until`; the rest of it
-    /// keeps its old tag. The region becomes idle.
-    pub(crate) fn complete(&mut self, start: &[u8], until: &Until, root: Hash) {
+    /// keeps its old tag. The region becomes idle. `density` is what the answer measured (keys
+    /// per unit of width: over its own keys when it stopped at a key, over the region when it
+    /// covered it); the region after it (the rest, or else the first idle region past it: past
+    /// the pieces in flight) takes it as the density where it starts, replacing what it
+    /// inherited from a split. (A density is only a
+    /// hint, but a stale high one would cut an empty stretch into ever smaller pieces; an empty
+    /// answer resets it, and the next piece is sized by the sync's overall density.)
+    pub(crate) fn complete(
+        &mut self,
+        start: &[u8],
+        until: &Until,
+        root: Hash,
+        density: Option<f64>,
+    ) {
         let Some(region) = self.regions.get_mut(start) else {
             return;
         };
         region.busy = false;
         let old_tag = region.tag;
         region.tag = Some(root);
-        if let Until::Key(key) = until {
-            let inside =
-                key.as_slice() > start && region.end.as_deref().is_none_or(|e| key.as_slice() < e);
-            if inside {
-                let rest = Region {
-                    end: region.end.replace(key.clone()),
-                    tag: old_tag,
-                    busy: false,
-                };
-                self.regions.insert(key.clone(), rest);
-                self.merge_around(key);
+        let density = density.filter(|d| d.is_finite() && *d > 0.0);
+        match until {
+            Until::Key(key) => {
+                let inside = key.as_slice() > start
+                    && region.end.as_deref().is_none_or(|e| key.as_slice() < e);
+                if inside {
+                    let rest = Region {
+                        end: region.end.replace(key.clone()),
+                        tag: old_tag,
+                        busy: false,
+                        density,
+                    };
+                    self.regions.insert(key.clone(), rest);
+                    self.merge_around(key);
+                }
+            }
+            Until::End => {
+                // Past the pieces still in flight: the first idle region after this one.
+                if let Some(end) = region.end.clone() {
+                    if let Some((_, next)) =
+                        self.regions.range_mut(end..).find(|(_, next)| !next.busy)
+                    {
+                        next.density = density;
+                    }
+                }
             }
         }
         self.merge_around(start);
@@ -396,11 +512,7 @@ impl Coverage {
         }
         self.regions.insert(
             start.to_vec(),
-            Region {
-                end: end.map(<[u8]>::to_vec),
-                tag: Some(root),
-                busy: false,
-            },
+            Region::new(end.map(<[u8]>::to_vec), Some(root)),
         );
         self.merge_around(start);
     }
@@ -441,6 +553,7 @@ impl Coverage {
                 if let Some(here) = self.regions.remove(&start) {
                     if let Some(prev) = self.regions.get_mut(&prev_start) {
                         prev.end = here.end;
+                        prev.density = denser(prev.density, here.density);
                     }
                 }
                 start = prev_start;
@@ -454,6 +567,7 @@ impl Coverage {
                     if let Some(next) = self.regions.remove(&next_start) {
                         if let Some(here) = self.regions.get_mut(&start) {
                             here.end = next.end;
+                            here.density = denser(here.density, next.density);
                         }
                     }
                 }
@@ -468,7 +582,7 @@ impl Coverage {
             let Some(tag) = region.tag.filter(|t| *t != target) else {
                 continue;
             };
-            let width = position(region.end.as_deref()) - position(Some(start));
+            let width = width(start, region.end.as_deref());
             match widths.iter_mut().find(|(t, _)| *t == tag) {
                 Some((_, w)) => *w += width,
                 None => widths.push((tag, width)),
@@ -480,13 +594,13 @@ impl Coverage {
             .map(|(tag, _)| tag)
     }
 
-    /// The fraction of the keyspace (by the position of keys' first 8 bytes) that holds
-    /// `target`, in `[0, 1]`.
+    /// The fraction of the keyspace (keys read as base-256 fractions) that holds `target`, in
+    /// `[0, 1]`.
     pub(crate) fn fraction_at(&self, target: Hash) -> f64 {
         self.regions
             .iter()
             .filter(|(_, r)| r.tag == Some(target))
-            .map(|(s, r)| position(r.end.as_deref()) - position(Some(s)))
+            .map(|(s, r)| width(s, r.end.as_deref()))
             .sum::<f64>()
             .clamp(0.0, 1.0)
             // An empty sum is -0.0, which JSON would show as "-0.0".
@@ -547,14 +661,7 @@ impl Coverage {
                 _ => return None,
             };
             expected_start = end.clone();
-            regions.insert(
-                start,
-                Region {
-                    end,
-                    tag,
-                    busy: false,
-                },
-            );
+            regions.insert(start, Region::new(end, tag));
         }
         (r.is_empty() && expected_start.is_none()).then_some(Self { regions })
     }
@@ -575,9 +682,9 @@ pub(crate) fn split_point(start: &[u8], end: Option<&[u8]>) -> Option<Vec<u8>> {
     }
 }
 
-/// The key strictly inside `(start, end)` whose [`position`] lies in `[lo, hi]` with the fewest
-/// significant nibbles (trailing zero bytes dropped), the nearest to `near` of those; `None`
-/// when there is none.
+/// The key strictly inside `(start, end)` whose position in `frame` ([`Frame::rel`]) lies in
+/// `[lo, hi]` with the fewest significant nibbles after the frame's prefix (trailing zero bytes
+/// dropped), the nearest to `near` of those; `None` when there is none.
 ///
 /// Regions are split on such keys. An answer ends with a proof of its last key, from which the
 /// next key to ask for is the start of the next subtrie to its right (`find_next_key`): when a
@@ -587,6 +694,7 @@ pub(crate) fn split_point(start: &[u8], end: Option<&[u8]>) -> Option<Vec<u8>> {
 /// bound on a nibble boundary at least as coarse as the trie's branching there is where a
 /// subtrie starts, so that remainder does not arise.
 pub(crate) fn aligned_point(
+    frame: &Frame,
     start: &[u8],
     end: Option<&[u8]>,
     lo: f64,
@@ -608,24 +716,19 @@ pub(crate) fn aligned_point(
             if at < lo || at > hi || at == 0 {
                 return None;
             }
-            let mut key = at.to_be_bytes().to_vec();
-            while key.last() == Some(&0) {
-                key.pop();
-            }
+            let key = frame.key_at(at);
             inside(&key).then_some(key)
         })
     })
 }
 
-/// A key's position in the keyspace in `[0, 1)` by its first 8 bytes; `None` (+∞) is 1.
-pub(crate) fn position(key: Option<&[u8]>) -> f64 {
-    let Some(key) = key else {
-        return 1.0;
-    };
-    let mut head = [0u8; 8];
-    let n = key.len().min(8);
-    head[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(head) as f64 / 18_446_744_073_709_551_616.0
+/// The density a merged region keeps: the higher of its parts' (splitting more where keys may
+/// be dense costs a few small answers; splitting less costs round trips in sequence).
+fn denser(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {

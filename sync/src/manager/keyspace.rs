@@ -1,4 +1,6 @@
-//! Keyspace arithmetic: [`midpoint`] splits a work range in two, with upstream's bytes.
+//! Keyspace arithmetic: [`midpoint`] splits a work range in two, with upstream's bytes;
+//! [`Frame`] measures and cuts ranges at full precision, however many leading bytes their keys
+//! share.
 
 /// Byte-string midpoint of `[start, end]` per upstream `midPoint` (None start = all 0x00, None end
 /// = all 0xFF).
@@ -65,6 +67,132 @@ fn carry_into(digits: &mut [u8]) {
         i -= 1;
     }
     digits[i] = digits[i].wrapping_add(1);
+}
+
+/// 2^64, the scale of eight bytes read as a fraction.
+const SCALE: f64 = 18_446_744_073_709_551_616.0;
+
+/// Keys near a range, read as fractions of the keyspace at full precision.
+///
+/// A key is a base-256 fraction (`[0x80]` is 0.5; `None`, +∞, is 1). Eight bytes read as one
+/// `u64` would tell apart only keys that differ in their first eight bytes: keys under a common
+/// prefix (an application's table prefix, say) would all sit at one point, and a range of them
+/// could be neither measured nor split. A frame reads the eight bytes *after* a prefix that the
+/// keys it measures share (`rel`), and scales by that prefix's length (`scale` = 256^-len).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Frame {
+    /// The bytes every key of the frame starts with (keys shorter than it are zero-padded).
+    prefix: Vec<u8>,
+    /// The width of the whole frame as a fraction of the keyspace: 256^-`prefix.len()` (0 past
+    /// about 127 bytes, where an f64 underflows; such frames cannot be measured).
+    scale: f64,
+}
+
+impl Frame {
+    /// The frame of `[start, end)`: under the bytes `start` and `end` share (zero-padded), or
+    /// the whole keyspace when `end` is +∞.
+    pub(crate) fn of(start: &[u8], end: Option<&[u8]>) -> Self {
+        let shared = end.map_or(0, |end| {
+            (0..start.len().max(end.len()))
+                .find(|&i| byte(start, i) != byte(end, i))
+                .unwrap_or(start.len().max(end.len()))
+        });
+        Self::under(start, shared)
+    }
+
+    /// The frame under `key`'s first `len` bytes (zero-padded).
+    fn under(key: &[u8], len: usize) -> Self {
+        let prefix = (0..len).map(|i| byte(key, i)).collect();
+        let exponent = i32::try_from(len).map_or(i32::MIN, |len| len.saturating_mul(-8));
+        Self {
+            prefix,
+            scale: 2f64.powi(exponent),
+        }
+    }
+
+    /// A frame around `key` fine enough to place a point `width` past it: under as many of its
+    /// bytes as leave `width` between 2^-16 and 2^-8 of the frame (the whole keyspace for
+    /// widths of 2^-16 and more).
+    pub(crate) fn near(key: &[u8], width: f64) -> Self {
+        let bytes = if width > 0.0 {
+            ((-width.log2() / 8.0).floor() - 1.0).max(0.0)
+        } else {
+            0.0
+        };
+        // Float-to-integer `as` saturates; the frame's scale underflows long before this cap.
+        Self::under(key, (bytes as usize).min(256))
+    }
+
+    /// The width of the frame as a fraction of the keyspace.
+    pub(crate) fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// `key`'s position in the frame, in `[0, 1]`: the eight bytes after the prefix as a
+    /// fraction (`None`, +∞, is 1; so is a key past the frame, and a key before it is 0).
+    pub(crate) fn rel(&self, key: Option<&[u8]>) -> f64 {
+        self.rel_bits(key) as f64 / SCALE
+    }
+
+    /// [`Frame::rel`] as an integer of 2^-64 units (+∞ and keys past the frame: `u64::MAX`).
+    pub(crate) fn rel_bits(&self, key: Option<&[u8]>) -> u64 {
+        let Some(key) = key else {
+            return u64::MAX;
+        };
+        let n = self.prefix.len();
+        match (0..n)
+            .map(|i| byte(key, i))
+            .cmp(self.prefix.iter().copied())
+        {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Greater => u64::MAX,
+            std::cmp::Ordering::Equal => {
+                u64::from_be_bytes(std::array::from_fn(|i| byte(key, n + i)))
+            }
+        }
+    }
+
+    /// The key at position `rel` (in 2^-64 units) of the frame: the prefix, then `rel`'s eight
+    /// bytes without their trailing zeros.
+    pub(crate) fn key_at(&self, rel: u64) -> Vec<u8> {
+        let mut key = self.prefix.clone();
+        key.extend_from_slice(&rel.to_be_bytes());
+        while key.len() > self.prefix.len() && key.last() == Some(&0) {
+            key.pop();
+        }
+        key
+    }
+}
+
+/// The width of `[start, end)` as a fraction of the keyspace, exact to an f64's precision
+/// however many leading bytes the bounds share (0 when they share over about 127, or differ
+/// only in trailing zero bytes).
+pub(crate) fn width(start: &[u8], end: Option<&[u8]>) -> f64 {
+    // Frame::of's arithmetic without building its prefix: called for every region whenever
+    // the scheduler sizes work.
+    let eight =
+        |key: &[u8], from: usize| u64::from_be_bytes(std::array::from_fn(|i| byte(key, from + i)));
+    let Some(end) = end else {
+        return (1.0 - eight(start, 0) as f64 / SCALE).max(0.0);
+    };
+    // Bounds apart in their first eight bytes by 2^16 units or more: those bytes alone give
+    // the width to within 2^-16 of it (the common case, and a cheap one).
+    let (a, b) = (eight(start, 0), eight(end, 0));
+    if b.saturating_sub(a) >= 1 << 16 {
+        return (b - a) as f64 / SCALE;
+    }
+    let len = start.len().max(end.len());
+    let Some(shared) = (0..len).find(|&i| byte(start, i) != byte(end, i)) else {
+        return 0.0;
+    };
+    let exponent = i32::try_from(shared).map_or(i32::MIN, |s| s.saturating_mul(-8));
+    let (a, b) = (eight(start, shared), eight(end, shared));
+    (b.saturating_sub(a) as f64 / SCALE) * 2f64.powi(exponent)
+}
+
+/// Byte `i` of `key`, zero past its end.
+fn byte(key: &[u8], i: usize) -> u8 {
+    key.get(i).copied().unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod sample;
 use super::{
     PeerRoots, Progress, SyncConfig, SyncError, SyncMode, SyncSummary,
     apply::{self, Answer, Job, Outcome, request_bounds},
-    coverage::{Coverage, Work},
+    coverage::{Coverage, Sizing, Work},
     peers::{Fault, Peers},
 };
 use crate::{
@@ -54,11 +54,6 @@ struct Request {
 /// The least time a request is out before it is hedged: below it, a copy costs more work than
 /// it can save time.
 const HEDGE_AFTER: Duration = Duration::from_millis(100);
-
-/// The width of keyspace one request asks for once the density of keys is known, in answers'
-/// widths: a little short of one, so that a piece rarely holds more keys than its answer brings
-/// (which would leave a remainder to fetch).
-const PIECE: f64 = 0.95;
 
 /// In-flight copies of requests, each resolving to its request id, the peer asked and what it
 /// brought back.
@@ -264,6 +259,10 @@ impl Sync {
 
     /// Starts requests while workers and peers are free and answers are not piling up.
     fn dispatch(&mut self, in_flight: &mut InFlight, now: Instant) {
+        // Neither changes inside the loop: regions are split and handed out here, but their
+        // tags and what is covered change only when answers are applied.
+        let sizing = self.sizing();
+        let stale = self.coverage.widest_stale_tag(self.target).is_some();
         // Answers waiting for the applier count against the same budget as requests in flight,
         // not against a count of their own: on a long link answers come in bursts, and stopping
         // requests while a burst is applied would leave the link idle for a whole round trip.
@@ -274,10 +273,7 @@ impl Sync {
             // spread but handed out a piece at a time, lowest first (`Coverage::take_piece`), so
             // what the replica writes between two flushes is a few contiguous stretches. Regions
             // at an older root (change proofs) still spread.
-            let min_width = self.min_split_width();
-            let piece = PIECE * min_width / 2.0;
-            let stale = self.coverage.widest_stale_tag(self.target).is_some();
-            if (piece <= 0.0 || stale) && self.coverage.pending(self.target) < wanted {
+            if (sizing.density <= 0.0 || stale) && self.coverage.pending(self.target) < wanted {
                 // Before any answer shows how dense the keys are, a catch-up (regions at an
                 // older root, fetched as change proofs) spreads over `workers` requests only:
                 // every request carries boundary proofs, which a sparse change set would pay
@@ -288,7 +284,7 @@ impl Sync {
                 } else {
                     wanted
                 };
-                self.coverage.spread(self.target, regions, min_width);
+                self.coverage.spread(self.target, regions, sizing);
             }
             if self.target == Hash::EMPTY_ROOT {
                 // Nothing to fetch: clear whatever is not yet known to be empty.
@@ -308,11 +304,7 @@ impl Sync {
                 let requests = &self.requests;
                 let stealable =
                     |start: &[u8]| requests.values().any(|r| r.work.start.as_slice() == start);
-                // Regions of at least 0.8 of an answer's worth are split (halves of 0.4 or more):
-                // one that holds a few keys more than an answer, as random keys often do, would
-                // otherwise leave a remainder that costs the sync's tail another round trip.
-                let min_width = self.min_split_width() * 0.4;
-                if min_width > 0.0 && self.coverage.steal(self.target, min_width, stealable) {
+                if sizing.density > 0.0 && self.coverage.steal(self.target, sizing, stealable) {
                     continue;
                 }
                 self.hedge(in_flight, now);
@@ -321,7 +313,7 @@ impl Sync {
             let Some(peer) = self.peers.choose(now) else {
                 return;
             };
-            let Some(work) = self.coverage.take_piece(self.target, piece) else {
+            let Some(work) = self.coverage.take_piece(self.target, sizing) else {
                 self.peers.abandoned(peer);
                 return;
             };
@@ -430,18 +422,21 @@ impl Sync {
         cancel
     }
 
-    /// The narrowest region worth halving for another request in flight: one expected to hold
-    /// two answers' worth of keys, from the density of keys seen so far (0 before any). A region
-    /// with fewer would only make answers smaller: each request still pays its round trip, for
-    /// half the keys. (Keys of an earlier, resumed run are not counted, so the density is
+    /// How wide an answer's worth of keys is: the key limit, and the density of keys over what
+    /// the sync has covered (0 before any keys), for regions without a density of their own
+    /// ([`Sizing`]). (Keys of an earlier, resumed run are not counted, so the density is
     /// underestimated and splitting errs on the side of more requests.)
-    fn min_split_width(&self) -> f64 {
+    fn sizing(&self) -> Sizing {
         let covered = self.coverage.fraction_at(self.target);
-        if self.keys == 0 || covered <= 0.0 {
-            return 0.0;
+        let density = if self.keys == 0 || covered <= 0.0 {
+            0.0
+        } else {
+            self.keys as f64 / covered
+        };
+        Sizing {
+            answer_keys: f64::from(self.config.key_limit),
+            density,
         }
-        let keys_per_keyspace = self.keys as f64 / covered;
-        2.0 * f64::from(self.config.key_limit) / keys_per_keyspace
     }
 
     /// One request to `peer` for `work`, verified (range proofs) on a blocking thread.
@@ -671,9 +666,10 @@ impl Sync {
                     until,
                     root,
                     keys,
+                    density,
                     peer,
                 } => {
-                    self.coverage.complete(&start, &until, root);
+                    self.coverage.complete(&start, &until, root, density);
                     self.keys += keys;
                     if let Some(peer) = peer {
                         self.peers.applied(peer, keys);

@@ -327,9 +327,10 @@ async fn write_part(
                 until,
                 root,
                 keys: k,
+                density,
                 ..
             } => {
-                coverage.complete(&start, &until, root);
+                coverage.complete(&start, &until, root, density);
                 keys += k;
             }
             // Only change proofs are verified at apply time; a range proof cannot land here.

@@ -1,6 +1,12 @@
 //! Servers for sync tests, on either transport, some of them faulty.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use arbor::{
     merkledb::{
@@ -47,6 +53,40 @@ pub(crate) enum Fault {
     Slow(Duration),
     /// Does not serve node diffs (as AvalancheGo and older Arbor servers): `UNIMPLEMENTED`.
     NoDiffs,
+    /// Answers honestly, holding each answer this long first and counting how many answers
+    /// that carry keys it holds at once.
+    Held(Arc<Concurrency>, Duration),
+}
+
+/// How many answers with keys a server holds at once, and the most it ever held.
+#[derive(Debug, Default)]
+pub(crate) struct Concurrency {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Concurrency {
+    /// Holds `answer` for `delay`, counted while held if it carries keys (answers for empty
+    /// stretches of the keyspace come back together at the start of any sync).
+    async fn hold(&self, delay: Duration, answer: &ChangeOrRangeProof) {
+        let counted = match answer {
+            ChangeOrRangeProof::Range(p) => !p.key_values.is_empty(),
+            ChangeOrRangeProof::Change(p) => !p.key_changes.is_empty(),
+        };
+        if !counted {
+            tokio::time::sleep(delay).await;
+            return;
+        }
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The most requests held at once so far.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
 }
 
 /// What a faulty server does with a request.
@@ -162,6 +202,10 @@ async fn misbehave_diffs(
             tokio::time::sleep(*delay).await;
             honest
         }
+        Fault::Held(_, delay) => {
+            tokio::time::sleep(*delay).await;
+            honest
+        }
         Fault::OtherRoot(other) => other
             .node_diffs_at(
                 other.root().expect("root"),
@@ -184,7 +228,7 @@ fn misbehave(
     match fault {
         Fault::Hang => Behaviour::Hang,
         Fault::Drop => Behaviour::Drop,
-        Fault::Slow(_) => Behaviour::Answer(answer),
+        Fault::Slow(_) | Fault::Held(..) => Behaviour::Answer(answer),
         Fault::OtherRoot(other) => {
             let root = other.root().expect("root");
             let proof = other
@@ -229,6 +273,9 @@ impl SyncClient for FaultyLocal {
                 return Ok(response);
             };
             let answer = ChangeOrRangeProof::Range(response.answer);
+            if let Fault::Held(count, delay) = &fault {
+                count.hold(*delay, &answer).await;
+            }
             match misbehave(&fault, answer, start.as_deref(), end.as_deref(), limit) {
                 Behaviour::Answer(ChangeOrRangeProof::Range(p)) => Ok(Response {
                     answer: p,
@@ -261,6 +308,9 @@ impl SyncClient for FaultyLocal {
             let Some(fault) = fault else {
                 return Ok(response);
             };
+            if let Fault::Held(count, delay) = &fault {
+                count.hold(*delay, &response.answer).await;
+            }
             match misbehave(
                 &fault,
                 response.answer,
@@ -331,8 +381,10 @@ impl FaultyService {
     ) -> Result<ChangeOrRangeProof, Status> {
         match misbehave(&self.fault, answer, start, end, limit) {
             Behaviour::Answer(answer) => {
-                if let Fault::Slow(delay) = &self.fault {
-                    tokio::time::sleep(*delay).await;
+                match &self.fault {
+                    Fault::Slow(delay) => tokio::time::sleep(*delay).await,
+                    Fault::Held(count, delay) => count.hold(*delay, &answer).await,
+                    _ => {}
                 }
                 Ok(answer)
             }

@@ -13,7 +13,8 @@ use arbor::{
     sync::{SyncConfig, SyncManager, SyncSummary},
 };
 use harness::{
-    Cluster, Fault, TRANSPORTS, Transport, contents, copy_db, empty_db, random_db, test_config,
+    Cluster, Concurrency, Fault, TRANSPORTS, Transport, contents, copy_db, empty_db, random_db,
+    test_config,
 };
 
 /// Key-values in key order.
@@ -1014,5 +1015,63 @@ fn a_peer_behind_the_target_serves_ranges_at_the_root_it_holds() {
         assert!(behind_stats.answers > 0, "{transport:?}: {behind_stats:?}");
         assert!(behind_stats.keys > 0, "{transport:?}: {behind_stats:?}");
         assert_eq!(behind_stats.invalid, 0, "{transport:?}");
+    }
+}
+
+/// Keys under a long common prefix (an application's table prefix, unhashed keys) are fetched
+/// with many requests in flight, as random keys are: the keyspace is measured past the prefix
+/// and each remainder is cut into pieces by the density of keys its answer measured. (Measured
+/// by their first eight bytes, such keys all sat at one point: no region could be split and the
+/// sync ran one request at a time.)
+#[test]
+fn keys_under_a_long_common_prefix_are_fetched_in_parallel() {
+    let seed = SeededRng::seed_from_env(53);
+    let _reporter = SeedReporter { seed };
+    let mut rng = SeededRng::new(seed);
+    let prefix = b"accounts/2026/";
+    let server = empty_db(BranchFactor::default());
+    let ops: Vec<_> = (0..8_000)
+        .map(|_| {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(&rng.bytes(12));
+            (key, Some(rng.bytes(32)))
+        })
+        .collect();
+    server
+        .propose(ops)
+        .expect("propose")
+        .commit()
+        .expect("commit");
+    let target = server.root().expect("root");
+    let expected = contents(&server);
+    let rt = runtime();
+    for transport in TRANSPORTS {
+        let held = std::sync::Arc::new(Concurrency::default());
+        let client = empty_db(BranchFactor::default());
+        let config = SyncConfig {
+            key_limit: 256,
+            ..test_config()
+        };
+        let fault = Fault::Held(held.clone(), Duration::from_millis(20));
+        let summary = rt.block_on(sync(
+            transport,
+            &client,
+            vec![(server.clone(), Some(fault))],
+            target,
+            config,
+        ));
+        assert_eq!(contents(&client), expected, "{transport:?}");
+        assert!(
+            summary.fraction > 0.999,
+            "{transport:?}: {}",
+            summary.fraction
+        );
+        // 8,000 keys in answers of at most 256: 32 or more answers with keys, and no reason to
+        // ask for them one at a time.
+        assert!(
+            held.peak() >= 4,
+            "{transport:?}: at most {} answers with keys in flight at once",
+            held.peak()
+        );
     }
 }

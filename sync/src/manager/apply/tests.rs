@@ -1,6 +1,7 @@
 use arbor_merkledb::Config;
 
 use super::*;
+use crate::manager::coverage::Sizing;
 
 fn db_of(keys: &[u8]) -> Db {
     let db = Db::open_memory(Config::default()).expect("open");
@@ -36,7 +37,7 @@ fn an_answer_stops_at_the_end_its_region_has_when_applied() {
         "the answer holds the whole keyspace"
     );
     // While it was in flight, the far half of its region was given to another request.
-    assert!(coverage.steal(root, 0.0, |_| true));
+    assert!(coverage.steal(root, Sizing::UNKNOWN, |_| true));
     let half = coverage.end_of(&[]).expect("region").expect("bounded");
     assert!(half.as_slice() > [0x70].as_slice() && half.as_slice() < [0x90].as_slice());
 
@@ -92,8 +93,8 @@ fn an_answer_holding_all_of_a_split_region_completes_it() {
     let mut coverage = Coverage::whole(None);
     let first = coverage.take(root).expect("work");
     let resume: Vec<u8> = next().to_be_bytes().to_vec();
-    coverage.complete(&first.start, &Until::Key(resume), root);
-    coverage.spread(root, 32, 0.0);
+    coverage.complete(&first.start, &Until::Key(resume), root, None);
+    coverage.spread(root, 32, Sizing::UNKNOWN);
     let mut remainders = 0;
     while let Some(work) = coverage.take(root) {
         let (start, end, _) = request_bounds(&work);
@@ -117,7 +118,7 @@ fn an_answer_holding_all_of_a_split_region_completes_it() {
             if until != Until::End {
                 remainders += 1;
             }
-            coverage.complete(&start, &until, root);
+            coverage.complete(&start, &until, root, None);
         }
         if remainders > 0 {
             break;

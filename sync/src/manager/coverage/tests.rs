@@ -1,4 +1,5 @@
 use super::*;
+use crate::manager::keyspace::{Frame, width};
 
 fn h(b: u8) -> Hash {
     Hash([b; 32])
@@ -28,7 +29,7 @@ fn every_key_has_one_region() {
     let mut c = Coverage::whole(None);
     let mut handed = Vec::new();
     for _ in 0..20 {
-        c.spread(target, 2, 0.0);
+        c.spread(target, 2, Sizing::UNKNOWN);
         if let Some(w) = c.take(target) {
             handed.push(w);
         }
@@ -37,11 +38,11 @@ fn every_key_has_one_region() {
     assert!(handed.len() >= 10, "splitting keeps handing out work");
     assert!(handed.len() < 20, "but stops at narrow regions");
     for w in &handed {
-        c.complete(&w.start, &Until::End, target);
+        c.complete(&w.start, &Until::End, target, None);
         assert_partition(&c);
     }
     while let Some(w) = c.take(target) {
-        c.complete(&w.start, &Until::End, target);
+        c.complete(&w.start, &Until::End, target, None);
     }
     assert!(c.is_complete(target));
     assert_eq!(c.regions().count(), 1, "equal neighbours merge");
@@ -54,7 +55,7 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
     let mut c = Coverage::whole(Some(old));
     let w = c.take(target).expect("work");
     assert_eq!(w.tag, Some(old));
-    c.complete(&w.start, &Until::Key(vec![0x80]), target);
+    c.complete(&w.start, &Until::Key(vec![0x80]), target, None);
     let regions: Vec<_> = c.regions().map(|(s, r)| (s.clone(), r.clone())).collect();
     assert_eq!(regions.len(), 2);
     assert_eq!(regions[0].1.end, Some(vec![0x80]));
@@ -64,7 +65,7 @@ fn partial_completion_keeps_the_rest_at_its_old_tag() {
     assert!((c.fraction_at(target) - 0.5).abs() < 1e-12);
     // A key outside the region is ignored: the whole region is not claimed by mistake.
     let w = c.take(target).expect("work");
-    c.complete(&w.start, &Until::Key(vec![0x10]), target);
+    c.complete(&w.start, &Until::Key(vec![0x10]), target, None);
     assert!(
         c.is_complete(target),
         "out-of-region key treated as whole region"
@@ -76,7 +77,7 @@ fn known_regions_come_before_unknown_ones_and_busy_ones_are_skipped() {
     let (old, target) = (h(1), h(2));
     let mut c = Coverage::whole(None);
     let w = c.take(target).expect("work");
-    c.complete(&w.start, &Until::Key(vec![0x40]), old);
+    c.complete(&w.start, &Until::Key(vec![0x40]), old, None);
     let first = c.take(target).expect("work");
     assert_eq!(first.tag, Some(old), "change-proof work first");
     let second = c.take(target).expect("work");
@@ -100,11 +101,11 @@ fn encoding_round_trips_and_rejects_garbage() {
     let target = h(7);
     let mut c = Coverage::whole(Some(h(3)));
     for _ in 0..6 {
-        c.spread(target, 2, 0.0);
+        c.spread(target, 2, Sizing::UNKNOWN);
         let w = c.take(target).expect("work");
-        c.complete(&w.start, &Until::End, target);
+        c.complete(&w.start, &Until::End, target, None);
     }
-    c.spread(target, 2, 0.0);
+    c.spread(target, 2, Sizing::UNKNOWN);
     let w = c.take(target).expect("work");
     let bytes = c.encode();
     let mut decoded = Coverage::decode(&bytes).expect("decode");
@@ -138,6 +139,11 @@ fn split_points_lie_strictly_inside_and_prefer_a_trailing_zero() {
         }
     }
     assert_eq!(split_point(&[], None), Some(vec![127, 0]));
+}
+
+/// A key's position in the keyspace: the width before it.
+fn position(key: Option<&[u8]>) -> f64 {
+    width(&[], key)
 }
 
 #[test]
@@ -179,7 +185,7 @@ fn claim_splits_around_the_interval_and_refuses_overlaps() {
         Err(ClaimRefused::Overlaps),
         "empty"
     );
-    c.complete(&w.start, &Until::End, root);
+    c.complete(&w.start, &Until::End, root, None);
     assert_eq!(
         c.claim(&[0x40], Some(&[0x80]), root),
         Err(ClaimRefused::Held)
@@ -195,8 +201,8 @@ fn claim_splits_around_the_interval_and_refuses_overlaps() {
     let first = c.claim(&[], Some(&[0x40]), root).expect("first");
     let last = c.claim(&[0x80], None, root).expect("last");
     assert_eq!(last.end, None);
-    c.complete(&first.start, &Until::End, root);
-    c.complete(&last.start, &Until::End, root);
+    c.complete(&first.start, &Until::End, root, None);
+    c.complete(&last.start, &Until::End, root, None);
     assert!(c.is_complete(root));
     assert_eq!(c.regions().count(), 1);
     // A region known at another root is left to change proofs.
@@ -246,7 +252,7 @@ fn mark_tags_any_interval_and_merges_with_its_neighbours() {
 fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
     let target = h(1);
     let mut c = Coverage::whole(None);
-    c.spread(target, 8, 0.0);
+    c.spread(target, 8, Sizing::UNKNOWN);
     assert_partition(&c);
     let widths: Vec<f64> = c
         .regions()
@@ -261,8 +267,8 @@ fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
     // One region busy, one finished: only the six idle ones count and split.
     let busy = c.take(target).expect("work");
     let done = c.take(target).expect("work");
-    c.complete(&done.start, &Until::End, target);
-    c.spread(target, 12, 0.0);
+    c.complete(&done.start, &Until::End, target, None);
+    c.spread(target, 12, Sizing::UNKNOWN);
     assert_partition(&c);
     assert_eq!(c.pending(target), 12);
     let region = |start: &[u8]| {
@@ -280,7 +286,7 @@ fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
 
     // A region narrower than the minimum width is not halved: eighths are, sixteenths not.
     let mut c = Coverage::whole(None);
-    c.spread(target, 1000, 0.1);
+    c.spread(target, 1000, Sizing::answers_of_width(0.05));
     assert_eq!(c.pending(target), 16, "halving stops below a tenth");
 }
 
@@ -291,15 +297,22 @@ fn spreading_splits_the_widest_idle_regions_into_equal_shares() {
 fn split_points_fall_on_nibble_boundaries() {
     // The middle of [0x10, 0x20) is 0x18, on a nibble boundary itself.
     assert_eq!(
-        aligned_point(&[0x10], Some(&[0x20]), 0.09, 0.1, 0.09375),
+        aligned_point(
+            &Frame::of(&[], None),
+            &[0x10],
+            Some(&[0x20]),
+            0.09,
+            0.1,
+            0.09375
+        ),
         Some(vec![0x18])
     );
     // Between 0x1234.. and 0x1240..: the coarsest point in the window, then the nearest.
     let start = [0x12, 0x34, 0x56];
     let end = [0x12, 0x40];
-    let lo = position(Some(&start));
-    let hi = position(Some(&end));
-    let key = aligned_point(&start, Some(&end), lo, hi, (lo + hi) / 2.0).expect("a point");
+    let frame = Frame::of(&start, Some(&end));
+    let (lo, hi) = (frame.rel(Some(&start)), frame.rel(Some(&end)));
+    let key = aligned_point(&frame, &start, Some(&end), lo, hi, (lo + hi) / 2.0).expect("a point");
     assert_eq!(
         key,
         vec![0x12, 0x3a],
@@ -307,7 +320,14 @@ fn split_points_fall_on_nibble_boundaries() {
     );
     // Nothing aligned inside: not a key at or beyond the bounds.
     assert_eq!(
-        aligned_point(&[0x12], Some(&[0x12, 0, 1]), 0.0, 1.0, 0.5),
+        aligned_point(
+            &Frame::of(&[], None),
+            &[0x12],
+            Some(&[0x12, 0, 1]),
+            0.0,
+            1.0,
+            0.5
+        ),
         None
     );
     // Every split of a random region lies strictly inside it.
@@ -320,8 +340,9 @@ fn split_points_fall_on_nibble_boundaries() {
         let a = rng.to_be_bytes()[..(rng % 9) as usize].to_vec();
         let b = rng.rotate_left(17).to_be_bytes()[..(rng % 7 + 1) as usize].to_vec();
         let (start, end) = if a < b { (a, b) } else { (b, a) };
-        let (lo, hi) = (position(Some(&start)), position(Some(&end)));
-        if let Some(k) = aligned_point(&start, Some(&end), lo, hi, (lo + hi) / 2.0) {
+        let frame = Frame::of(&start, Some(&end));
+        let (lo, hi) = (frame.rel(Some(&start)), frame.rel(Some(&end)));
+        if let Some(k) = aligned_point(&frame, &start, Some(&end), lo, hi, (lo + hi) / 2.0) {
             assert!(k > start && k < end, "{start:?} {k:?} {end:?}");
             assert_ne!(k.last(), Some(&0));
             found += 1;
@@ -340,16 +361,17 @@ fn split_points_fall_on_nibble_boundaries() {
 fn a_steal_gives_the_far_half_of_the_widest_busy_region_back() {
     let target = h(1);
     let mut c = Coverage::whole(None);
-    c.spread(target, 4, 0.0);
+    c.spread(target, 4, Sizing::UNKNOWN);
     let quarters: Vec<Work> = (0..4).map(|_| c.take(target).expect("work")).collect();
     assert_eq!(c.pending(target), 0);
     // The first quarter is finished; the last one may not be split (e.g. a snapshot part).
-    c.complete(&quarters[0].start, &Until::End, target);
+    c.complete(&quarters[0].start, &Until::End, target, None);
     let last = quarters[3].start.clone();
     let end_before = c.end_of(&quarters[1].start).expect("region");
 
     let second = quarters[1].start.clone();
-    assert!(c.steal(target, 0.1, |s| s == second.as_slice()));
+    assert!(c.steal(target, Sizing::answers_of_width(0.125), |s| s
+        == second.as_slice()));
     assert_partition(&c);
     assert_eq!(c.pending(target), 1, "one half given back");
     let left = c
@@ -369,7 +391,8 @@ fn a_steal_gives_the_far_half_of_the_widest_busy_region_back() {
         "refused: not split"
     );
     // The widest busy region allowed goes next: the third quarter, not the second's left half.
-    assert!(c.steal(target, 0.1, |s| s != last.as_slice()));
+    assert!(c.steal(target, Sizing::answers_of_width(0.125), |s| s
+        != last.as_slice()));
     assert_partition(&c);
     assert_eq!(c.take(target).expect("work").end, quarters[2].end);
     assert_eq!(
@@ -380,14 +403,14 @@ fn a_steal_gives_the_far_half_of_the_widest_busy_region_back() {
 
     // No busy region is wider than a quarter of the keyspace.
     assert!(
-        !c.steal(target, 0.3, |_| true),
+        !c.steal(target, Sizing::answers_of_width(0.375), |_| true),
         "all busy regions too narrow"
     );
     // Finished regions are never stolen from, busy or not.
     let mut done = Coverage::whole(None);
     let whole = done.take(target).expect("work");
-    done.complete(&whole.start, &Until::End, target);
-    assert!(!done.steal(target, 0.0, |_| true));
+    done.complete(&whole.start, &Until::End, target, None);
+    assert!(!done.steal(target, Sizing::UNKNOWN, |_| true));
 }
 
 /// Once the density of keys is known, work is handed out a piece at a time in key order: the
@@ -399,8 +422,12 @@ fn pieces_are_handed_out_in_key_order() {
     let target = h(1);
     let piece = 0.01;
     let mut c = Coverage::whole(None);
-    let first = c.take_piece(target, piece).expect("work");
-    let second = c.take_piece(target, piece).expect("work");
+    let first = c
+        .take_piece(target, Sizing::answers_of_width(piece / PIECE))
+        .expect("work");
+    let second = c
+        .take_piece(target, Sizing::answers_of_width(piece / PIECE))
+        .expect("work");
     assert_partition(&c);
     assert_eq!(first.start, Vec::<u8>::new());
     let cut = first.end.clone().expect("cut");
@@ -418,11 +445,87 @@ fn pieces_are_handed_out_in_key_order() {
 
     // Unknown piece width: the whole region.
     let mut c = Coverage::whole(None);
-    assert_eq!(c.take_piece(target, 0.0).expect("work").end, None);
+    assert_eq!(
+        c.take_piece(target, Sizing::UNKNOWN).expect("work").end,
+        None
+    );
     // Under 1.5 pieces: whole.
     let mut c = Coverage::whole(None);
-    assert_eq!(c.take_piece(target, 0.7).expect("work").end, None);
+    assert_eq!(
+        c.take_piece(target, Sizing::answers_of_width(0.7 / PIECE))
+            .expect("work")
+            .end,
+        None
+    );
     // Known at an older root: whole (a change proof from that root brings it up to date).
     let mut c = Coverage::whole(Some(h(2)));
-    assert_eq!(c.take_piece(target, piece).expect("work").end, None);
+    assert_eq!(
+        c.take_piece(target, Sizing::answers_of_width(piece / PIECE))
+            .expect("work")
+            .end,
+        None
+    );
+}
+
+/// Keys under a long common prefix: once an answer has measured their density, the rest of
+/// their region is cut into pieces of about one answer each, placed past the prefix (eight
+/// bytes read as one number would see no width at all), and spreads into halves too.
+#[test]
+fn regions_under_a_long_prefix_are_cut_by_their_own_density() {
+    let target = h(1);
+    let prefix = b"accounts/2026/".to_vec();
+    let key = |tail: &[u8]| [prefix.as_slice(), tail].concat();
+    let mut c = Coverage::whole(None);
+    let whole = c.take(target).expect("work");
+    // The first answer: 256 keys between `prefix ‖ 00 10` and `prefix ‖ 01 10`, stopping at
+    // the key limit.
+    let span = width(&key(&[0x00, 0x10]), Some(&key(&[0x01, 0x10])));
+    let density = 255.0 / span;
+    c.complete(
+        &whole.start,
+        &Until::Key(key(&[0x01, 0x10, 0])),
+        target,
+        Some(density),
+    );
+    let sizing = Sizing {
+        answer_keys: 256.0,
+        // Over the whole keyspace the sync has seen few keys: the global density is useless.
+        density: 256.0,
+    };
+    let first = c.take_piece(target, sizing).expect("work");
+    assert_eq!(first.start, key(&[0x01, 0x10, 0]));
+    let end = first.end.clone().expect("cut");
+    assert!(end.starts_with(&prefix), "{end:02x?}");
+    let piece = width(&first.start, Some(&end));
+    assert!(
+        (0.90 * span..=0.96 * span).contains(&piece),
+        "a piece of {piece:e}, an answer {span:e}"
+    );
+    let second = c.take_piece(target, sizing).expect("work");
+    assert_eq!(second.start, end, "the next piece follows");
+    // Spreading halves the rest while it holds two answers' worth, past the prefix too.
+    let mut c = Coverage::whole(None);
+    let whole = c.take(target).expect("work");
+    c.complete(
+        &whole.start,
+        &Until::Key(key(&[0x01, 0x10, 0])),
+        target,
+        Some(density),
+    );
+    c.spread(target, 4, sizing);
+    assert_partition(&c);
+    assert_eq!(c.pending(target), 4, "split by the region's own density");
+    // An empty answer resets the density past it: the next region is sized by the sync's.
+    let mut c = Coverage::whole(None);
+    let whole = c.take(target).expect("work");
+    c.complete(
+        &whole.start,
+        &Until::Key(key(&[0x01, 0x10, 0])),
+        target,
+        Some(density),
+    );
+    let piece = c.take_piece(target, sizing).expect("work");
+    c.complete(&piece.start, &Until::End, target, Some(0.0));
+    let rest = c.take_piece(target, sizing).expect("work");
+    assert_eq!(rest.end, None, "the whole rest in one request: {rest:02x?}");
 }

@@ -93,3 +93,56 @@ fn midpoint_is_strictly_inside_random_ranges() {
     }
     assert!(split > 4500, "only {split} of 5000 ranges were split");
 }
+
+/// Widths are exact under a common prefix of any length short of about 127 bytes, where eight
+/// bytes read as one number would put every key at one point.
+#[test]
+fn widths_are_exact_under_long_common_prefixes() {
+    assert_eq!(width(&[], None), 1.0);
+    assert_eq!(width(&[0x80], None), 0.5);
+    assert_eq!(width(&[0x40], Some(&[0x80])), 0.25);
+    assert_eq!(width(&[5], Some(&[5])), 0.0);
+    assert_eq!(width(&[5], Some(&[5, 0, 0])), 0.0, "equal once zero-padded");
+    for shared in [0usize, 7, 8, 20, 100] {
+        let mut a = vec![0x61; shared];
+        let mut b = a.clone();
+        a.push(0x40);
+        b.push(0x80);
+        let want = 0.25 * 256f64.powi(-i32::try_from(shared).expect("small"));
+        let got = width(&a, Some(&b));
+        assert!(
+            (got - want).abs() <= want * 1e-12,
+            "{shared}: {got} vs {want}"
+        );
+        // Widths add up across a point between.
+        let mut mid = a.clone();
+        mid.push(0x12);
+        let sum = width(&a, Some(&mid)) + width(&mid, Some(&b));
+        assert!(
+            (sum - want).abs() <= want * 1e-9,
+            "{shared}: {sum} vs {want}"
+        );
+    }
+}
+
+/// A frame near a key places a point a given width past it, at full precision: the key at the
+/// frame position measures that width back from the start.
+#[test]
+fn frames_place_points_at_any_depth() {
+    let mut start = b"accounts/2026/".to_vec();
+    start.extend_from_slice(&[0x12, 0x34, 0x56]);
+    for w in [1e-3, 1e-20, 1e-35, 1e-100] {
+        let frame = Frame::near(&start, w);
+        let at = frame.rel(Some(&start)) + w / frame.scale();
+        assert!(at < 1.0, "{w}: the point lies in the frame");
+        let key = frame.key_at((at * 18_446_744_073_709_551_616.0) as u64);
+        assert!(key > start, "{w}");
+        let got = width(&start, Some(&key));
+        assert!((got - w).abs() <= w * 1e-6, "{w}: {got}");
+    }
+    // Keys before and after the frame's prefix sit at its ends.
+    let frame = Frame::of(&[1, 2, 3], Some(&[1, 2, 9]));
+    assert_eq!(frame.rel(Some(&[1, 1])), 0.0);
+    assert_eq!(frame.rel(Some(&[1, 3])), 1.0);
+    assert_eq!(frame.rel(None), 1.0);
+}
