@@ -56,20 +56,20 @@ impl Config {
     }
 
     /// Bounds the database's memory to about `bytes`: RocksDB's block cache and memtables share
-    /// half of it, the clean-node cache and the dirty-node budget a quarter each (at an
-    /// estimated 1.5 KiB per cached node: a node with 16 children holds 16 child records of 44
-    /// bytes and its leaves' keys, and the estimate leaves room for the allocator and the
-    /// cache's bookkeeping). For processes that must stay small whatever the database size, such
-    /// as a sync client; the default favours speed.
+    /// half of it, the clean-node cache and the dirty-node budget a quarter each (at an estimated
+    /// 1.5 KiB per cached node: a node with 16 children holds 16 child records of 44 bytes and its
+    /// leaves' keys, and the estimate leaves room for the allocator and the cache's bookkeeping).
+    /// For processes that must stay small whatever the database size, such as a sync client; the
+    /// default favours speed.
     ///
-    /// Measured (`arbor load` of 10M keys), the bound is not yet kept: 256 MiB → peak RSS 471
-    /// MiB; 512 MiB → 723, 793 and 808 MiB in three runs (865 MiB in an earlier one; the goal
-    /// is the budget plus 256 MiB, 768 MiB). Where it goes at 512 MiB (commit 900 of 1,000): the block
+    /// Measured (`arbor load` of 10M keys), the bound is not yet kept: 256 MiB → peak RSS 471 MiB;
+    /// 512 MiB → 723, 793 and 808 MiB in three runs (865 MiB in an earlier one; the goal is the
+    /// budget plus 256 MiB, 768 MiB). Where it goes at 512 MiB (commit 900 of 1,000): the block
     /// cache full at 255 MiB (memtables charged to it) but glibc's heap, which RocksDB allocates
-    /// from, at 363 MiB (1.4×); the clean cache and the dirty set at 56 + 66 MiB (about 730
-    /// bytes per node, half the estimate); the Rust heap at 241 MiB. Tried: the block cache at
-    /// 3/8 of the budget (at 512 MiB, in one sitting: peak 748 against 808 MiB, but loads 20%
-    /// slower, 39.6k against 49.7k keys/s; at 1 GiB 1,302 MiB, still over) and one glibc arena
+    /// from, at 363 MiB (1.4×); the clean cache and the dirty set at 56 + 66 MiB (about 730 bytes
+    /// per node, half the estimate); the Rust heap at 241 MiB. Tried: the block cache at 3/8 of the
+    /// budget (at 512 MiB, in one sitting: peak 748 against 808 MiB, but loads 20% slower, 39.6k
+    /// against 49.7k keys/s; at 1 GiB 1,302 MiB, still over) and one glibc arena
     /// (`MALLOC_ARENA_MAX=1`: 674 MiB, also slower).
     #[must_use]
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {

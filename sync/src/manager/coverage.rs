@@ -223,13 +223,13 @@ impl Coverage {
         })
     }
 
-    /// [`Coverage::take`], but an unknown region at least 1.5 pieces wide is cut on an aligned
-    /// key ([`aligned_point`]) about one piece past its start and only that first part is
-    /// handed out (a piece: a little less than one answer's width, once `sizing` or the region
-    /// knows the density of keys). Requests then advance through the keyspace in key order, one answer each, so
-    /// what a replica writes between two flushes is a few contiguous stretches of keys, not a
-    /// slice of every region at once: its files hardly overlap, and compaction moves them down
-    /// instead of rewriting the levels below (a 30M-key sync spent 45% of its CPU there).
+    /// [`Coverage::take`], but an unknown region at least 1.5 pieces wide is cut on an aligned key
+    /// ([`aligned_point`]) about one piece past its start and only that first part is handed out (a
+    /// piece: a little less than one answer's width, once `sizing` or the region knows the density
+    /// of keys). Requests then advance through the keyspace in key order, one answer each, so what
+    /// a replica writes between two flushes is a few contiguous stretches of keys, not a slice of
+    /// every region at once: its files hardly overlap, and compaction moves them down instead of
+    /// rewriting the levels below (a 30M-key sync spent 45% of its CPU there).
     pub(crate) fn take_piece(&mut self, target: Hash, sizing: Sizing) -> Option<Work> {
         let mut work = self.take(target)?;
         let piece = PIECE * sizing.answer_width(self.regions.get(&work.start)?);
@@ -295,11 +295,12 @@ impl Coverage {
 
     /// Splits the largest busy region not at `target` that `stealable` allows (by its start) in
     /// halves, as [`Coverage::split`] does (when it holds [`STEAL_ANSWERS`] answers' worth), and
-    /// leaves the right half idle for another request. A fetch in flight returns at most one answer's worth of keys
-    /// from its region's start, so when the sync has no idle region left, the far half of a
-    /// region two answers wide is work another peer can take now instead of waiting for a slow
-    /// peer's answer (or hedging its whole request). Its answer is applied only up to the
-    /// region's end at that time ([`Coverage::end_of`]). Returns whether a region was split.
+    /// leaves the right half idle for another request. A fetch in flight returns at most one
+    /// answer's worth of keys from its region's start, so when the sync has no idle region left,
+    /// the far half of a region two answers wide is work another peer can take now instead of
+    /// waiting for a slow peer's answer (or hedging its whole request). Its answer is applied only
+    /// up to the region's end at that time ([`Coverage::end_of`]). Returns whether a region was
+    /// split.
     pub(crate) fn steal(
         &mut self,
         target: Hash,
