@@ -346,7 +346,8 @@ impl Coverage {
             None => min_width.max(MIN_SPLIT_WIDTH),
         };
         let end = region.end.as_deref();
-        if width(start, end) < min_width || width(start, end) <= 0.0 {
+        let w = width(start, end);
+        if w < min_width || w <= 0.0 {
             return None;
         }
         let frame = Frame::of(start, end);
@@ -356,12 +357,12 @@ impl Coverage {
         let mid = aligned_point(
             &frame,
             start,
-            region.end.as_deref(),
+            end,
             middle - near_middle,
             middle + near_middle,
             middle,
         )
-        .or_else(|| split_point(start, region.end.as_deref()))?;
+        .or_else(|| split_point(start, end))?;
         self.split_at(start, mid)
     }
 

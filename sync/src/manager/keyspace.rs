@@ -79,7 +79,7 @@ const SCALE: f64 = 18_446_744_073_709_551_616.0;
 /// prefix (an application's table prefix, say) would all sit at one point, and a range of them
 /// could be neither measured nor split. A frame reads the eight bytes *after* a prefix that the
 /// keys it measures share (`rel`), and scales by that prefix's length (`scale` = 256^-len).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub(crate) struct Frame {
     /// The bytes every key of the frame starts with (keys shorter than it are zero-padded).
     prefix: Vec<u8>,
@@ -93,20 +93,16 @@ impl Frame {
     /// the whole keyspace when `end` is +∞.
     pub(crate) fn of(start: &[u8], end: Option<&[u8]>) -> Self {
         let shared = end.map_or(0, |end| {
-            (0..start.len().max(end.len()))
-                .find(|&i| byte(start, i) != byte(end, i))
-                .unwrap_or(start.len().max(end.len()))
+            shared_len(start, end).unwrap_or(start.len().max(end.len()))
         });
         Self::under(start, shared)
     }
 
     /// The frame under `key`'s first `len` bytes (zero-padded).
     fn under(key: &[u8], len: usize) -> Self {
-        let prefix = (0..len).map(|i| byte(key, i)).collect();
-        let exponent = i32::try_from(len).map_or(i32::MIN, |len| len.saturating_mul(-8));
         Self {
-            prefix,
-            scale: 2f64.powi(exponent),
+            prefix: (0..len).map(|i| byte(key, i)).collect(),
+            scale: scale_under(len),
         }
     }
 
@@ -131,24 +127,17 @@ impl Frame {
     /// `key`'s position in the frame, in `[0, 1]`: the eight bytes after the prefix as a
     /// fraction (`None`, +∞, is 1; so is a key past the frame, and a key before it is 0).
     pub(crate) fn rel(&self, key: Option<&[u8]>) -> f64 {
-        self.rel_bits(key) as f64 / SCALE
-    }
-
-    /// [`Frame::rel`] as an integer of 2^-64 units (+∞ and keys past the frame: `u64::MAX`).
-    pub(crate) fn rel_bits(&self, key: Option<&[u8]>) -> u64 {
         let Some(key) = key else {
-            return u64::MAX;
+            return 1.0;
         };
         let n = self.prefix.len();
         match (0..n)
             .map(|i| byte(key, i))
             .cmp(self.prefix.iter().copied())
         {
-            std::cmp::Ordering::Less => 0,
-            std::cmp::Ordering::Greater => u64::MAX,
-            std::cmp::Ordering::Equal => {
-                u64::from_be_bytes(std::array::from_fn(|i| byte(key, n + i)))
-            }
+            std::cmp::Ordering::Less => 0.0,
+            std::cmp::Ordering::Greater => 1.0,
+            std::cmp::Ordering::Equal => eight_bytes(key, n) as f64 / SCALE,
         }
     }
 
@@ -168,26 +157,31 @@ impl Frame {
 /// however many leading bytes the bounds share (0 when they share over about 127, or differ
 /// only in trailing zero bytes).
 pub(crate) fn width(start: &[u8], end: Option<&[u8]>) -> f64 {
-    // Frame::of's arithmetic without building its prefix: called for every region whenever
-    // the scheduler sizes work.
-    let eight =
-        |key: &[u8], from: usize| u64::from_be_bytes(std::array::from_fn(|i| byte(key, from + i)));
+    // Frame::of's arithmetic, without building the frame's prefix.
     let Some(end) = end else {
-        return (1.0 - eight(start, 0) as f64 / SCALE).max(0.0);
+        return 1.0 - eight_bytes(start, 0) as f64 / SCALE;
     };
-    // Bounds apart in their first eight bytes by 2^16 units or more: those bytes alone give
-    // the width to within 2^-16 of it (the common case, and a cheap one).
-    let (a, b) = (eight(start, 0), eight(end, 0));
-    if b.saturating_sub(a) >= 1 << 16 {
-        return (b - a) as f64 / SCALE;
-    }
-    let len = start.len().max(end.len());
-    let Some(shared) = (0..len).find(|&i| byte(start, i) != byte(end, i)) else {
+    let Some(shared) = shared_len(start, end) else {
         return 0.0;
     };
-    let exponent = i32::try_from(shared).map_or(i32::MIN, |s| s.saturating_mul(-8));
-    let (a, b) = (eight(start, shared), eight(end, shared));
-    (b.saturating_sub(a) as f64 / SCALE) * 2f64.powi(exponent)
+    let (a, b) = (eight_bytes(start, shared), eight_bytes(end, shared));
+    b.saturating_sub(a) as f64 / SCALE * scale_under(shared)
+}
+
+/// The number of leading bytes `a` and `b` share, zero-padded; `None` when they are equal so
+/// padded.
+fn shared_len(a: &[u8], b: &[u8]) -> Option<usize> {
+    (0..a.len().max(b.len())).find(|&i| byte(a, i) != byte(b, i))
+}
+
+/// The width of the keys under a prefix of `len` bytes: 256^-`len` (0 once an f64 underflows).
+fn scale_under(len: usize) -> f64 {
+    2f64.powi(i32::try_from(len).map_or(i32::MIN, |len| len.saturating_mul(-8)))
+}
+
+/// Bytes `from..from + 8` of `key` (zero-padded) as one big-endian number.
+fn eight_bytes(key: &[u8], from: usize) -> u64 {
+    u64::from_be_bytes(std::array::from_fn(|i| byte(key, from.saturating_add(i))))
 }
 
 /// Byte `i` of `key`, zero past its end.
