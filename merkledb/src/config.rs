@@ -62,15 +62,15 @@ impl Config {
     /// For processes that must stay small whatever the database size, such as a sync client; the
     /// default favours speed.
     ///
-    /// Measured (`arbor load` of 10M keys), the bound is not yet kept: 256 MiB → peak RSS 471 MiB;
-    /// 512 MiB → 723, 793 and 808 MiB in three runs (865 MiB in an earlier one; the goal is the
-    /// budget plus 256 MiB, 768 MiB). Where it goes at 512 MiB (commit 900 of 1,000): the block
-    /// cache full at 255 MiB (memtables charged to it) but glibc's heap, which RocksDB allocates
-    /// from, at 363 MiB (1.4×); the clean cache and the dirty set at 56 + 66 MiB (about 730 bytes
-    /// per node, half the estimate); the Rust heap at 241 MiB. Tried: the block cache at 3/8 of the
-    /// budget (at 512 MiB, in one sitting: peak 748 against 808 MiB, but loads 20% slower, 39.6k
-    /// against 49.7k keys/s; at 1 GiB 1,302 MiB, still over) and one glibc arena
-    /// (`MALLOC_ARENA_MAX=1`: 674 MiB, also slower).
+    /// Measured in the `arbor` binary (`arbor load` of 10M random keys, peak RSS from `wait4`,
+    /// twentieth session), the process stays within the budget plus 256 MiB: 256 MiB → 410 MiB,
+    /// 512 → 678, 1,024 → 1,200 and 1,203, 2,048 → 2,096. Two changes made it so: RocksDB
+    /// allocates from mimalloc (on glibc's malloc its heap held 1.4× the block cache: 833 and
+    /// 869 MiB at 512), and close writes the dirty set back in batches (one batch of the whole set
+    /// took 1,024 to 1,334 MiB at close). The nodes take about 730 bytes each, half the estimate
+    /// below, whose slack covers the process's other memory (proposals, undo lists, the caller's).
+    /// A process whose C++ allocations stay on glibc's malloc (an embedder of `arbor-ffi`) needs
+    /// more headroom.
     #[must_use]
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         const NODE_BYTES: usize = 1536;

@@ -14,6 +14,11 @@ type Kvs = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 /// 5,000 keys of 4 bytes (BF16: a trie of height 4), written and closed; returns them and the
 /// root.
 fn filled(dir: &std::path::Path) -> (Kvs, arbor_merkledb::Hash) {
+    filled_with(dir, Config::default())
+}
+
+/// [`filled`], with `config`.
+fn filled_with(dir: &std::path::Path, config: Config) -> (Kvs, arbor_merkledb::Hash) {
     let kvs: Vec<_> = (0u32..5000)
         .map(|i| {
             (
@@ -22,7 +27,7 @@ fn filled(dir: &std::path::Path) -> (Kvs, arbor_merkledb::Hash) {
             )
         })
         .collect();
-    let db = Db::open(dir, Config::default()).expect("open");
+    let db = Db::open(dir, config).expect("open");
     db.propose(kvs.clone())
         .expect("propose")
         .commit()
@@ -54,6 +59,29 @@ fn only_the_upper_inner_nodes_are_stored() {
     // 5,000 random keys at BF16: the root and its 16 children have height 3 or more; the 256
     // nodes below them (about 20 keys each) and everything under those are rebuilt from values.
     assert_eq!(count(dir.path(), Space::Nodes), 17);
+}
+
+#[test]
+fn a_close_writes_back_a_dirty_set_larger_than_one_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A dirty budget of 160 nodes: close writes the set back 10 nodes per store batch, so the
+    // 17 stored nodes take two batches, and the nodes space must hold all of them.
+    let (mut kvs, root) = filled_with(dir.path(), Config::default().with_dirty_node_budget(160));
+    assert_eq!(count(dir.path(), Space::Nodes), 17);
+    let db = Db::open(dir.path(), Config::default()).expect("open");
+    assert_eq!(db.root().expect("root"), root);
+    // A proof of everything walks every stored node: none may be missing or stale.
+    let proof = db
+        .range_proof_at(root, None, None, kvs.len())
+        .expect("range proof");
+    verify_range_proof(&proof, None, None, root, kvs.len(), db.branch_factor()).expect("verifies");
+    kvs.sort();
+    let proved: Kvs = proof
+        .key_values
+        .iter()
+        .map(|kv| (kv.key.clone(), Some(kv.value.clone())))
+        .collect();
+    assert_eq!(proved, kvs);
 }
 
 #[test]
