@@ -162,7 +162,7 @@ impl DbInner {
     /// Writes the whole dirty set back (see [`write_back`](Self::write_back)), a sixteenth of
     /// its budget per store batch, deepest nodes first. One batch of the whole set held its
     /// encoding, the store's copy of it and the memtable's at once: at `--memory-mb 1024` the
-    /// close of a 10M-key load took the process from 1,100 to 1,332 MiB. Batches in turn are
+    /// close of a 10M-key load took the process from 1,100 to 1,334 MiB. Batches in turn are
     /// as safe as one: the nodes space counts only once `clean` is written, after the last.
     pub(crate) fn write_back_all(&self, state: &mut State, keep: bool) -> Result<()> {
         let chunk = (self.config.dirty_node_budget / 16).max(1);
