@@ -63,14 +63,14 @@ impl Config {
     /// default favours speed.
     ///
     /// Measured in the `arbor` binary (`arbor load` of 10M random keys, peak RSS from `wait4`,
-    /// twentieth session), the process stays within the budget plus 256 MiB: 256 MiB → 410 MiB,
-    /// 512 → 678, 1,024 → 1,200 and 1,203, 2,048 → 2,096. Two changes made it so: RocksDB
-    /// allocates from mimalloc (on glibc's malloc its heap held 1.4× the block cache: 833 and
-    /// 869 MiB at 512), and close writes the dirty set back in batches (one batch of the whole set
-    /// took 1,024 to 1,334 MiB at close). The nodes take about 730 bytes each, half the estimate
-    /// below, whose slack covers the process's other memory (proposals, undo lists, the caller's).
-    /// A process whose C++ allocations stay on glibc's malloc (an embedder of `arbor-ffi`) needs
-    /// more headroom.
+    /// twentieth session; `scripts/bench-memory.sh` repeats it), the process stays within the
+    /// budget plus 256 MiB: 256 MiB → 410 MiB, 512 → 678, 1,024 → 1,200 and 1,203, 2,048 → 2,096.
+    /// Two changes made it so: RocksDB allocates from mimalloc (on glibc's malloc its heap held
+    /// 1.4× the block cache: 833 and 869 MiB at 512), and close writes the dirty set back in
+    /// batches (one batch of the whole set took 1,024 to 1,334 MiB at close). The nodes take about
+    /// 730 bytes each, half the estimate below, whose slack covers the process's other memory
+    /// (proposals, undo lists, the caller's). A process whose C++ allocations stay on glibc's
+    /// malloc (an embedder of `arbor-ffi`) needs more headroom.
     #[must_use]
     pub fn with_memory_budget(mut self, bytes: usize) -> Self {
         const NODE_BYTES: usize = 1536;
