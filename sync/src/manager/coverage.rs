@@ -440,14 +440,14 @@ impl Coverage {
         self.merge_around(start);
     }
 
-    /// Records that the busy region at `start` now holds `root` up to `until`; the rest of it
-    /// keeps its old tag. The region becomes idle. `density` is what the answer measured (keys
-    /// per unit of width: over its own keys when it stopped at a key, over the region when it
-    /// covered it); the region after it (the rest, or else the first idle region past it: past
-    /// the pieces in flight) takes it as the density where it starts, replacing what it
-    /// inherited from a split. (A density is only a
-    /// hint, but a stale high one would cut an empty stretch into ever smaller pieces; an empty
-    /// answer resets it, and the next piece is sized by the sync's overall density.)
+    /// Records that the busy region at `start` now holds `root` up to `until`; the rest of it keeps
+    /// its old tag. The region becomes idle. `density` is what the answer measured (keys per unit
+    /// of width: over its own keys when it stopped at a key, over the region when it covered it);
+    /// the region after it (the rest, or else the first idle region past it: past the pieces in
+    /// flight) takes it as the density where it starts, replacing what it inherited from a split.
+    /// (A density is only a hint, but a stale high one would cut an empty stretch into ever smaller
+    /// pieces; an empty answer resets it, and the next piece is sized by the sync's overall
+    /// density.)
     pub(crate) fn complete(
         &mut self,
         start: &[u8],
