@@ -137,9 +137,9 @@ fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op<'_>]) -> Result<(), StoreErro
 /// committed. Compaction now moves ~30-byte references instead; a blob file is rewritten by
 /// garbage collection once a quarter of the oldest files' contents are overwritten
 /// (`blob_gc_age_cutoff`), or when half of an old file is garbage (`blob_gc_force_threshold`).
-/// Measured (`benches/scale.rs`, alternating runs): at 100M keys write amplification 37.1 → 29.3,
-/// churn rate unchanged; at 10M churn 63k → 72k keys/s, commit p99 230-248 → 168-172 ms; at
-/// 1M no change (BENCHMARKS.md, Scale).
+/// Measured (`benches/scale.rs`, alternating runs): write amplification 37.1 → 29.3 at 100M
+/// keys and 8.1 → 7.55 at 10M; commit rates unchanged beyond the spread at 1M, 10M and 100M
+/// (BENCHMARKS.md, Scale).
 fn separate_node_records(opts: &mut Options) {
     opts.set_enable_blob_files(true);
     opts.set_min_blob_size(NODE_BLOB_MIN);
