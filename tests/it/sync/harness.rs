@@ -629,3 +629,119 @@ pub(crate) fn copy_db(db: &Db, history: usize) -> Db {
         .expect("commit");
     copy
 }
+
+/// Fixed points of a sync where a test acts: after each `every` keys the client has received
+/// (at most `pauses` times), every answer is held until the test releases that pause. A sync
+/// cannot end while answers are held, nor before its last pause when `every × pauses` is below
+/// the keys it must fetch: what the test does at a pause happens mid-sync, however fast the sync
+/// runs and however late the test's thread gets to run.
+pub(crate) struct Pauses {
+    every: usize,
+    pauses: u32,
+    received: AtomicUsize,
+    /// How many pauses the sync has reached.
+    reached: tokio::sync::watch::Sender<u32>,
+    /// How many pauses the test has released.
+    released: tokio::sync::watch::Sender<u32>,
+}
+
+impl Pauses {
+    pub(crate) fn new(every: usize, pauses: u32) -> Arc<Self> {
+        Arc::new(Self {
+            every: every.max(1),
+            pauses,
+            received: AtomicUsize::new(0),
+            reached: tokio::sync::watch::Sender::new(0),
+            released: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// Counts an answer of `keys` keys; returns once every pause reached is released.
+    async fn pass(&self, keys: usize) {
+        let before = self.received.fetch_add(keys, Ordering::SeqCst);
+        let crossed = ((before + keys) / self.every).min(self.pauses as usize) as u32;
+        self.reached.send_if_modified(|reached| {
+            let more = crossed > *reached;
+            *reached = (*reached).max(crossed);
+            more
+        });
+        let need = *self.reached.borrow();
+        let mut released = self.released.subscribe();
+        let _ = released.wait_for(|r| *r >= need).await;
+    }
+
+    /// Waits until the sync reaches pause `n` (from 1); panics after `limit`.
+    pub(crate) async fn reached(&self, n: u32, limit: Duration) {
+        let mut reached = self.reached.subscribe();
+        tokio::time::timeout(limit, reached.wait_for(|r| *r >= n))
+            .await
+            .unwrap_or_else(|_| panic!("the sync did not reach pause {n} in {limit:?}"))
+            .expect("pauses");
+    }
+
+    /// Lets answers through again, up to the next pause after `n`.
+    pub(crate) fn release(&self, n: u32) {
+        self.released.send_replace(n);
+    }
+}
+
+/// `inner`, with its answers held at [`Pauses`].
+pub(crate) struct PausingClient {
+    pub(crate) inner: Arc<dyn SyncClient>,
+    pub(crate) pauses: Arc<Pauses>,
+}
+
+impl SyncClient for PausingClient {
+    fn peers(&self) -> &PeerSet {
+        self.inner.peers()
+    }
+    fn range_proof(
+        &self,
+        peer: PeerId,
+        request: RangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<RangeProof>, ClientError>> {
+        let answer = self.inner.range_proof(peer, request);
+        let pauses = self.pauses.clone();
+        async move {
+            let answer = answer.await?;
+            pauses.pass(answer.answer.key_values.len()).await;
+            Ok(answer)
+        }
+        .boxed()
+    }
+    fn change_proof(
+        &self,
+        peer: PeerId,
+        request: ChangeProofRequest,
+    ) -> BoxFuture<'static, Result<Response<ChangeOrRangeProof>, ClientError>> {
+        let answer = self.inner.change_proof(peer, request);
+        let pauses = self.pauses.clone();
+        async move {
+            let answer = answer.await?;
+            let keys = match &answer.answer {
+                ChangeOrRangeProof::Change(p) => p.key_changes.len(),
+                ChangeOrRangeProof::Range(p) => p.key_values.len(),
+            };
+            pauses.pass(keys).await;
+            Ok(answer)
+        }
+        .boxed()
+    }
+    fn node_diff(
+        &self,
+        peer: PeerId,
+        request: NodeDiffRequest,
+    ) -> BoxFuture<'static, Result<Response<Vec<NodeDiff>>, ClientError>> {
+        let answer = self.inner.node_diff(peer, request);
+        let pauses = self.pauses.clone();
+        async move {
+            let answer = answer.await?;
+            pauses.pass(0).await;
+            Ok(answer)
+        }
+        .boxed()
+    }
+    fn watch_roots(&self, peer: PeerId) -> BoxStream<'static, Result<Announcement, ClientError>> {
+        self.inner.watch_roots(peer)
+    }
+}
