@@ -128,7 +128,6 @@ fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op<'_>]) -> Result<(), StoreErro
     Ok(())
 }
 
-/// RocksDB's options for a write at `durability`: fsynced for [`Durability::Machine`].
 /// Node records of [`NODE_BLOB_MIN`] bytes or more (inner nodes with about seven children or
 /// more: the stored levels of a large trie are nearly all full) go to blob files, and the nodes
 /// space's SST files hold only their keys and references. A 10k-key commit into a large state
@@ -152,6 +151,7 @@ fn separate_node_records(opts: &mut Options) {
 /// The smallest node record [`separate_node_records`] puts in a blob file.
 const NODE_BLOB_MIN: u64 = 256;
 
+/// RocksDB's options for a write at `durability`: fsynced for [`Durability::Machine`].
 fn write_options(durability: Durability) -> WriteOptions {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Machine);
