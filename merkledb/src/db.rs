@@ -332,7 +332,8 @@ impl Db {
         Ok(roots)
     }
 
-    /// Writes every dirty inner node to the store.
+    /// Writes every dirty inner node to the store, freeing the dirty set. It adds no durability:
+    /// the nodes space outlives a crash only through [`Db::close`] (a crash rebuilds it).
     pub fn flush(&self) -> Result<()> {
         let mut state = self.inner.write()?;
         self.inner.flush(&mut state)
@@ -419,7 +420,9 @@ impl DbInner {
         // Nothing reads the clean cache after close: its memory goes before the write-back's.
         self.cache.clear();
         self.write_back_all(state, false)?;
-        // A short write-ahead log makes the next open fast (no replay of this session's writes).
+        // The write-backs skipped the write-ahead log (`Durability::Unlogged`): the nodes space
+        // is in files only after this flush, so `clean` may be set only after it. It also keeps
+        // the log short, so the next open replays nothing of this session.
         self.store.compact_log()?;
         let mut batch = Batch::default();
         batch.put(Space::Meta, META_CLEAN.to_vec(), vec![1]);

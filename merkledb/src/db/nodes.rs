@@ -200,7 +200,9 @@ impl DbInner {
                 None => batch.delete(Space::Nodes, key),
             }
         }
-        if let Err(error) = self.store.write(batch, Durability::Process) {
+        // No WAL: the nodes space counts only after a close has flushed it and set `clean`
+        // (see `DbInner::close`); a crash before that rebuilds it from the values.
+        if let Err(error) = self.store.write(batch, Durability::Unlogged) {
             for node in nodes {
                 let key = node.key.clone();
                 state.dirty.set(&key, Some(node));

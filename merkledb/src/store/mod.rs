@@ -93,6 +93,12 @@ impl<'a> Batch<'a> {
 /// How durable a write must be before [`Store::write`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
+    /// Survives no crash until [`Store::compact_log`] has returned (RocksDB: not written to the
+    /// WAL, only to memtables, which that call flushes). Only for data derived from the rest
+    /// and vouched for by a later write once flushed: the nodes space, which counts only while
+    /// the `clean` marker is set and is rebuilt from the values otherwise. Such a batch is
+    /// still applied whole or not at all.
+    Unlogged,
     /// Survives a crash of the process (RocksDB: WAL written, not fsynced).
     Process,
     /// Survives a crash of the machine (RocksDB: WAL fsynced).
@@ -168,7 +174,8 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Moves buffered writes into the store's long-term files (RocksDB: flushes memtables), so
-    /// the next open does not replay them. Durability does not depend on it.
+    /// the next open does not replay them. Writes made with [`Durability::Unlogged`] survive a
+    /// crash only once this has returned; others do not depend on it.
     fn compact_log(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -5,7 +5,10 @@
 //! [`Durability::Process`] the WAL is not fsynced: a killed process loses nothing that `write`
 //! returned for (the data is in the OS page cache); a machine crash may lose the newest batches but
 //! never splits one. [`Durability::Machine`] fsyncs, for the few writes that must survive power
-//! loss (the clean-shutdown marker).
+//! loss (the clean-shutdown marker). [`Durability::Unlogged`] batches skip the WAL: they live in
+//! memtables until a flush, and a killed process loses them whole (RocksDB applies a batch to
+//! the memtables atomically); the nodes space's write-backs are such, since a crash discards
+//! the nodes space anyway.
 
 use std::{
     path::Path,
@@ -151,10 +154,12 @@ fn separate_node_records(opts: &mut Options) {
 /// The smallest node record [`separate_node_records`] puts in a blob file.
 const NODE_BLOB_MIN: u64 = 256;
 
-/// RocksDB's options for a write at `durability`: fsynced for [`Durability::Machine`].
+/// RocksDB's options for a write at `durability`: fsynced for [`Durability::Machine`], without
+/// the WAL for [`Durability::Unlogged`].
 fn write_options(durability: Durability) -> WriteOptions {
     let mut opts = WriteOptions::default();
     opts.set_sync(durability == Durability::Machine);
+    opts.disable_wal(durability == Durability::Unlogged);
     opts
 }
 
