@@ -68,6 +68,9 @@ pub(crate) struct State {
     /// Inner nodes changed since the last flush: `Some` = write this node, `None` = delete the
     /// stored record. Consulted before the cache and the store.
     pub dirty: DirtyNodes,
+    /// The write-back running on its own thread, if any: the entries it writes, consulted
+    /// after the dirty set (see [`DbInner::start_write_back`]).
+    pub writing: Option<nodes::WriteBack>,
     /// Retained commits, oldest first.
     pub history: VecDeque<HistoryEntry>,
     /// Set by `close`.
@@ -76,7 +79,8 @@ pub(crate) struct State {
 
 /// Shared internals of a [`Db`].
 pub(crate) struct DbInner {
-    pub store: Box<dyn Store>,
+    /// Shared with the write-back thread.
+    pub store: Arc<dyn Store>,
     pub config: Config,
     pub state: RwLock<State>,
     /// Clean nodes read from the store, bounded by `config.node_cache_nodes`.
@@ -204,11 +208,12 @@ impl Db {
         let history = load_history(store.as_ref())?;
         let cache = quick_cache::sync::Cache::new(node_capacity(&config, 0));
         let inner = DbInner {
-            store,
+            store: Arc::from(store),
             config,
             state: RwLock::new(State {
                 head,
                 dirty: DirtyNodes::default(),
+                writing: None,
                 history,
                 closed: false,
             }),
@@ -293,6 +298,9 @@ impl Db {
             count: 0,
             root: None,
         };
+        // A write-back in flight must land before the clear (it would write old nodes after
+        // it); whether it succeeded does not matter, its nodes go with the old state.
+        let _ = self.inner.land_write_back(&mut state, true, false);
         let mut batch = Batch::with_capacity(meta.len() + 1);
         batch.put(Space::Meta, META_HEAD.to_vec(), head.encode());
         write_app_meta(&mut batch, meta);

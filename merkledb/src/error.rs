@@ -25,6 +25,9 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("store lock poisoned")]
     Poisoned,
+    /// The thread writing inner nodes back could not start or panicked.
+    #[error("node write-back thread failed: {0}")]
+    WriteBackThread(String),
 }
 
 /// Data read from storage is not what the trie wrote there.

@@ -12,7 +12,7 @@ use rayon::{
 use super::{DbInner, Displaced, Garbage, MAX_GARBAGE, State};
 use crate::{
     dirty::DirtyNodes,
-    error::{CorruptionError, Result},
+    error::{CorruptionError, Result, StoreError},
     hash::ValueDigest,
     key::Key,
     layout::{decode_node_record, encode_node_record, is_stored, node_storage_key},
@@ -165,6 +165,7 @@ impl DbInner {
     /// close of a 10M-key load took the process from 1,100 to 1,334 MiB. Batches in turn are
     /// as safe as one: the nodes space counts only once `clean` is written, after the last.
     pub(crate) fn write_back_all(&self, state: &mut State, keep: bool) -> Result<()> {
+        self.land_write_back(state, true, keep)?;
         let chunk = (self.config.dirty_node_budget / 16).max(1);
         while !state.dirty.is_empty() {
             self.write_back(state, chunk, keep)?;
@@ -172,57 +173,158 @@ impl DbInner {
         Ok(())
     }
 
-    /// Writes at least `n` entries of the dirty set to the nodes space (lower nodes, which have
-    /// no stored record, only move to the cache), the deepest nodes first
-    /// (see [`DirtyNodes::take_deepest`]), then moves them into the clean cache when `keep` is
-    /// set (not on close: nothing will read them; they are freed here). If the write fails
-    /// they go back into the dirty set.
-    ///
-    /// The records are encoded on the thread pool and written in key order: RocksDB inserts
-    /// sorted keys into its memtable's skiplist much faster than keys in the hash set's order.
+    /// Writes at least `n` entries of the dirty set to the nodes space and waits for the write
+    /// (see [`DbInner::take_write_back`] for which entries), then moves the written nodes into
+    /// the clean cache when `keep` is set (not on close: nothing will read them; they are freed
+    /// here). If the write fails they go back into the dirty set. A write-back still running
+    /// lands first, so write-backs reach the store in order.
     pub(crate) fn write_back(&self, state: &mut State, n: usize, keep: bool) -> Result<()> {
+        self.land_write_back(state, true, keep)?;
         if state.dirty.is_empty() {
             return Ok(());
         }
+        let entries = self.take_write_back(state, n, keep);
+        let written = self.store.write(
+            node_batch(&entries, self.token_bits()),
+            Durability::Unlogged,
+        );
+        self.land(state, &entries, written, keep)
+    }
+
+    /// Starts writing at least `n` entries of the dirty set to the nodes space on a thread of
+    /// its own (see [`DbInner::take_write_back`] for which entries). Until it lands
+    /// ([`DbInner::land_write_back`]) the entries stay readable in `state.writing`, after the
+    /// dirty set: a later commit that changes one of them puts its new node in the dirty set,
+    /// which shadows it. A write-back still running lands first, so write-backs reach the store
+    /// in order.
+    pub(crate) fn start_write_back(&self, state: &mut State, n: usize) -> Result<()> {
+        self.land_write_back(state, true, true)?;
+        let entries = Arc::new(self.take_write_back(state, n, true));
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (store, token_bits, job) = (self.store.clone(), self.token_bits(), entries.clone());
+        let thread = std::thread::Builder::new()
+            .name("arbor-write-back".into())
+            .spawn(move || store.write(node_batch(&job, token_bits), Durability::Unlogged));
+        match thread {
+            Ok(thread) => {
+                state.writing = Some(WriteBack { entries, thread });
+                Ok(())
+            }
+            Err(error) => self.land(
+                state,
+                &entries,
+                Err(StoreError::WriteBackThread(error.to_string())),
+                true,
+            ),
+        }
+    }
+
+    /// Lands the write-back running on its own thread, if any: when `wait` is set, or once it
+    /// has finished. Its written nodes go into the clean cache when `keep` is set (unless the dirty set holds a
+    /// newer entry at their key); if the write failed they go back into the dirty set, and the
+    /// error is returned.
+    pub(crate) fn land_write_back(&self, state: &mut State, wait: bool, keep: bool) -> Result<()> {
+        let Some(running) = state.writing.take_if(|w| wait || w.thread.is_finished()) else {
+            return Ok(());
+        };
+        let written = running
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::WriteBackThread("panicked while writing".into())));
+        self.land(state, &running.entries, written, keep)
+    }
+
+    /// Takes at least `n` entries out of the dirty set for a write-back, the deepest nodes first
+    /// (see [`DirtyNodes::take_deepest`]). Lower nodes, which have no stored record, go into
+    /// the clean cache at once when `keep` is set (else they are freed); the stored nodes and
+    /// the deletions are returned.
+    fn take_write_back(&self, state: &mut State, n: usize, keep: bool) -> DirtyNodes {
         let (nodes, removed) = state.dirty.take_deepest(n);
         let token_bits = self.token_bits();
-        let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = nodes
-            .par_iter()
-            .filter(|n| is_stored(n.height(), token_bits))
-            .map(|n| (node_storage_key(&n.key), Some(encode_node_record(n))))
-            .chain(removed.par_iter().map(|key| (node_storage_key(key), None)))
-            .collect();
-        records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut batch = Batch::with_capacity(records.len());
-        for (key, record) in records {
-            match record {
-                Some(bytes) => batch.put(Space::Nodes, key, bytes),
-                None => batch.delete(Space::Nodes, key),
-            }
-        }
-        // No WAL: the nodes space counts only after a close has flushed it and set `clean`
-        // (see `DbInner::close`); a crash before that rebuilds it from the values.
-        if let Err(error) = self.store.write(batch, Durability::Unlogged) {
-            for node in nodes {
-                let key = node.key.clone();
-                state.dirty.set(&key, Some(node));
-            }
-            for key in removed {
-                state.dirty.set(&key, None);
-            }
-            return Err(error.into());
-        }
+        let (stored, lower): (Vec<_>, Vec<_>) = nodes
+            .into_iter()
+            .partition(|n| is_stored(n.height(), token_bits));
         self.fit_cache(state);
         if keep {
-            for node in nodes {
+            for node in lower {
                 self.cache.insert(node.key.clone(), node);
             }
         }
-        for key in removed {
-            self.cache.remove(&key);
+        DirtyNodes::from_entries(stored, removed)
+    }
+
+    /// Finishes a write-back of `entries` whose store write returned `written`: on success the
+    /// nodes go into the clean cache when `keep` is set, except where the dirty set has taken a
+    /// newer entry since (a stored node's key changed by a later commit always has one: a new
+    /// node, or a deletion of the record); on failure they go back into the dirty set where it
+    /// has none.
+    fn land(
+        &self,
+        state: &mut State,
+        entries: &DirtyNodes,
+        written: std::result::Result<(), StoreError>,
+        keep: bool,
+    ) -> Result<()> {
+        if let Err(error) = written {
+            for node in entries.nodes() {
+                if state.dirty.get(&node.key).is_none() {
+                    state.dirty.set(&node.key.clone(), Some(node.clone()));
+                }
+            }
+            for key in entries.removed() {
+                if state.dirty.get(key).is_none() {
+                    state.dirty.set(key, None);
+                }
+            }
+            self.fit_cache(state);
+            return Err(error.into());
+        }
+        if keep {
+            for node in entries.nodes() {
+                if state.dirty.get(&node.key).is_none() {
+                    self.cache.insert(node.key.clone(), node.clone());
+                }
+            }
+        }
+        for key in entries.removed() {
+            self.cache.remove(key);
         }
         Ok(())
     }
+}
+
+/// A write-back running on its own thread (see [`DbInner::start_write_back`]).
+pub(crate) struct WriteBack {
+    /// The stored nodes and deletions being written, found by key as in the dirty set.
+    pub entries: Arc<DirtyNodes>,
+    thread: std::thread::JoinHandle<std::result::Result<(), StoreError>>,
+}
+
+/// The nodes space's records for `entries`: encoded on the thread pool and put in key order
+/// (RocksDB inserts sorted keys into its memtable's skiplist much faster than keys in the hash
+/// set's order).
+fn node_batch(entries: &DirtyNodes, token_bits: usize) -> Batch<'static> {
+    let nodes: Vec<&Arc<Node>> = entries.nodes().collect();
+    let removed: Vec<&Key> = entries.removed().collect();
+    let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = nodes
+        .par_iter()
+        .map(|n| {
+            debug_assert!(is_stored(n.height(), token_bits));
+            (node_storage_key(&n.key), Some(encode_node_record(n)))
+        })
+        .chain(removed.par_iter().map(|key| (node_storage_key(key), None)))
+        .collect();
+    records.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut batch = Batch::with_capacity(records.len());
+    for (key, record) in records {
+        match record {
+            Some(bytes) => batch.put(Space::Nodes, key, bytes),
+            None => batch.delete(Space::Nodes, key),
+        }
+    }
+    batch
 }
 
 /// Reads nodes of the committed trie: dirty map, then clean cache, then the store. Leaves come
@@ -289,7 +391,12 @@ impl<'a> SeenValues<'a> {
 impl NodeSource for CommittedNodes<'_> {
     fn load(&self, sub: &SubRoot) -> Result<Arc<Node>> {
         let key = &sub.key;
-        let deleted = match self.state.dirty.get(key) {
+        // A write-back in flight holds what it writes until it lands; the dirty set, newer.
+        let entry = self.state.dirty.get(key).or_else(|| {
+            let writing = self.state.writing.as_ref()?;
+            writing.entries.get(key)
+        });
+        let deleted = match entry {
             Some(Some(node)) => return Ok(node.clone()),
             Some(None) => true,
             None => false,
