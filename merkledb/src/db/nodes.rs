@@ -222,9 +222,9 @@ impl DbInner {
     }
 
     /// Lands the write-back running on its own thread, if any: when `wait` is set, or once it
-    /// has finished. Its written nodes go into the clean cache when `keep` is set (unless the dirty set holds a
-    /// newer entry at their key); if the write failed they go back into the dirty set, and the
-    /// error is returned.
+    /// has finished. Its written nodes go into the clean cache when `keep` is set (unless the
+    /// dirty set holds a newer entry at their key); if the write failed they go back into the
+    /// dirty set, and the error is returned.
     pub(crate) fn land_write_back(&self, state: &mut State, wait: bool, keep: bool) -> Result<()> {
         let Some(running) = state.writing.take_if(|w| wait || w.thread.is_finished()) else {
             return Ok(());
