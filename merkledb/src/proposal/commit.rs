@@ -14,6 +14,10 @@ use crate::{
 
 impl Proposal {
     /// Commits this proposal: one atomic batch of values, head and history.
+    ///
+    /// An error means nothing was committed, except a `StoreError` from writing inner nodes
+    /// back (a write-back this commit started or landed): the batch is then durable and the
+    /// commit stands (`Db::root` shows it), while the nodes stay in memory to be written later.
     pub fn commit(&self) -> Result<()> {
         self.commit_with_meta(&[])
     }
