@@ -101,7 +101,7 @@ fn a_node_diff_catch_up_killed_midway_resumes() {
     let server_db = dir.path().join("server");
     load(&server_db, &KEYS.to_string());
     let replica = dir.path().join("replica");
-    copy_dir(&server_db, &replica);
+    arbor_merkledb::test_utils::copy_dir(&server_db, &replica);
     // A third of the state changes (new keys), in three commits; then one more under a history
     // of two: the replica's root has left it.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -161,7 +161,7 @@ fn a_node_diff_catch_up_killed_midway_resumes() {
     };
     // The walk on a copy, whole, for comparison.
     let whole = dir.path().join("whole");
-    copy_dir(&replica, &whole);
+    arbor_merkledb::test_utils::copy_dir(&replica, &whole);
     let summary = |output: std::process::Output| -> serde_json::Value {
         assert!(
             output.status.success(),
@@ -225,7 +225,7 @@ fn follow_tracks_two_churning_servers_to_their_final_root() {
     let a = dir.path().join("a");
     load(&a, "50000");
     let b = dir.path().join("b");
-    copy_dir(&a, &b);
+    arbor_merkledb::test_utils::copy_dir(&a, &b);
     let churn = [
         "--churn-keys",
         "200",
@@ -262,14 +262,6 @@ fn follow_tracks_two_churning_servers_to_their_final_root() {
         Some(format!("root {final_root}").as_str())
     );
     assert_eq!(root_of(std::path::Path::new(&client)), final_root);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
 }
 
 #[test]

@@ -291,16 +291,6 @@ fn large_node_records_live_in_blob_files() {
     );
 }
 
-/// Copies the files of an open store, as a process killed at this moment leaves them (a kill
-/// loses memory only: the WAL's unsynced writes are in the page cache, which the copy reads).
-fn files_at_a_kill(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-    }
-}
-
 /// An unlogged batch is applied whole and read back at once, is lost whole by a kill before
 /// `compact_log` (it never reached the WAL, while a logged batch written after it survives),
 /// and survives once `compact_log` has returned.
@@ -321,7 +311,7 @@ fn unlogged_writes_survive_a_kill_only_once_flushed() {
     );
 
     let killed = dir.path().join("killed");
-    files_at_a_kill(&dir.path().join("live"), &killed);
+    crate::test_utils::copy_dir(&dir.path().join("live"), &killed);
     let reopened = RocksStore::open(&killed, &RocksConfig::default()).expect("open copy");
     assert_eq!(
         reopened.get(Space::Values, b"v").expect("get"),
@@ -333,7 +323,7 @@ fn unlogged_writes_survive_a_kill_only_once_flushed() {
 
     store.compact_log().expect("flush");
     let flushed = dir.path().join("flushed");
-    files_at_a_kill(&dir.path().join("live"), &flushed);
+    crate::test_utils::copy_dir(&dir.path().join("live"), &flushed);
     let reopened = RocksStore::open(&flushed, &RocksConfig::default()).expect("open copy");
     assert_eq!(
         reopened.get(Space::Nodes, b"n1").expect("get"),
