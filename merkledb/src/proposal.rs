@@ -182,7 +182,7 @@ impl NodeSource for ChainNodes<'_> {
 pub(crate) struct Reader<'a> {
     proposal: &'a Proposal,
     chain: &'a [&'a ProposalInner],
-    nodes: &'a ChainNodes<'a>,
+    nodes: &'a dyn NodeSource,
 }
 
 impl Reader<'_> {
@@ -279,11 +279,7 @@ fn build(
     let root = {
         let source = ChainNodes {
             chain: &base.chain,
-            committed: CommittedNodes {
-                inner: db,
-                state,
-                seen: keep_undo.then_some(&seen),
-            },
+            committed: CommittedNodes::new(db, state, keep_undo.then_some(&seen)),
         };
         apply(&source, db.token_bits(), base.root, &batch, &mut applied)?
     };
@@ -565,11 +561,7 @@ impl Proposal {
         let chain = self.inner.chain();
         let nodes = ChainNodes {
             chain: &chain,
-            committed: CommittedNodes {
-                inner: db,
-                state,
-                seen: None,
-            },
+            committed: CommittedNodes::new(db, state, None),
         };
         f(&Reader {
             proposal: self,

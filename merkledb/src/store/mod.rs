@@ -156,6 +156,14 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// A reader for many [`Store::scan_prefix`] calls on `space` in a row. It may read the space
+    /// as it was when the reader was made (RocksDB: one iterator, whose snapshot that is, seeked
+    /// to each prefix: setting up an iterator per scan cost about 5 µs of a 14 µs scan at 100M
+    /// keys), so a caller drops it before it must see a later write.
+    fn prefix_reader(&self, space: Space) -> Result<Box<dyn PrefixReader + '_>, StoreError> {
+        Ok(Box::new(ScanEach { store: self, space }))
+    }
+
     /// Applies `batch` atomically.
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError>;
 
@@ -178,6 +186,25 @@ pub trait Store: Send + Sync + 'static {
     /// crash only once this has returned; others do not depend on it.
     fn compact_log(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// Prefix scans of one space, made by [`Store::prefix_reader`].
+pub trait PrefixReader: Send {
+    /// Every entry whose key starts with the first `bits` bits of `prefix`, as
+    /// [`Store::scan_prefix`] returns them. Prefixes may come in any order.
+    fn scan_prefix(&mut self, prefix: &[u8], bits: usize) -> Result<Vec<Record>, StoreError>;
+}
+
+/// The default [`PrefixReader`]: one [`Store::scan_prefix`] per call.
+struct ScanEach<'a, S: ?Sized> {
+    store: &'a S,
+    space: Space,
+}
+
+impl<S: Store + ?Sized> PrefixReader for ScanEach<'_, S> {
+    fn scan_prefix(&mut self, prefix: &[u8], bits: usize) -> Result<Vec<Record>, StoreError> {
+        self.store.scan_prefix(self.space, prefix, bits)
     }
 }
 

@@ -11,24 +11,33 @@
 //! the nodes space anyway.
 
 use std::{
+    ops::Deref,
     path::Path,
-    sync::{RwLock, RwLockReadGuard},
+    sync::{Arc, RwLock, RwLockReadGuard},
 };
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB,
-    DBCompressionType, Direction, IteratorMode, Options, WriteBatch, WriteBufferManager,
-    WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor,
+    DBCompressionType, DBRawIteratorWithThreadMode, DBWithThreadMode, Direction, IteratorMode,
+    MultiThreaded, Options, WriteBatch, WriteBufferManager, WriteOptions,
 };
 
-use super::{Batch, Durability, Op, Record, RocksConfig, Space, Store, has_bit_prefix};
+use super::{
+    Batch, Durability, Op, PrefixReader, Record, RocksConfig, Space, Store, has_bit_prefix,
+};
 use crate::error::StoreError;
+
+/// RocksDB in the mode whose column families can be dropped and created through `&self`, so
+/// that a [`RocksPrefixReader`] can borrow the database without holding a lock guard (which
+/// could not move between threads).
+type Rocks = DBWithThreadMode<MultiThreaded>;
 
 /// A RocksDB-backed store.
 pub struct RocksStore {
-    /// Shared by every operation; taken alone only to drop and recreate the column families a
-    /// clear emptied (which needs `&mut DB`).
-    db: RwLock<DB>,
+    db: Rocks,
+    /// Shared by every operation while it looks up column families; taken alone only to drop
+    /// and recreate the column families a clear emptied, so no operation finds one missing.
+    cf_swap: RwLock<()>,
     /// Each space's column-family options (by `Space as usize`), to recreate a dropped one.
     cf_opts: Vec<Options>,
 }
@@ -102,26 +111,73 @@ impl RocksStore {
         let cfs = Space::ALL
             .iter()
             .map(|s| ColumnFamilyDescriptor::new(s.name(), cf_opts[*s as usize].clone()));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks_err("open", None))?;
+        let db =
+            Rocks::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks_err("open", None))?;
         Ok(Self {
-            db: RwLock::new(db),
+            db,
+            cf_swap: RwLock::new(()),
             cf_opts,
         })
     }
 
-    fn db(&self) -> Result<RwLockReadGuard<'_, DB>, StoreError> {
-        self.db.read().map_err(|_| StoreError::Poisoned)
+    /// The database, with its column families held in place while the result lives.
+    fn db(&self) -> Result<DbRef<'_>, StoreError> {
+        Ok(DbRef {
+            _swap: self.cf_swap.read().map_err(|_| StoreError::Poisoned)?,
+            db: &self.db,
+        })
+    }
+}
+
+/// The database under a shared hold of [`RocksStore::cf_swap`].
+struct DbRef<'a> {
+    _swap: RwLockReadGuard<'a, ()>,
+    db: &'a Rocks,
+}
+
+impl Deref for DbRef<'_> {
+    type Target = Rocks;
+
+    fn deref(&self) -> &Rocks {
+        self.db
+    }
+}
+
+/// [`Store::prefix_reader`] of RocksDB: one iterator, seeked to each prefix. It reads the
+/// snapshot taken when it was made; the iterator keeps its column family's data alive even if
+/// a clear drops the column family meanwhile.
+struct RocksPrefixReader<'a> {
+    iter: DBRawIteratorWithThreadMode<'a, Rocks>,
+    space: Space,
+}
+
+impl PrefixReader for RocksPrefixReader<'_> {
+    fn scan_prefix(&mut self, prefix: &[u8], bits: usize) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        self.iter.seek(&prefix[..bits.div_ceil(8)]);
+        while let (Some(key), Some(value)) = (self.iter.key(), self.iter.value()) {
+            if !has_bit_prefix(key, prefix, bits) {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+            self.iter.next();
+        }
+        self.iter
+            .status()
+            .map_err(rocks_err("scan", Some(self.space)))?;
+        Ok(out)
     }
 }
 
 /// Appends `ops` to `wb`.
-fn add_ops(db: &DB, wb: &mut WriteBatch, ops: &[Op<'_>]) -> Result<(), StoreError> {
+fn add_ops(db: &Rocks, wb: &mut WriteBatch, ops: &[Op<'_>]) -> Result<(), StoreError> {
     // Column family handles looked up once per space, not once per write.
-    let mut handles: [Option<&ColumnFamily>; Space::ALL.len()] = [None; Space::ALL.len()];
+    let mut handles: [Option<Arc<BoundColumnFamily<'_>>>; Space::ALL.len()] =
+        [const { None }; Space::ALL.len()];
     for (space, key, value) in ops {
-        let cf = match handles[*space as usize] {
+        let cf = match &handles[*space as usize] {
             Some(cf) => cf,
-            None => *handles[*space as usize].insert(cf(db, *space)?),
+            None => handles[*space as usize].insert(cf(db, *space)?),
         };
         match value {
             Some(v) => wb.put_cf(cf, key, v),
@@ -163,7 +219,7 @@ fn write_options(durability: Durability) -> WriteOptions {
     opts
 }
 
-fn cf(db: &DB, space: Space) -> Result<&ColumnFamily, StoreError> {
+fn cf(db: &Rocks, space: Space) -> Result<Arc<BoundColumnFamily<'_>>, StoreError> {
     db.cf_handle(space.name())
         .ok_or(StoreError::MissingSpace(space.name()))
 }
@@ -180,13 +236,13 @@ fn encoded_size_bound(ops: &[Op<'_>]) -> usize {
 impl Store for RocksStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let db = self.db()?;
-        db.get_cf(cf(&db, space)?, key)
+        db.get_cf(&cf(&db, space)?, key)
             .map_err(rocks_err("get", Some(space)))
     }
 
     fn get_sorted(&self, space: Space, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let db = self.db()?;
-        db.batched_multi_get_cf(cf(&db, space)?, keys.iter().copied(), true)
+        db.batched_multi_get_cf(&cf(&db, space)?, keys.iter().copied(), true)
             .into_iter()
             .map(|r| {
                 r.map(|v| v.map(|v| v.to_vec()))
@@ -205,7 +261,7 @@ impl Store for RocksStore {
         let mut out = Vec::new();
         let db = self.db()?;
         let iter = db.iterator_cf(
-            cf(&db, space)?,
+            &cf(&db, space)?,
             IteratorMode::From(start, Direction::Forward),
         );
         for item in iter {
@@ -232,7 +288,7 @@ impl Store for RocksStore {
         let mut out = Vec::new();
         let db = self.db()?;
         let iter = db.iterator_cf(
-            cf(&db, space)?,
+            &cf(&db, space)?,
             IteratorMode::From(&prefix[..bits.div_ceil(8)], Direction::Forward),
         );
         for item in iter {
@@ -243,6 +299,12 @@ impl Store for RocksStore {
             out.push((k.into_vec(), v.into_vec()));
         }
         Ok(out)
+    }
+
+    fn prefix_reader(&self, space: Space) -> Result<Box<dyn PrefixReader + '_>, StoreError> {
+        let _swap = self.cf_swap.read().map_err(|_| StoreError::Poisoned)?;
+        let iter = self.db.raw_iterator_cf(&cf(&self.db, space)?);
+        Ok(Box::new(RocksPrefixReader { iter, space }))
     }
 
     fn write(&self, batch: Batch<'_>, durability: Durability) -> Result<(), StoreError> {
@@ -256,10 +318,11 @@ impl Store for RocksStore {
 
     fn compact_log(&self) -> Result<(), StoreError> {
         let db = self.db()?;
-        let cfs: Vec<&ColumnFamily> = Space::ALL
+        let cfs: Vec<Arc<BoundColumnFamily<'_>>> = Space::ALL
             .iter()
             .map(|s| cf(&db, *s))
             .collect::<Result<_, _>>()?;
+        let cfs: Vec<&Arc<BoundColumnFamily<'_>>> = cfs.iter().collect();
         db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
             .map_err(rocks_err("flush", None))
     }
@@ -277,13 +340,13 @@ impl Store for RocksStore {
             // land after them. A range deletion's end is exclusive: the last key goes on its own.
             for space in clear {
                 let cf = cf(&db, *space)?;
-                let first = db.iterator_cf(cf, IteratorMode::Start).next();
-                let last = db.iterator_cf(cf, IteratorMode::End).next();
+                let first = db.iterator_cf(&cf, IteratorMode::Start).next();
+                let last = db.iterator_cf(&cf, IteratorMode::End).next();
                 if let (Some(first), Some(last)) = (first, last) {
                     let (first, _) = first.map_err(rocks_err("clear", Some(*space)))?;
                     let (last, _) = last.map_err(rocks_err("clear", Some(*space)))?;
-                    wb.delete_range_cf(cf, &*first, &*last);
-                    wb.delete_cf(cf, &*last);
+                    wb.delete_range_cf(&cf, &*first, &*last);
+                    wb.delete_cf(&cf, &*last);
                 }
             }
             add_ops(&db, &mut wb, &batch.ops)?;
@@ -299,11 +362,13 @@ impl Store for RocksStore {
         // and the creation leaves a column family missing, which the next open creates.
         let writes_cleared = batch.ops.iter().any(|(space, _, _)| clear.contains(space));
         if !writes_cleared {
-            let mut db = self.db.write().map_err(|_| StoreError::Poisoned)?;
+            let _swap = self.cf_swap.write().map_err(|_| StoreError::Poisoned)?;
             for space in clear {
-                db.drop_cf(space.name())
+                self.db
+                    .drop_cf(space.name())
                     .map_err(rocks_err("drop", Some(*space)))?;
-                db.create_cf(space.name(), &self.cf_opts[*space as usize])
+                self.db
+                    .create_cf(space.name(), &self.cf_opts[*space as usize])
                     .map_err(rocks_err("create", Some(*space)))?;
             }
         }

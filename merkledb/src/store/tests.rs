@@ -118,7 +118,8 @@ fn chunked_iteration(store: &dyn Store) {
     assert!(walked.windows(2).all(|w| w[0] < w[1]));
 }
 
-/// `scan_prefix` returns exactly the keys under the prefix, at every bit length, over keys of
+/// `scan_prefix`, and one `prefix_reader` used for every scan in turn (its seeks going back as
+/// well as forth), return exactly the keys under the prefix, at every bit length, over keys of
 /// every length from 0 bytes, with the data spread over several files and the memtable (keys of
 /// one prefix in several of them).
 fn prefix_scans(store: &dyn Store) {
@@ -146,6 +147,7 @@ fn prefix_scans(store: &dyn Store) {
     }
     keys.sort();
     keys.dedup();
+    let mut reader = store.prefix_reader(Space::Values).expect("prefix_reader");
     for (i, key) in keys.iter().enumerate().step_by(7) {
         for bits in 0..=key.len() * 8 {
             let mut prefix = key.clone();
@@ -165,6 +167,9 @@ fn prefix_scans(store: &dyn Store) {
                 .expect("scan_prefix");
             let got: Vec<&Vec<u8>> = got.iter().map(|(k, _)| k).collect();
             assert_eq!(got, want, "key {i} {key:?}, {bits} bits");
+            let read = reader.scan_prefix(&prefix, bits).expect("reader");
+            let read: Vec<&Vec<u8>> = read.iter().map(|(k, _)| k).collect();
+            assert_eq!(read, want, "reader: key {i} {key:?}, {bits} bits");
         }
     }
 }

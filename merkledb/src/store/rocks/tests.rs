@@ -44,7 +44,7 @@ fn merged_memtable_flushes_keep_every_write() {
         let level0 = |store: &RocksStore| {
             let db = store.db().expect("db");
             let cf = cf(&db, Space::Values).expect("family");
-            db.property_int_value_cf(cf, "rocksdb.num-files-at-level0")
+            db.property_int_value_cf(&cf, "rocksdb.num-files-at-level0")
                 .expect("property")
                 .unwrap_or(0)
         };
@@ -151,7 +151,7 @@ fn clearing_drops_the_files_and_keeps_the_batch() {
     let files = |store: &RocksStore| {
         let db = store.db().expect("db");
         let cf = cf(&db, Space::Values).expect("family");
-        db.property_int_value_cf(cf, "rocksdb.num-files-at-level0")
+        db.property_int_value_cf(&cf, "rocksdb.num-files-at-level0")
             .expect("property")
             .unwrap_or(0)
     };
@@ -224,7 +224,7 @@ fn large_node_records_live_in_blob_files() {
     let blob_files = |store: &RocksStore, space: Space| {
         let db = store.db().expect("db");
         let cf = cf(&db, space).expect("family");
-        db.property_int_value_cf(cf, "rocksdb.num-blob-files")
+        db.property_int_value_cf(&cf, "rocksdb.num-blob-files")
             .expect("property")
             .unwrap_or(0)
     };
