@@ -275,7 +275,7 @@ impl DbInner {
         if let Err(error) = written {
             for node in entries.nodes() {
                 if state.dirty.get(&node.key).is_none() {
-                    state.dirty.set(&node.key.clone(), Some(node.clone()));
+                    state.dirty.set(&node.key, Some(node.clone()));
                 }
             }
             for key in entries.removed() {

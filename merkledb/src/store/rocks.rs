@@ -285,20 +285,7 @@ impl Store for RocksStore {
     ) -> Result<Vec<Record>, StoreError> {
         // One iterator, stopped at the first key past the prefix: the default's chunks would
         // read entries beyond it.
-        let mut out = Vec::new();
-        let db = self.db()?;
-        let iter = db.iterator_cf(
-            &cf(&db, space)?,
-            IteratorMode::From(&prefix[..bits.div_ceil(8)], Direction::Forward),
-        );
-        for item in iter {
-            let (k, v) = item.map_err(rocks_err("scan", Some(space)))?;
-            if !has_bit_prefix(&k, prefix, bits) {
-                break;
-            }
-            out.push((k.into_vec(), v.into_vec()));
-        }
-        Ok(out)
+        self.prefix_reader(space)?.scan_prefix(prefix, bits)
     }
 
     fn prefix_reader(&self, space: Space) -> Result<Box<dyn PrefixReader + '_>, StoreError> {
