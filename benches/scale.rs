@@ -7,11 +7,15 @@
 //!
 //! ```text
 //! cargo bench --bench scale -- --keys 10000000 [--churn 1000000] [--dir DIR] [--keep]
-//!     [--build random|sorted] [--reuse] [--no-baseline]
+//!     [--build random|sorted] [--reuse] [--no-baseline | --baseline-only] [--windows N]
 //! ```
 //!
 //! Prints a human summary on stderr and one JSON object on stdout. `--keep` leaves the trie
-//! database in `DIR/trie` (for the script's sync). Under `cargo test` (no `--bench` argument) it
+//! database in `DIR/trie` (for the script's sync). `--windows N` also prints the figures of
+//! every N changes of the churn as they end (a curve over the run: one figure for a whole
+//! churn hides the compaction debt that builds up in it); `--baseline-only` runs plain RocksDB
+//! alone (its sustained rate over a long churn is the floor of any system writing its values
+//! there). Under `cargo test` (no `--bench` argument) it
 //! runs the same code path at 20k keys and checks its results.
 //!
 //! The workload: keys are 32 pseudo-random bytes derived from their index, values 32 bytes; the
@@ -225,19 +229,22 @@ struct Figures {
     /// Bytes on disk per live key after the close.
     disk_bytes_per_key: f64,
     reopen_secs: f64,
+    /// Windows printed (`--windows`; zero without).
+    windows: u64,
 }
 
 impl Figures {
     fn json(&self, keys: u64) -> String {
         format!(
             concat!(
-                "{{\"build_keys_per_sec\":{:.0},\"build_peak_rss_mib\":{:.0},",
+                "{{\"build_keys_per_sec\":{:.0},\"build_peak_rss_mib\":{:.0},\"windows\":{},",
                 "\"churn_keys_per_sec\":{:.0},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},",
                 "\"churn_peak_rss_mib\":{:.0},\"write_amplification\":{:.2},",
                 "\"disk_bytes_per_key\":{:.1},\"reopen_secs\":{:.3}}}"
             ),
             keys as f64 / self.build_secs,
             self.build_peak_rss as f64 / 1048576.0,
+            self.windows,
             self.churn_ops as f64 / self.churn_secs,
             self.latency.p50,
             self.latency.p99,
@@ -265,6 +272,64 @@ impl Figures {
             self.disk_bytes_per_key,
             self.reopen_secs,
         );
+    }
+}
+
+/// The figures of consecutive windows of the churn (`--windows`), each printed as it ends.
+struct Window {
+    /// Changes per window.
+    size: u64,
+    /// Windows printed so far.
+    ended: u64,
+    started: Instant,
+    /// Changes, `written_bytes()`, user bytes and commits counted when the current window
+    /// started.
+    from: u64,
+    written: u64,
+    user: u64,
+    commits: usize,
+}
+
+impl Window {
+    fn new(size: u64, written: u64) -> Self {
+        Window {
+            size: size.max(1),
+            ended: 0,
+            started: Instant::now(),
+            from: 0,
+            written,
+            user: 0,
+            commits: 0,
+        }
+    }
+
+    /// Called after each commit with the changes and user bytes committed so far and every
+    /// commit's latency; prints and restarts the window once it holds `size` changes or more
+    /// (a window ends with a commit).
+    fn after_commit(&mut self, done: u64, user: u64, samples: &[Duration]) {
+        if done - self.from < self.size {
+            return;
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        let written = written_bytes();
+        let latency = latencies(samples[self.commits..].to_vec());
+        eprintln!(
+            "window {} (changes {}..{done}): {:.0} keys/s, commit p50 {:.1} ms p99 {:.1} ms max \
+             {:.1} ms; write amplification {:.2}",
+            self.ended + 1,
+            self.from,
+            (done - self.from) as f64 / secs,
+            latency.p50,
+            latency.p99,
+            latency.max,
+            written.saturating_sub(self.written) as f64 / (user - self.user).max(1) as f64,
+        );
+        self.ended += 1;
+        self.from = done;
+        self.started = Instant::now();
+        self.written = written;
+        self.user = user;
+        self.commits = samples.len();
     }
 }
 
@@ -354,6 +419,7 @@ fn measure<S: System>(
     keys: u64,
     churn: u64,
     build: Build,
+    windows: Option<u64>,
     dir: &Path,
     reopen: impl FnOnce() -> Duration,
 ) -> Figures {
@@ -380,6 +446,7 @@ fn measure<S: System>(
     let mut user = 0;
     let mut samples = Vec::new();
     let mut done = 0;
+    let mut window = windows.map(|size| Window::new(size, written_before));
     let start = Instant::now();
     while done < churn {
         let ops = keyspace.churn(BATCH.min(churn - done).max(20));
@@ -388,6 +455,9 @@ fn measure<S: System>(
         let t = Instant::now();
         system.apply(ops);
         samples.push(t.elapsed());
+        if let Some(window) = &mut window {
+            window.after_commit(done, user, &samples);
+        }
     }
     let churn_secs = start.elapsed().as_secs_f64();
     let churn_peak_rss = peak_rss();
@@ -408,6 +478,7 @@ fn measure<S: System>(
         write_amplification,
         disk_bytes_per_key: disk_bytes(dir) as f64 / live.max(1) as f64,
         reopen_secs: reopen().as_secs_f64(),
+        windows: window.map_or(0, |w| w.ended),
     }
 }
 
@@ -418,7 +489,9 @@ struct Args {
     keep: bool,
     build: Build,
     reuse: bool,
-    baseline: bool,
+    systems: Systems,
+    /// Changes per window of `--windows`.
+    windows: Option<u64>,
 }
 
 fn parse_args() -> Option<Args> {
@@ -446,7 +519,16 @@ fn parse_args() -> Option<Args> {
             Some(other) => panic!("--build random|sorted, not {other}"),
         },
         reuse: argv.iter().any(|a| a == "--reuse"),
-        baseline: !argv.iter().any(|a| a == "--no-baseline"),
+        systems: match (
+            argv.iter().any(|a| a == "--no-baseline"),
+            argv.iter().any(|a| a == "--baseline-only"),
+        ) {
+            (false, false) => Systems::Both,
+            (true, false) => Systems::Trie,
+            (false, true) => Systems::Baseline,
+            (true, true) => panic!("--no-baseline and --baseline-only exclude each other"),
+        },
+        windows: value("--windows").map(|v| v.parse().expect("a number of changes")),
     })
 }
 
@@ -472,58 +554,83 @@ fn trie_config() -> Config {
     config
 }
 
-/// Runs both systems at one size (plain RocksDB only with `baseline`); returns the JSON line.
-fn run(keys: u64, churn: u64, build: Build, reuse: bool, baseline: bool, dir: &Path) -> String {
-    let trie_dir = dir.join("trie");
-    let raw_dir = dir.join("raw");
-    let reused = reuse && trie_dir.exists();
-    let db = Db::open(&trie_dir, trie_config()).expect("open");
-    let trie_build = match reused {
-        true => {
-            let count = db.key_count().expect("count");
-            assert_eq!(
-                count, keys,
-                "--reuse: {trie_dir:?} holds {count} keys, not {keys}"
-            );
-            Build::Reused
-        }
-        false => build,
-    };
-    let reopen_dir = trie_dir.clone();
-    let trie = measure(Trie(db), keys, churn, trie_build, &trie_dir, || {
-        let start = Instant::now();
-        let db = Db::open(&reopen_dir, trie_config()).expect("reopen");
-        let took = start.elapsed();
-        db.close().expect("close");
-        took
-    });
-    trie.print("trie", keys);
+/// Which systems a run measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Systems {
+    /// The trie, then plain RocksDB.
+    Both,
+    /// The trie only (`--no-baseline`).
+    Trie,
+    /// Plain RocksDB only (`--baseline-only`).
+    Baseline,
+}
+
+/// Runs the chosen systems at one size; returns the JSON line.
+fn run(args: &Args, dir: &Path) -> String {
+    let Args {
+        keys,
+        churn,
+        build,
+        reuse,
+        systems,
+        windows,
+        ..
+    } = *args;
     let build_name = match build {
         Build::Sorted => "sorted",
         _ => "random",
     };
-    if !baseline {
-        return format!(
-            "{{\"keys\":{keys},\"churn\":{churn},\"build\":\"{build_name}\",\"trie\":{}}}",
-            trie.json(keys)
+    let mut line = format!("{{\"keys\":{keys},\"churn\":{churn},\"build\":\"{build_name}\"");
+    if systems != Systems::Baseline {
+        let trie_dir = dir.join("trie");
+        let reused = reuse && trie_dir.exists();
+        let db = Db::open(&trie_dir, trie_config()).expect("open");
+        let trie_build = match reused {
+            true => {
+                let count = db.key_count().expect("count");
+                assert_eq!(
+                    count, keys,
+                    "--reuse: {trie_dir:?} holds {count} keys, not {keys}"
+                );
+                Build::Reused
+            }
+            false => build,
+        };
+        let reopen_dir = trie_dir.clone();
+        let trie = measure(
+            Trie(db),
+            keys,
+            churn,
+            trie_build,
+            windows,
+            &trie_dir,
+            || {
+                let start = Instant::now();
+                let db = Db::open(&reopen_dir, trie_config()).expect("reopen");
+                let took = start.elapsed();
+                db.close().expect("close");
+                took
+            },
         );
+        trie.print("trie", keys);
+        line += &format!(",\"trie\":{}", trie.json(keys));
     }
-    let store = RocksStore::open(&raw_dir, &RocksConfig::default()).expect("open raw");
-    let reopen_raw = raw_dir.clone();
-    let raw = measure(Raw(store), keys, churn, build, &raw_dir, || {
-        let start = Instant::now();
-        let store = RocksStore::open(&reopen_raw, &RocksConfig::default()).expect("reopen raw");
-        let took = start.elapsed();
-        drop(store);
-        took
-    });
-    raw.print("plain RocksDB", keys);
-    let _ = std::fs::remove_dir_all(&raw_dir);
-    format!(
-        "{{\"keys\":{keys},\"churn\":{churn},\"build\":\"{build_name}\",\"trie\":{},\"rocksdb\":{}}}",
-        trie.json(keys),
-        raw.json(keys)
-    )
+    if systems != Systems::Trie {
+        let raw_dir = dir.join("raw");
+        let store = RocksStore::open(&raw_dir, &RocksConfig::default()).expect("open raw");
+        let reopen_raw = raw_dir.clone();
+        let raw = measure(Raw(store), keys, churn, build, windows, &raw_dir, || {
+            let start = Instant::now();
+            let store = RocksStore::open(&reopen_raw, &RocksConfig::default()).expect("reopen raw");
+            let took = start.elapsed();
+            drop(store);
+            took
+        });
+        raw.print("plain RocksDB", keys);
+        let _ = std::fs::remove_dir_all(&raw_dir);
+        line += &format!(",\"rocksdb\":{}", raw.json(keys));
+    }
+    line + "}"
 }
 
 fn main() {
@@ -534,14 +641,7 @@ fn main() {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir).expect("dir");
-    let line = run(
-        args.keys,
-        args.churn,
-        args.build,
-        args.reuse,
-        args.baseline,
-        &dir,
-    );
+    let line = run(&args, &dir);
     println!("{line}");
     if !args.keep {
         let _ = std::fs::remove_dir_all(dir.join("trie"));
@@ -560,16 +660,42 @@ fn smoke_test() {
     // A sorted build makes the state a random one does.
     let random = tempfile::tempdir().expect("tempdir");
     let sorted = tempfile::tempdir().expect("tempdir");
-    run(KEYS, 0, Build::Random, false, false, random.path());
-    run(KEYS, 0, Build::Sorted, false, false, sorted.path());
+    let args = |churn, build, reuse, systems, windows| Args {
+        keys: KEYS,
+        churn,
+        dir: None,
+        keep: false,
+        build,
+        reuse,
+        systems,
+        windows,
+    };
+    run(
+        &args(0, Build::Random, false, Systems::Trie, None),
+        random.path(),
+    );
+    run(
+        &args(0, Build::Sorted, false, Systems::Trie, None),
+        sorted.path(),
+    );
     assert_eq!(root_of(random.path()), root_of(sorted.path()));
     // A churn on the reused state, then on a fresh build: the same state after both.
-    let line = run(KEYS, KEYS, Build::Random, true, false, sorted.path());
+    let reused = args(KEYS, Build::Random, true, Systems::Trie, None);
+    let line = run(&reused, sorted.path());
     assert!(line.contains("\"build_keys_per_sec\":0,"), "{line}");
     let temp = tempfile::tempdir().expect("tempdir");
-    let line = run(KEYS, KEYS, Build::Random, false, true, temp.path());
+    let line = run(
+        &args(KEYS, Build::Random, false, Systems::Both, None),
+        temp.path(),
+    );
     assert!(line.contains("\"trie\":{\"build_keys_per_sec\":"), "{line}");
     assert!(line.contains("\"rocksdb\":{"), "{line}");
+    // Plain RocksDB alone, in windows of 5k changes (commits of 10k: one window per commit).
+    let alone = tempfile::tempdir().expect("tempdir");
+    let baseline = args(KEYS, Build::Random, false, Systems::Baseline, Some(5_000));
+    let only = run(&baseline, alone.path());
+    assert!(!only.contains("\"trie\""), "{only}");
+    assert!(only.contains("\"windows\":2,"), "{only}");
     assert_eq!(root_of(temp.path()), root_of(sorted.path()));
     // The state the trie holds after the churn is the state the workload describes.
     let db = Db::open(temp.path().join("trie"), Config::default()).expect("open");
