@@ -15,8 +15,8 @@
 //! every N changes of the churn as they end (a curve over the run: one figure for a whole
 //! churn hides the compaction debt that builds up in it); `--baseline-only` runs plain RocksDB
 //! alone (its sustained rate over a long churn is the floor of any system writing its values
-//! there). Under `cargo test` (no `--bench` argument) it
-//! runs the same code path at 20k keys and checks its results.
+//! there). Under `cargo test` (no `--bench` argument) it runs the same code path at 20k keys
+//! and checks its results.
 //!
 //! The workload: keys are 32 pseudo-random bytes derived from their index, values 32 bytes; the
 //! state is built in commits of 10k new keys; then commits of 10k changes, each 47.5% updates
