@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench --bench scale -- --keys 10000000 [--churn 1000000] [--dir DIR] [--keep]
 //!     [--build random|sorted] [--reuse] [--no-baseline | --baseline-only] [--windows N]
+//! cargo bench --bench scale -- --keys 100000000 --dir DIR --read-cost
 //! ```
 //!
 //! Prints a human summary on stderr and one JSON object on stdout. `--keep` leaves the trie
@@ -15,8 +16,9 @@
 //! every N changes of the churn as they end (a curve over the run: one figure for a whole
 //! churn hides the compaction debt that builds up in it); `--baseline-only` runs plain RocksDB
 //! alone (its sustained rate over a long churn is the floor of any system writing its values
-//! there). Under `cargo test` (no `--bench` argument) it runs the same code path at 20k keys
-//! and checks its results.
+//! there). `--read-cost` measures what one read from the values space of a state kept in
+//! `DIR/trie` costs (see [`read_cost`]). Under `cargo test` (no `--bench` argument) it runs the
+//! same code paths at 20k keys and checks their results.
 //!
 //! The workload: keys are 32 pseudo-random bytes derived from their index, values 32 bytes; the
 //! state is built in commits of 10k new keys; then commits of 10k changes, each 47.5% updates
@@ -492,6 +494,8 @@ struct Args {
     systems: Systems,
     /// Changes per window of `--windows`.
     windows: Option<u64>,
+    /// `--read-cost`: measure reads from a kept state instead.
+    read_cost: bool,
 }
 
 fn parse_args() -> Option<Args> {
@@ -529,6 +533,7 @@ fn parse_args() -> Option<Args> {
             (true, true) => panic!("--no-baseline and --baseline-only exclude each other"),
         },
         windows: value("--windows").map(|v| v.parse().expect("a number of changes")),
+        read_cost: argv.iter().any(|a| a == "--read-cost"),
     })
 }
 
@@ -633,11 +638,76 @@ fn run(args: &Args, dir: &Path) -> String {
     line + "}"
 }
 
+/// `--read-cost`: the CPU cost of one read from the values space of the state in `dir/trie` (of
+/// `keys` keys that this tool built, with no churn since), a floor under what a commit of
+/// random keys pays per changed key at that size. Per round, each in key order (as a commit
+/// reads) on one thread: 20k gets of present keys, 20k gets of absent keys (answered by the
+/// filters), and 20k scans of the keys under a present key's first 3 bytes through one
+/// reader (at 100M keys, the values a rebuild of a lowest subtrie reads). Returns the JSON
+/// line of the last round.
+fn read_cost(keys: u64, dir: &Path) -> String {
+    const READS: usize = 20_000;
+    let store = RocksStore::open(&dir.join("trie"), &RocksConfig::default()).expect("open");
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let mut sorted = |make: &mut dyn FnMut(&mut fastrand::Rng) -> Vec<u8>| {
+        let mut keys: Vec<Vec<u8>> = (0..READS).map(|_| make(&mut rng)).collect();
+        keys.sort_unstable();
+        keys
+    };
+    let per_read = |start: Instant| start.elapsed().as_secs_f64() * 1e6 / READS as f64;
+    let mut line = String::new();
+    for round in 1..=4 {
+        let present = sorted(&mut |rng| key(rng.u64(..keys)));
+        let absent = sorted(&mut |rng| {
+            let mut k = vec![0; 32];
+            rng.fill(&mut k);
+            k
+        });
+        let prefixes = sorted(&mut |rng| key(rng.u64(..keys))[..3].to_vec());
+        let start = Instant::now();
+        let found = present
+            .iter()
+            .filter(|k| store.get(Space::Values, k).expect("get").is_some())
+            .count();
+        let get_present = per_read(start);
+        let start = Instant::now();
+        let found_absent = absent
+            .iter()
+            .filter(|k| store.get(Space::Values, k).expect("get").is_some())
+            .count();
+        let get_absent = per_read(start);
+        let mut reader = store.prefix_reader(Space::Values).expect("reader");
+        let start = Instant::now();
+        let scanned: usize = prefixes
+            .iter()
+            .map(|p| reader.scan_prefix(p, 24).expect("scan").len())
+            .sum();
+        let scan = per_read(start);
+        drop(reader);
+        eprintln!(
+            "read cost, round {round}: get of a present key {get_present:.2} µs ({found} of \
+             {READS} found), of an absent key {get_absent:.2} µs ({found_absent} found), scan \
+             of a 3-byte prefix {scan:.2} µs ({:.1} keys each)",
+            scanned as f64 / READS as f64
+        );
+        line = format!(
+            "{{\"keys\":{keys},\"read_cost_us\":{{\"get_present\":{get_present:.2},\
+             \"get_absent\":{get_absent:.2},\"scan_prefix\":{scan:.2},\"found\":{found}}}}}"
+        );
+    }
+    line
+}
+
 fn main() {
     let Some(args) = parse_args() else {
         smoke_test();
         return;
     };
+    if args.read_cost {
+        let dir = args.dir.as_deref().expect("--read-cost needs --dir");
+        println!("{}", read_cost(args.keys, dir));
+        return;
+    }
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir).expect("dir");
@@ -669,6 +739,7 @@ fn smoke_test() {
         reuse,
         systems,
         windows,
+        read_cost: false,
     };
     run(
         &args(0, Build::Random, false, Systems::Trie, None),
@@ -679,6 +750,9 @@ fn smoke_test() {
         sorted.path(),
     );
     assert_eq!(root_of(random.path()), root_of(sorted.path()));
+    // Every present key is found.
+    let costs = read_cost(KEYS, random.path());
+    assert!(costs.contains("\"found\":20000}"), "{costs}");
     // A churn on the reused state, then on a fresh build: the same state after both.
     let reused = args(KEYS, Build::Random, true, Systems::Trie, None);
     let line = run(&reused, sorted.path());

@@ -9,18 +9,22 @@ pub struct Config {
     pub branch_factor: BranchFactor,
     /// How many commits of history to keep (each lets proofs be served at one older root).
     pub history_len: usize,
-    /// Bound on the clean-node cache, in nodes. The cache also takes the part of
-    /// `dirty_node_budget` the dirty set leaves unused: in a large state the dirty set holds only
-    /// stored nodes (at 16-way branching about 70k at 10M keys, 1.1M at 100M), so up to tens of
-    /// millions of keys most of that budget caches the lower nodes, which a miss rebuilds from
-    /// the values.
+    /// Bound on the clean-node cache, in nodes (at least 16), beside the part of
+    /// `dirty_node_budget` the dirty set leaves unused, which the cache also takes: in a large
+    /// state the dirty set holds only stored nodes (at 16-way branching about 70k at 10M keys,
+    /// 1.1M at 100M), so up to tens of millions of keys most of that budget caches the lower
+    /// nodes, which a miss rebuilds from the values. The default is 0: once a state's stored
+    /// nodes fill the dirty budget (from ~70M keys), its lower nodes far outnumber any cache
+    /// (one per 15 keys) and are seldom found there, and the memory holds more changed stored
+    /// nodes in the dirty set instead (below).
     pub node_cache_nodes: usize,
     /// Changed inner nodes kept in memory before they are written to the nodes space: the stored
     /// ones, and the lower ones too while all of them fit in half this budget (a small state).
-    /// The default (700k, with a cache of 100k: the same 800k nodes in all as 400k each before)
-    /// keeps most of a 100M-key state's stored nodes changed in memory, so fewer are written
-    /// back and read again: write amplification 29.2 → 21.0 over 3M changes, commit rate and
-    /// latency unchanged, peak RSS +66–93 MiB (BENCHMARKS.md, Scale).
+    /// The default (800k, with no cache of its own: the same 800k nodes in all as 400k each
+    /// twice before) keeps most of a 100M-key state's stored nodes changed in memory, so fewer
+    /// are written back and read again: write amplification over 3M changes 29.2 → 21.0 at 700k
+    /// with a 100k cache, 16.3 → 15.0 at 800k with none; commit rate and latency unchanged, peak
+    /// RSS +66–93 and +60–85 MiB (BENCHMARKS.md, Scale).
     pub dirty_node_budget: usize,
     /// RocksDB tuning (ignored by the in-memory store).
     pub rocks: RocksConfig,
@@ -31,8 +35,8 @@ impl Default for Config {
         Self {
             branch_factor: BranchFactor::Sixteen,
             history_len: 128,
-            node_cache_nodes: 100_000,
-            dirty_node_budget: 700_000,
+            node_cache_nodes: 0,
+            dirty_node_budget: 800_000,
             rocks: RocksConfig::default(),
         }
     }

@@ -83,7 +83,7 @@ pub(crate) struct DbInner {
     pub store: Arc<dyn Store>,
     pub config: Config,
     pub state: RwLock<State>,
-    /// Clean nodes read from the store, bounded by `config.node_cache_nodes`.
+    /// Clean nodes read from the store, bounded by [`node_capacity`].
     pub cache: quick_cache::sync::Cache<Key, Arc<Node>>,
     /// Memory to free later (see [`DbInner::defer_drop`]).
     garbage: Mutex<Vec<Garbage>>,
