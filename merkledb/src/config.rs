@@ -20,11 +20,11 @@ pub struct Config {
     pub node_cache_nodes: usize,
     /// Changed inner nodes kept in memory before they are written to the nodes space: the stored
     /// ones, and the lower ones too while all of them fit in half this budget (a small state).
-    /// The default (800k, with no cache of its own: the same 800k nodes in all as 400k each
-    /// twice before) keeps most of a 100M-key state's stored nodes changed in memory, so fewer
-    /// are written back and read again: write amplification over 3M changes 29.2 → 21.0 at 700k
-    /// with a 100k cache, 16.3 → 15.0 at 800k with none; commit rate and latency unchanged, peak
-    /// RSS +66–93 and +60–85 MiB (BENCHMARKS.md, Scale).
+    /// The default (800k, with no cache of its own: the same 800k nodes in all as the earlier
+    /// 400k + 400k and 700k + 100k) keeps most of a 100M-key state's stored nodes changed in
+    /// memory, so fewer are written back and read again: write amplification over 3M changes
+    /// 29.2 → 21.0 at 700k with a 100k cache, 16.3 → 15.0 at 800k with none; commit rate and
+    /// latency unchanged, peak RSS +66–93 and +60–85 MiB (BENCHMARKS.md, Scale).
     pub dirty_node_budget: usize,
     /// RocksDB tuning (ignored by the in-memory store).
     pub rocks: RocksConfig,
