@@ -655,6 +655,15 @@ fn read_cost(keys: u64, dir: &Path) -> String {
         keys
     };
     let per_read = |start: Instant| start.elapsed().as_secs_f64() * 1e6 / READS as f64;
+    // Microseconds per get of `keys`, and how many were found.
+    let gets = |keys: &[Vec<u8>]| {
+        let start = Instant::now();
+        let found = keys
+            .iter()
+            .filter(|k| store.get(Space::Values, k).expect("get").is_some())
+            .count();
+        (per_read(start), found)
+    };
     let mut line = String::new();
     for round in 1..=4 {
         let present = sorted(&mut |rng| key(rng.u64(..keys)));
@@ -664,18 +673,8 @@ fn read_cost(keys: u64, dir: &Path) -> String {
             k
         });
         let prefixes = sorted(&mut |rng| key(rng.u64(..keys))[..3].to_vec());
-        let start = Instant::now();
-        let found = present
-            .iter()
-            .filter(|k| store.get(Space::Values, k).expect("get").is_some())
-            .count();
-        let get_present = per_read(start);
-        let start = Instant::now();
-        let found_absent = absent
-            .iter()
-            .filter(|k| store.get(Space::Values, k).expect("get").is_some())
-            .count();
-        let get_absent = per_read(start);
+        let (get_present, found) = gets(&present);
+        let (get_absent, found_absent) = gets(&absent);
         let mut reader = store.prefix_reader(Space::Values).expect("reader");
         let start = Instant::now();
         let scanned: usize = prefixes
